@@ -1,0 +1,30 @@
+# `make demo` and `make test` set everything up in a local virtual environment (.venv)
+# on a machine that has only Python 3.10+ and pip, then run the demo or the whole suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[cpu,dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/archguide demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python -m pytest
+
+bench: $(STAMP)
+	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python benchmarks/bench_scoring.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

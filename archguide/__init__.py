@@ -1,0 +1,38 @@
+"""archguide: Keras networks for tabular data whose shape follows feature importance.
+
+The pipeline, stage by stage (each stage is a public function over a plain value):
+
+>>> import archguide as ag
+>>> scores = ag.score_features(X, y, random_state=0)   # doctest: +SKIP
+"""
+
+from archguide._backend import import_keras
+
+# Keras is imported with the package so that archguide's registered Keras
+# objects are known before a saved model is loaded; without a backend this
+# raises one ImportError that says what to install.
+keras = import_keras()
+
+from archguide.exceptions import (  # noqa: E402
+    ArchguideError,
+    ArchguideWarning,
+    ConfigError,
+    DataError,
+    NotFittedError,
+)
+from archguide.scoring import FeatureScores, score_features  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArchguideError",
+    "ArchguideWarning",
+    "ConfigError",
+    "DataError",
+    "FeatureScores",
+    "NotFittedError",
+    "__version__",
+    "score_features",
+]
+
+del keras

@@ -1,0 +1,3 @@
+from archguide.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,29 @@
+"""Exceptions and warnings raised by archguide.
+
+Every error also subclasses the builtin a caller would catch anyway, so that
+``except ValueError`` keeps working around archguide calls.
+"""
+
+
+class ArchguideError(Exception):
+    """Base class of every error archguide raises on purpose."""
+
+
+class DataError(ArchguideError, ValueError):
+    """The data passed in (``X``, ``y``, a file) cannot be used as it is.
+
+    The message names the argument or the offending columns, what was
+    expected and what was received.
+    """
+
+
+class ConfigError(ArchguideError, ValueError):
+    """An option, a configuration file or an override is invalid."""
+
+
+class NotFittedError(ArchguideError, AttributeError):
+    """An estimator was used before ``fit``."""
+
+
+class ArchguideWarning(UserWarning):
+    """Something worth knowing happened, but the result is still usable."""
