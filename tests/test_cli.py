@@ -1,0 +1,119 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from archguide.cli import atomic_write, demo_data, main
+
+
+@pytest.fixture
+def csv_path(tmp_path, friedman):
+    X, y = friedman
+    frame = pd.DataFrame(X[:1000], columns=[f"f{i}" for i in range(X.shape[1])])
+    frame["price"] = y[:1000]
+    path = tmp_path / "data.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_demo_scores_the_builtin_table(capsys, tmp_path):
+    assert main(["demo", "--set", "scoring.random_state=0", "--out", str(tmp_path / "s.json")]) == 0
+    out = capsys.readouterr().out
+    assert "diabetes" in out and "bmi+bmi_copy" in out
+    scores = json.loads((tmp_path / "s.json").read_text())
+    weak = dict(zip(scores["features"], scores["weak"]))
+    assert all(weak[f"noise_{i}"] for i in range(3))
+    assert not weak["bmi"] and not weak["s5"]
+
+
+def test_demo_data_has_the_known_extras():
+    X, y, _ = demo_data()
+    assert X.shape == (442, 14) and len(y) == 442
+    assert np.corrcoef(X["bmi"], X["bmi_copy"])[0, 1] > 0.99
+
+
+def test_score_a_csv_with_plot_and_json(csv_path, tmp_path, capsys):
+    out, plot = tmp_path / "out" / "scores.json", tmp_path / "scores.png"
+    code = main(
+        [
+            "score",
+            str(csv_path),
+            "--target",
+            "price",
+            "--set",
+            "scoring.random_state=0",
+            "--out",
+            str(out),
+            "--plot",
+            str(plot),
+        ]
+    )
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "task: regression" in text
+    data = json.loads(out.read_text())
+    top5 = sorted(data["features"], key=lambda f: -data["importances"][data["features"].index(f)])[:5]
+    assert sorted(top5) == [f"f{i}" for i in range(5)]
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_target_from_config_file(csv_path, tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("data:\n  target: price\nscoring:\n  n_repeats: 2\n")
+    assert main(["score", str(csv_path), "--config", str(config)]) == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["score", "{csv}", "--target", "nope"], "Target column 'nope' is not in the data"),
+        (["score", "{csv}"], "No target column given"),
+        (["score", "{missing}", "--target", "y"], "does not exist"),
+        (["score", "{csv}", "--target", "price", "--set", "scoring.n_repeat=2"], "Allowed keys in scoring"),
+        (["demo", "--set", "scoring.n_repeats=0"], "n_repeats"),
+    ],
+)
+def test_errors_are_one_line_and_exit_1(args, message, csv_path, tmp_path, capsys):
+    args = [a.format(csv=csv_path, missing=tmp_path / "missing.csv") for a in args]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("archguide: error:") and message in err
+    assert "Traceback" not in err
+
+
+def test_failed_run_leaves_existing_output_untouched(csv_path, tmp_path):
+    out = tmp_path / "scores.json"
+    out.write_text("precious")
+    assert main(["score", str(csv_path), "--target", "nope", "--out", str(out)]) == 1
+    assert out.read_text() == "precious"
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "f.txt"
+    path.write_text("old")
+
+    def broken(tmp):
+        tmp.write_text("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(path, broken)
+    assert path.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt"]
+    atomic_write(path, lambda tmp: tmp.write_text("new"))
+    assert path.read_text() == "new"
+
+
+def test_python_dash_m_entry_point():
+    result = subprocess.run(
+        [sys.executable, "-m", "archguide", "--version"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        timeout=300,
+    )
+    assert result.returncode == 0 and result.stdout.startswith("archguide ")

@@ -1,0 +1,356 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.ensemble import RandomForestRegressor
+from sklearn.inspection import permutation_importance
+from sklearn.linear_model import LinearRegression, LogisticRegression
+
+import archguide as ag
+from archguide.exceptions import ConfigError, DataError
+from archguide.scoring import MIN_ROWS, permutation_scores, resolve_task
+
+INFORMATIVE = [f"x{i}" for i in range(5)]
+
+
+def _check_truth(scores, informative):
+    imp = scores.importances
+    noise = [f for f in scores.features if f not in informative]
+    assert imp[informative].min() > imp[noise].max(), scores.to_frame()
+    assert scores.weak[noise].all(), f"noise not weak: {scores.weak[noise][~scores.weak[noise]].index.tolist()}"
+    assert not scores.weak[informative].any(), f"informative weak: {scores.weak[informative]}"
+
+
+# ------------------------------------------------------------------ behaviour
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_friedman_informative_outrank_noise_and_noise_is_weak(friedman, seed):
+    X, y = friedman
+    scores = ag.score_features(X, y, random_state=seed)
+    assert scores.task == "regression"
+    _check_truth(scores, INFORMATIVE)
+
+
+def test_friedman_with_many_noise_features():
+    from sklearn.datasets import make_friedman1
+
+    X, y = make_friedman1(n_samples=4000, n_features=50, noise=1.0, random_state=3)
+    _check_truth(ag.score_features(X, y, random_state=3), INFORMATIVE)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_classification_informative_outrank_noise_and_noise_is_weak(classification, seed):
+    X, y = classification
+    scores = ag.score_features(X, y, random_state=seed)
+    assert scores.task == "binary"
+    assert scores.metric == "neg_brier_score"
+    _check_truth(scores, INFORMATIVE)
+
+
+def test_near_copy_lands_in_the_group_of_its_original(friedman):
+    X, y = friedman
+    rng = np.random.default_rng(0)
+    X = np.column_stack([X, X[:, 3] + 0.01 * rng.normal(size=len(X))])  # x20 ~ x3
+    scores = ag.score_features(X, y, random_state=0)
+    group = scores.group_of["x3"]
+    assert scores.group_of["x20"] == group
+    assert sorted(scores.groups[group]) == ["x20", "x3"]
+    # Shuffled alone, each near-copy hides behind the other; shuffled together, they are the strongest.
+    assert scores.group_importances[group] > 3 * max(scores.individual_importances[["x3", "x20"]])
+    assert scores.importances[["x3", "x20"]].sum() == pytest.approx(scores.group_importances[group])
+    assert not scores.weak[["x3", "x20"]].any()
+    # Every other feature keeps a group of its own.
+    assert all(len(m) == 1 for g, m in scores.groups.items() if g != group)
+
+
+def test_groups_none_scores_each_feature_alone(friedman):
+    X, y = friedman
+    X = np.column_stack([X, X[:, 3]])
+    scores = ag.score_features(X, y, groups=None, random_state=0)
+    assert all(len(m) == 1 for m in scores.groups.values())
+    np.testing.assert_allclose(scores.importances.to_numpy(), scores.group_importances.to_numpy())
+    # The exact copy hides x3: alone, each shows a fraction of what they carry together.
+    grouped = ag.score_features(X, y, groups={"pair": ["x3", "x20"]}, random_state=0)
+    assert grouped.group_importances["pair"] > 3 * scores.importances["x3"]
+
+
+def test_groups_given_by_hand(friedman):
+    X, y = friedman
+    scores = ag.score_features(X, y, groups={"first_two": ["x0", "x1"], "tail": ["x18", "x19"]}, random_state=0)
+    assert scores.groups["first_two"] == ["x0", "x1"]
+    assert scores.groups["tail"] == ["x18", "x19"]
+    assert scores.groups["x2"] == ["x2"]
+    assert sum(len(m) for m in scores.groups.values()) == 20
+    assert scores.weak[["x18", "x19"]].all()
+    assert not scores.weak[["x0", "x1"]].any()
+
+
+def test_same_seed_same_scores(friedman):
+    X, y = friedman
+    a = ag.score_features(X, y, random_state=7)
+    b = ag.score_features(X, y, random_state=7)
+    pd.testing.assert_series_equal(a.importances, b.importances, check_exact=True)
+    pd.testing.assert_series_equal(a.std, b.std, check_exact=True)
+    assert a.noise_threshold == b.noise_threshold
+    c = ag.score_features(X, y, random_state=8)
+    assert not np.allclose(a.importances, c.importances)
+
+
+def test_n_jobs_changes_scores_only_by_rounding(friedman):
+    # Parallel forests add their trees' predictions in thread order: the last digits may move.
+    X, y = friedman
+    a = ag.score_features(X, y, random_state=7)
+    b = ag.score_features(X, y, random_state=7, n_jobs=2)
+    np.testing.assert_allclose(b.importances, a.importances, rtol=1e-9, atol=1e-15)
+    assert b.noise_threshold == pytest.approx(a.noise_threshold, rel=1e-9)
+    pd.testing.assert_series_equal(a.weak, b.weak)
+
+
+@pytest.mark.parametrize("metric", ["r2", "neg_mean_absolute_error", "explained_variance"])
+def test_batched_permutation_equals_sklearn(friedman, metric):
+    X, y = friedman
+    X = X.astype(np.float32)
+    model = RandomForestRegressor(n_estimators=10, random_state=0).fit(X[:2000], y[:2000])
+    X_eval, y_eval = X[2000:2500], y[2000:2500]
+    baseline, ours = permutation_scores(
+        model, X_eval, y_eval, [[j] for j in range(X.shape[1])], n_repeats=4, metric=metric, random_state=42
+    )
+    theirs = permutation_importance(model, X_eval, y_eval, n_repeats=4, scoring=metric, random_state=42)
+    np.testing.assert_allclose(ours, theirs.importances, rtol=1e-10, atol=1e-12)
+    assert X_eval.flags.writeable  # and untouched: checked below by value
+    np.testing.assert_array_equal(X_eval, X[2000:2500])
+
+
+def test_batched_permutation_equals_sklearn_for_classifier_proba(classification):
+    X, y = classification
+    model = LogisticRegression(max_iter=500).fit(X[:3000], y[:3000])
+    X_eval, y_eval = X[3000:], y[3000:]
+    for metric in ("accuracy", "neg_brier_score", "neg_log_loss", "roc_auc"):
+        _, ours = permutation_scores(model, X_eval, y_eval, [[0], [5]], n_repeats=3, metric=metric, random_state=1)
+        full = permutation_importance(model, X_eval, y_eval, n_repeats=3, scoring=metric, random_state=1)
+        np.testing.assert_allclose(ours, full.importances[[0, 5]], rtol=1e-9, atol=1e-12)
+
+
+def test_mixed_column_kinds_and_missing_values(mixed_frame):
+    X, y = mixed_frame
+    before = X.copy()
+    scores = ag.score_features(X, y, random_state=0)
+    pd.testing.assert_frame_equal(X, before)  # nothing written into the caller's frame
+    assert scores.feature_types == {"num": "numeric", "city": "categorical", "flag": "boolean", "noise": "numeric"}
+    assert scores.importances[["num", "city", "flag"]].min() > scores.importances["noise"]
+    assert scores.weak["noise"] and not scores.weak[["num", "city", "flag"]].any()
+
+
+def test_category_dtype_and_nullable_columns(mixed_frame):
+    X, y = mixed_frame
+    X = X.assign(city=X["city"].astype("category"), flag=X["flag"].astype("boolean"), num=X["num"].astype("Float64"))
+    X.loc[3, "flag"] = pd.NA
+    scores = ag.score_features(X, y, random_state=0)
+    assert scores.feature_types["city"] == "categorical"
+    assert scores.importances["city"] > scores.importances["noise"]
+
+
+def test_constant_column_is_weak_with_zero_importance(friedman):
+    X, y = friedman
+    X = np.column_stack([X[:, :6], np.full(len(X), 3.0)])
+    scores = ag.score_features(X, y, random_state=0)
+    assert scores.importances["x6"] == 0.0
+    assert scores.std["x6"] == 0.0
+    assert scores.weak["x6"]
+
+
+def test_single_feature_works():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(400, 1))
+    scores = ag.score_features(x, 3 * x[:, 0] + 0.1 * rng.normal(size=400), random_state=0)
+    assert scores.features == ["x0"]
+    assert scores.importances["x0"] > 0.5
+    assert not scores.weak["x0"]
+
+
+def test_read_only_array_is_accepted_and_not_copied_whole(friedman):
+    X, y = friedman
+    X = X.copy()
+    X.flags.writeable = False
+    y = y.copy()
+    y.flags.writeable = False
+    scores = ag.score_features(X, y, random_state=0)
+    assert len(scores.features) == 20
+
+
+def test_subsampling_bounds_the_rows_used(friedman):
+    X, y = friedman
+    scores = ag.score_features(X, y, random_state=0, max_train_samples=500, max_eval_samples=300)
+    assert (scores.n_train, scores.n_eval) == (500, 300)
+    full = ag.score_features(X, y, random_state=0, max_train_samples=None, max_eval_samples=None)
+    assert (full.n_train, full.n_eval) == (2400, 600)
+
+
+def test_custom_estimator_is_used_as_proxy(friedman):
+    X, y = friedman
+    linear = ag.score_features(X, y, estimator=LinearRegression(), random_state=0)
+    forest = ag.score_features(X, y, random_state=0)
+    # y has the term 20 * (x2 - 0.5)**2: symmetric, so a linear proxy cannot see it; the forest can.
+    assert linear.importances.idxmax() == "x3"
+    assert linear.weak["x2"]
+    assert not forest.weak["x2"]
+
+
+def test_verbose_says_what_auto_decided(friedman, capsys):
+    X, y = friedman
+    ag.score_features(X[:300], y[:300], random_state=0, verbose=1)
+    assert "resolved to 'regression'" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ the task
+
+
+@pytest.mark.parametrize(
+    ("y", "expected"),
+    [
+        (np.linspace(0, 1, 40), "regression"),
+        (np.arange(40) % 2, "binary"),
+        (np.arange(40) % 3, "multiclass"),
+        (np.array(["a", "b"] * 20, dtype=object), "binary"),
+        (np.array([True, False] * 20), "binary"),
+        (np.arange(40) * 1.0, "regression"),  # whole numbers, but more than 20 distinct values
+    ],
+)
+def test_resolve_task_auto(y, expected):
+    assert resolve_task("auto", y) == expected
+
+
+def test_task_can_be_forced():
+    assert resolve_task("regression", np.arange(40) % 3) == "regression"
+    assert resolve_task("classification", np.arange(40) % 3) == "multiclass"
+
+
+def test_string_labels_multiclass(classification):
+    X, y = classification
+    labels = np.array(["red", "green", "blue"], dtype=object)[(y + (X[:, 0] > 1)).astype(int)]
+    scores = ag.score_features(X, pd.Series(labels, dtype="str"), random_state=0)
+    assert scores.task == "multiclass"
+
+
+# ------------------------------------------------------------------ FeatureScores
+
+
+def test_to_dict_from_dict_round_trip_through_json(friedman):
+    X, y = friedman
+    X = np.column_stack([X, X[:, 0]])
+    scores = ag.score_features(X, y, random_state=0)
+    data = json.loads(json.dumps(scores.to_dict()))
+    again = ag.FeatureScores.from_dict(data)
+    pd.testing.assert_series_equal(again.importances, scores.importances)
+    pd.testing.assert_series_equal(again.weak, scores.weak)
+    pd.testing.assert_series_equal(again.group_importances, scores.group_importances)
+    assert again.groups == scores.groups
+    assert again.task == scores.task and again.noise_threshold == scores.noise_threshold
+    pd.testing.assert_frame_equal(again.to_frame(), scores.to_frame())
+
+
+def test_from_dict_rejects_incomplete_data():
+    with pytest.raises(DataError, match="missing keys"):
+        ag.FeatureScores.from_dict({"features": ["a"]})
+
+
+def test_to_frame_and_repr(friedman):
+    X, y = friedman
+    scores = ag.score_features(X, y, random_state=0)
+    frame = scores.to_frame()
+    assert list(frame.columns) == [
+        "importance",
+        "std",
+        "group",
+        "group_importance",
+        "weak",
+        "individual_importance",
+        "type",
+    ]
+    assert frame["importance"].is_monotonic_decreasing
+    assert scores.to_frame(sort=False).index.tolist() == scores.features
+    text = repr(scores)
+    assert "task='regression'" in text and "15 weak" in text and "x3" in text
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def _frame(n=50, **columns):
+    rng = np.random.default_rng(0)
+    data = {"a": rng.normal(size=n), "b": rng.normal(size=n)}
+    data.update(columns)
+    return pd.DataFrame(data), rng.normal(size=n)
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: (pd.DataFrame({"a": []}), []), "0 rows"),
+        (lambda: (pd.DataFrame(index=range(20)), np.zeros(20)), "0 columns"),
+        (lambda: (np.zeros((20, 0)), np.zeros(20)), "0 columns"),
+        (lambda: (np.ones(20), np.zeros(20)), "2-D.*reshape"),
+        (lambda: (_frame()[0].iloc[: MIN_ROWS - 1], np.arange(MIN_ROWS - 1.0)), f"at least {MIN_ROWS} rows"),
+        (lambda: (_frame()[0], np.zeros(49)), "49 values but X has 50 rows"),
+        (lambda: (_frame()[0], np.r_[np.nan, np.ones(49)]), "missing values"),
+        (lambda: (_frame()[0], np.r_[np.inf, np.ones(49)]), "infinite"),
+        (lambda: (_frame(c=np.full(50, np.nan))[0], np.arange(50.0)), "'c'.*entirely missing"),
+        (lambda: (_frame(c=[None] * 50)[0], np.arange(50.0)), "'c'.*entirely missing"),
+        (lambda: (_frame(c=np.r_[np.inf, np.ones(49)])[0], np.arange(50.0)), "'c'.*infinite"),
+        (lambda: (pd.DataFrame(np.ones((20, 2)), columns=["a", "a"]), np.arange(20.0)), "duplicate column names: 'a'"),
+        (lambda: (_frame(c=np.ones(50) * 1j)[0], np.arange(50.0)), "'c'.*complex"),
+        (lambda: (np.ones((20, 2)) * 1j, np.arange(20.0)), "complex"),
+        (lambda: (_frame(c=[[1, 2]] * 50)[0], np.arange(50.0)), "'c'.*nested"),
+        (lambda: (_frame(c=[{"k": 1}] * 50)[0], np.arange(50.0)), "'c'.*nested"),
+        (lambda: (_frame(c=pd.date_range("2020", periods=50))[0], np.arange(50.0)), "'c'.*datetime"),
+        (lambda: (_frame()[0], np.array(["same"] * 50, dtype=object)), "single class"),
+        (lambda: (_frame()[0], np.ones(50)), "single value"),
+        (lambda: (_frame()[0], np.r_[np.zeros(49), 1]), "single row"),
+        (lambda: (_frame()[0], np.ones((50, 2))), "1-D"),
+        (lambda: (pd.Series(np.ones(20)), np.ones(20)), "Series.*to_frame"),
+    ],
+)
+def test_bad_data_raises_data_error(make, match):
+    X, y = make()
+    with pytest.raises(DataError, match=match):
+        ag.score_features(X, y, random_state=0)
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"task": "ranking"}, "task"),
+        ({"groups": "corr"}, "groups"),
+        ({"n_repeats": 0}, "n_repeats"),
+        ({"n_estimators": 2.5}, "n_estimators"),
+        ({"test_size": 1.5}, "test_size"),
+        ({"n_shadow": -1}, "n_shadow"),
+        ({"max_eval_samples": 0}, "max_eval_samples"),
+        ({"scoring": "accuracy"}, "does not apply"),
+    ],
+)
+def test_bad_options_raise_config_error(friedman, options, match):
+    X, y = friedman
+    with pytest.raises(ConfigError, match=match):
+        ag.score_features(X[:100], y[:100], **options)
+
+
+@pytest.mark.parametrize(
+    ("groups", "match"),
+    [
+        ({"g": ["x0", "nope"]}, "'nope'"),
+        ({"g": ["x0"], "h": ["x0", "x1"]}, "'x0'.*one group"),
+        ({"g": []}, "empty"),
+    ],
+)
+def test_bad_groups_raise_data_error(friedman, groups, match):
+    X, y = friedman
+    with pytest.raises(DataError, match=match):
+        ag.score_features(X[:100], y[:100], groups=groups)
+
+
+def test_data_error_is_a_value_error():
+    with pytest.raises(ValueError):
+        ag.score_features(np.ones((20, 2)), np.zeros(19))
