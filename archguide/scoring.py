@@ -46,6 +46,7 @@ from sklearn.metrics import (
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 
+from archguide._checks import check_int, check_number
 from archguide.exceptions import ConfigError, DataError
 from archguide.schema import Table, as_table, check_target, format_names
 
@@ -538,44 +539,6 @@ def _group_name(members: list[str]) -> str:
 # ----------------------------------------------------------------- the scorer
 
 
-def _check_options(
-    n_repeats,
-    test_size,
-    max_train_samples,
-    max_eval_samples,
-    n_estimators,
-    correlation_threshold,
-    n_shadow,
-    noise_alpha,
-) -> None:
-    def positive_int(name, value, allow_none=False):
-        if value is None and allow_none:
-            return
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ConfigError(
-                f"Received an invalid value for {name}, expected a positive integer"
-                f"{' or None' if allow_none else ''}. Received: {name}={value!r}"
-            )
-
-    positive_int("n_repeats", n_repeats)
-    positive_int("n_estimators", n_estimators)
-    positive_int("max_train_samples", max_train_samples, allow_none=True)
-    positive_int("max_eval_samples", max_eval_samples, allow_none=True)
-    if isinstance(n_shadow, bool) or not isinstance(n_shadow, (int, np.integer)) or n_shadow < 0:
-        raise ConfigError(
-            f"Received an invalid value for n_shadow, expected an integer >= 0. Received: n_shadow={n_shadow!r}"
-        )
-    for name, value in (
-        ("test_size", test_size),
-        ("correlation_threshold", correlation_threshold),
-        ("noise_alpha", noise_alpha),
-    ):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
-            raise ConfigError(
-                f"Received an invalid value for {name}, expected a number in (0, 1). Received: {name}={value!r}"
-            )
-
-
 def _split(y, task, n_rows, test_size, max_train_samples, max_eval_samples, seed):
     n_eval = max(2, int(round(test_size * n_rows)))
     n_train = n_rows - n_eval
@@ -769,16 +732,17 @@ def score_features(
         >>> scores.importances.nlargest(5).index.sort_values().tolist()
         ['x0', 'x1', 'x2', 'x3', 'x4']
     """
-    _check_options(
-        n_repeats,
-        test_size,
-        max_train_samples,
-        max_eval_samples,
-        n_estimators,
-        correlation_threshold,
-        n_shadow,
-        noise_alpha,
-    )
+    for name, value in (("n_repeats", n_repeats), ("n_estimators", n_estimators)):
+        check_int(name, value)
+    for name, value in (("max_train_samples", max_train_samples), ("max_eval_samples", max_eval_samples)):
+        check_int(name, value, allow_none=True)
+    check_int("n_shadow", n_shadow, low=0)
+    for name, value in (
+        ("test_size", test_size),
+        ("correlation_threshold", correlation_threshold),
+        ("noise_alpha", noise_alpha),
+    ):
+        check_number(name, value, low=0.0, high=1.0, open_interval=True)
     table = as_table(X)
     y_values = check_target(y, table.n_rows)
     if table.n_rows < MIN_ROWS:
