@@ -29,3 +29,11 @@ def check_number(name: str, value, *, low: float = 0.0, high: float = math.inf, 
         raise ConfigError(
             f"Received an invalid value for {name}, expected a number in {bounds}. Received: {name}={value!r}"
         )
+
+
+def check_choice(name: str, value, choices) -> None:
+    """Raise ConfigError unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ConfigError(
+            f"Received an invalid value for {name}, expected one of {list(choices)}. Received: {name}={value!r}"
+        )

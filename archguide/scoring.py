@@ -46,7 +46,7 @@ from sklearn.metrics import (
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 
-from archguide._checks import check_int, check_number
+from archguide._checks import check_choice, check_int, check_number
 from archguide.exceptions import ConfigError, DataError
 from archguide.schema import Table, as_table, check_target, format_names
 
@@ -259,8 +259,7 @@ def resolve_task(task: str, y: np.ndarray) -> str:
         ConfigError: ``task`` is not one of the known tasks.
         DataError: the task needs more than one class (or value) and ``y`` has one.
     """
-    if task not in TASKS:
-        raise ConfigError(f"Received an invalid value for task, expected one of {list(TASKS)}. Received: task={task!r}")
+    check_choice("task", task, TASKS)
     numeric = y.dtype.kind in "iuf"
     distinct = pd.unique(y)
     if len(distinct) < 2:
