@@ -63,3 +63,31 @@ def mixed_frame():
     num_with_gaps[rng.random(n) < 0.05] = np.nan
     frame = pd.DataFrame({"num": num_with_gaps, "city": city, "flag": flag, "noise": rng.normal(size=n)})
     return frame, pd.Series(y, name="target")
+
+
+def make_scores(importances, weak=(), groups=None, task="regression"):
+    """FeatureScores with chosen importances, without running the scorer."""
+    from archguide.scoring import FeatureScores
+
+    features = list(importances)
+    groups = groups or {f: [f] for f in features}
+    return FeatureScores.from_dict(
+        {
+            "features": features,
+            "importances": [float(importances[f]) for f in features],
+            "std": [0.0] * len(features),
+            "weak": [f in set(weak) for f in features],
+            "groups": groups,
+            "group_importances": {g: float(sum(importances[f] for f in m)) for g, m in groups.items()},
+            "task": task,
+            "feature_types": dict.fromkeys(features, "numeric"),
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def friedman_scores(friedman):
+    import archguide as ag
+
+    X, y = friedman
+    return ag.score_features(X, y, random_state=0)

@@ -1,0 +1,463 @@
+"""Planning: from feature scores to an architecture. Pure arithmetic, no Keras.
+
+:func:`plan_architecture` turns :class:`~archguide.scoring.FeatureScores` into an
+:class:`ArchitecturePlan`: which features each branch reads, how many units each
+branch's layers get, and the per-feature L1 strength of the model's input gate.
+
+Rules (each is a documented, tested invariant):
+
+- **Branches.** ``grouping="tiers"``: weak features form the last tier; the other
+  features, sorted by importance, are cut into the remaining tiers where the
+  importance drops most steeply (the largest ratios between consecutive
+  importances). ``grouping="groups"``: one branch per feature group of the
+  scores (correlated clusters, groups given by hand).
+- **Units.** A branch's first-layer width is proportional to its importance (the
+  sum of its features' importances, negatives counted as zero) raised to
+  ``alpha``, with a floor of ``min_units``. Widths are whole numbers that sum
+  exactly to ``total_units`` (largest-remainder rounding), and a more important
+  branch never gets fewer units than a less important one. Layer ``i`` of a
+  branch has ``max(min_units, round(width * shrink**i))`` units.
+- **Penalties.** :func:`l1_strengths`: an adaptive-lasso rule, strongest for weak
+  features, weakest (exactly ``l1``) for the most important one, finite at zero.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from archguide._checks import check_choice, check_int, check_number
+from archguide.exceptions import ArchguideWarning, ConfigError, DataError
+from archguide.schema import format_names
+
+__all__ = ["ArchitecturePlan", "Branch", "allocate_units", "l1_strengths", "plan_architecture"]
+
+GROUPINGS = ("tiers", "groups")
+WEAK_MODES = ("penalize", "drop")
+#: Importance (relative to the largest) added in :func:`l1_strengths` so that zero stays finite.
+L1_EPS = 0.01
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One branch of the network: the features it reads and its layer widths.
+
+    Attributes:
+        name: A name usable in layer names (letters, digits, ``_``).
+        features: The features the branch reads, in the plan's input order.
+        units: Widths of the branch's Dense layers, first to last.
+        importance: The branch's share of importance the units were allotted by.
+    """
+
+    name: str
+    features: tuple[str, ...]
+    units: tuple[int, ...]
+    importance: float = 0.0
+
+
+@dataclass(frozen=True)
+class ArchitecturePlan:
+    """What to build: input features, branches, head and per-feature L1 strengths.
+
+    Attributes:
+        features: The model's inputs: every scored feature, in the scores' order,
+            whatever the branches, so every plan from the same scores takes the
+            same input.
+        branches: The branches, most important first.
+        l1_strengths: Feature -> L1 strength of its input gate.
+        head_units: Widths of the shared Dense layers after the branches merge.
+        importances: Feature -> the importance the plan was made from.
+        weak: Features the scores marked weak.
+        options: The options the plan was made with (for the record).
+    """
+
+    features: tuple[str, ...]
+    branches: tuple[Branch, ...]
+    l1_strengths: dict[str, float]
+    head_units: tuple[int, ...]
+    importances: dict[str, float] = field(default_factory=dict)
+    weak: tuple[str, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def total_units(self) -> int:
+        """Units of the branches' first layers, summed."""
+        return sum(b.units[0] for b in self.branches)
+
+    def feature_indices(self, branch: Branch) -> list[int]:
+        """Column positions, in the model input, of a branch's features."""
+        position = {f: i for i, f in enumerate(self.features)}
+        return [position[f] for f in branch.features]
+
+    def n_params(self, n_outputs: int = 1) -> int:
+        """Trainable parameters of the model :func:`~archguide.builder.build_model` makes.
+
+        Counts the input gate (one per feature), every Dense kernel and bias, and
+        the output layer with ``n_outputs`` units.
+        """
+        total = len(self.features)
+        merged = 0
+        for b in self.branches:
+            width_in = len(b.features)
+            for w in b.units:
+                total += width_in * w + w
+                width_in = w
+            merged += width_in
+        width_in = merged
+        for w in self.head_units:
+            total += width_in * w + w
+            width_in = w
+        return total + width_in * n_outputs + n_outputs
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON- and YAML-safe dict; see :meth:`from_dict`."""
+        return {
+            "features": list(self.features),
+            "branches": [
+                {"name": b.name, "features": list(b.features), "units": list(b.units), "importance": b.importance}
+                for b in self.branches
+            ],
+            "l1_strengths": {f: float(v) for f, v in self.l1_strengths.items()},
+            "head_units": list(self.head_units),
+            "importances": {f: float(v) for f, v in self.importances.items()},
+            "weak": list(self.weak),
+            "options": dict(self.options),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ArchitecturePlan:
+        """Rebuild a plan from :meth:`to_dict` output, checking that it is consistent.
+
+        Raises:
+            DataError: a key is missing, or a branch reads a feature that is not an input.
+        """
+        missing = [k for k in ("features", "branches", "l1_strengths", "head_units") if k not in data]
+        if missing:
+            raise DataError(f"ArchitecturePlan.from_dict: missing keys {format_names(missing)}.")
+        features = tuple(str(f) for f in data["features"])
+        branches = tuple(
+            Branch(
+                name=str(b["name"]),
+                features=tuple(str(f) for f in b["features"]),
+                units=tuple(int(u) for u in b["units"]),
+                importance=float(b.get("importance", 0.0)),
+            )
+            for b in data["branches"]
+        )
+        plan = cls(
+            features=features,
+            branches=branches,
+            l1_strengths={str(f): float(v) for f, v in data["l1_strengths"].items()},
+            head_units=tuple(int(u) for u in data["head_units"]),
+            importances={str(f): float(v) for f, v in data.get("importances", {}).items()},
+            weak=tuple(str(f) for f in data.get("weak", ())),
+            options=dict(data.get("options", {})),
+        )
+        plan.validate()
+        return plan
+
+    def to_yaml(self) -> str:
+        """The plan as YAML text (the same content as :meth:`to_dict`)."""
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_yaml(cls, text: str) -> ArchitecturePlan:
+        """Rebuild a plan from :meth:`to_yaml` text."""
+        import yaml
+
+        return cls.from_dict(yaml.safe_load(text))
+
+    def validate(self) -> None:
+        """Check that branches read only inputs and widths are positive.
+
+        Raises:
+            DataError: a branch reads a feature that is not among ``features``,
+                a feature has no L1 strength, or a width is not positive.
+        """
+        known = set(self.features)
+        for b in self.branches:
+            unknown = [f for f in b.features if f not in known]
+            if unknown:
+                raise DataError(f"Branch {b.name!r} reads features that are not plan inputs: {format_names(unknown)}.")
+            if not b.units or min(b.units) < 1:
+                raise DataError(f"Branch {b.name!r} has invalid units {b.units}; expected positive integers.")
+        no_strength = [f for f in self.features if f not in self.l1_strengths]
+        if no_strength:
+            raise DataError(f"Features {format_names(no_strength)} have no L1 strength in the plan.")
+        if any(u < 1 for u in self.head_units):
+            raise DataError(f"head_units must be positive integers. Received: {self.head_units}")
+
+    def summary(self) -> str:
+        """A readable table of the branches, the head and the parameter count."""
+        rows = [
+            f"ArchitecturePlan: {len(self.features)} inputs, {len(self.branches)} branches, "
+            f"{self.total_units} first-layer units, head {list(self.head_units)}, "
+            f"~{self.n_params():,} parameters"
+        ]
+        width = max([len(b.name) for b in self.branches] + [6])
+        rows.append(f"  {'branch':<{width}}  {'units':<14} {'importance':>10}  features")
+        for b in self.branches:
+            shown = ", ".join(b.features[:6]) + (f", ... ({len(b.features)})" if len(b.features) > 6 else "")
+            rows.append(f"  {b.name:<{width}}  {str(list(b.units)):<14} {b.importance:>10.4f}  {shown}")
+        read = {f for b in self.branches for f in b.features}
+        unread = [f for f in self.features if f not in read]
+        if unread:
+            rows.append(
+                f"  not read by any branch (weak, dropped): {', '.join(unread[:10])}"
+                + (" ..." if len(unread) > 10 else "")
+            )
+        strengths = sorted(self.l1_strengths.items(), key=lambda kv: kv[1])
+        rows.append(
+            f"  L1 strengths: weakest {strengths[0][0]}={strengths[0][1]:.3g}, "
+            f"strongest {strengths[-1][0]}={strengths[-1][1]:.3g}"
+        )
+        return "\n".join(rows)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+def l1_strengths(
+    importances: Mapping[str, float] | pd.Series,
+    *,
+    l1: float = 1e-3,
+    l1_power: float = 1.0,
+    weak: Sequence[str] = (),
+) -> dict[str, float]:
+    """Per-feature L1 strengths in the spirit of the adaptive lasso.
+
+    With ``r`` the importance relative to the largest (negatives count as 0)::
+
+        strength = l1 * ((1 + eps) / (r + eps)) ** l1_power,   eps = 0.01
+
+    so the most important feature gets exactly ``l1``, a feature of zero
+    importance gets ``l1 * 101 ** l1_power`` (finite), and strength falls
+    steadily as importance rises. Features in ``weak`` get the strongest value
+    whatever their measured importance. If every importance is zero, every
+    feature gets ``l1``. The re-scoring callbacks use this same rule.
+
+    Args:
+        importances: Feature -> importance.
+        l1: Scale: the strength of the most important feature.
+        l1_power: How steeply strength follows importance (0: the same for all).
+        weak: Features to give the strongest strength.
+
+    Returns:
+        Feature -> strength, in the order of ``importances``.
+
+    Raises:
+        ConfigError: ``l1`` or ``l1_power`` is negative or not finite.
+    """
+    check_number("l1", l1)
+    check_number("l1_power", l1_power)
+    names = list(importances.keys())
+    values = np.clip(np.nan_to_num(np.asarray([importances[n] for n in names], dtype=float)), 0.0, None)
+    top = values.max() if len(values) else 0.0
+    if top <= 0:
+        return dict.fromkeys(names, float(l1))
+    relative = values / top
+    weak = set(weak)
+    relative[[i for i, n in enumerate(names) if n in weak]] = 0.0
+    strengths = l1 * ((1.0 + L1_EPS) / (relative + L1_EPS)) ** l1_power
+    return {n: float(s) for n, s in zip(names, strengths)}
+
+
+def allocate_units(weights: Sequence[float], total_units: int, *, min_units: int = 1) -> list[int]:
+    """Split ``total_units`` into whole numbers proportional to ``weights`` with a floor.
+
+    Branches whose proportional share falls below ``min_units`` get exactly
+    ``min_units``; the rest is shared in proportion among the others
+    (repeatedly, until no share is below the floor), then rounded by largest
+    remainder. The result sums to ``total_units`` and is monotone: a larger
+    weight never gets fewer units. All-zero weights split evenly.
+
+    Raises:
+        ConfigError: ``total_units`` is less than ``min_units * len(weights)``.
+    """
+    k = len(weights)
+    if k == 0:
+        return []
+    if total_units < min_units * k:
+        raise ConfigError(
+            f"total_units={total_units} is too small for {k} branches of at least min_units={min_units}: "
+            f"the minimum is {min_units * k}."
+        )
+    w = np.clip(np.asarray(weights, dtype=float), 0.0, None)
+    if w.sum() <= 0:
+        w = np.ones(k)
+    floored = np.zeros(k, dtype=bool)
+    while True:
+        free = total_units - min_units * floored.sum()
+        share = np.where(floored, float(min_units), 0.0)
+        active = ~floored
+        share[active] = free * w[active] / w[active].sum() if w[active].sum() > 0 else free / active.sum()
+        below = active & (share < min_units)
+        if not below.any():
+            break
+        floored |= below
+    units = np.floor(share).astype(int)
+    remainder = share - units
+    # Ties go to the larger weight, then the earlier branch: keeps the result monotone and deterministic.
+    order = sorted(range(k), key=lambda i: (-remainder[i], -w[i], i))
+    for i in order[: total_units - units.sum()]:
+        units[i] += 1
+    return units.tolist()
+
+
+def _tiers(order: list[str], importances: dict[str, float], weak: set[str], n_tiers: int) -> list[list[str]]:
+    strong = [f for f in order if f not in weak]
+    weak_tier = [f for f in order if f in weak]
+    n_strong_tiers = max(1, n_tiers - (1 if weak_tier else 0))
+    n_strong_tiers = min(n_strong_tiers, len(strong))
+    tiers: list[list[str]] = []
+    if strong:
+        values = np.array([max(importances[f], 0.0) for f in strong])
+        floor = max(values.max() * 1e-6, np.finfo(float).tiny)
+        drops = np.log(np.maximum(values[:-1], floor)) - np.log(np.maximum(values[1:], floor))
+        cuts = sorted(np.argsort(-drops, kind="stable")[: n_strong_tiers - 1] + 1) if n_strong_tiers > 1 else []
+        bounds = [0, *cuts, len(strong)]
+        tiers = [strong[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    if weak_tier:
+        if len(tiers) < n_tiers:
+            tiers.append(weak_tier)
+        else:  # a single tier asked for: everything in it
+            tiers[-1].extend(weak_tier)
+    return tiers
+
+
+def _safe_name(text: str, used: set[str]) -> str:
+    name = "".join(c if c.isalnum() or c == "_" else "_" for c in text)[:40].strip("_") or "branch"
+    base, i = name, 1
+    while name in used:
+        i += 1
+        name = f"{base}_{i}"
+    used.add(name)
+    return name
+
+
+def plan_architecture(
+    scores,
+    *,
+    total_units: int = 128,
+    grouping: str = "tiers",
+    n_tiers: int = 3,
+    min_units: int = 4,
+    depth: int = 2,
+    shrink: float = 0.5,
+    alpha: float = 1.0,
+    l1: float = 1e-3,
+    l1_power: float = 1.0,
+    weak: str = "penalize",
+    head_units: Sequence[int] | None = None,
+) -> ArchitecturePlan:
+    """Plan a multi-branch architecture from feature scores.
+
+    Args:
+        scores: A :class:`~archguide.scoring.FeatureScores`.
+        total_units: First-layer units of all branches together.
+        grouping: ``"tiers"`` (importance tiers) or ``"groups"`` (one branch
+            per feature group of the scores).
+        n_tiers: Tiers with ``grouping="tiers"``; weak features take the last.
+        min_units: The fewest units a branch layer gets.
+        depth: Dense layers per branch.
+        shrink: Each deeper branch layer has ``shrink`` times the units of the
+            first, to the power of its index (at least ``min_units``).
+        alpha: Units follow ``importance ** alpha`` (0: even split; >1:
+            favour the top branches more).
+        l1: L1 strength of the most important feature (see :func:`l1_strengths`).
+        l1_power: How steeply the strength follows importance.
+        weak: ``"penalize"`` (weak features are read, with the strongest
+            penalty) or ``"drop"`` (no branch reads them; they stay inputs).
+        head_units: Widths of the shared layers after the merge; default one
+            layer of ``max(16, total_units // 4)`` units.
+
+    Returns:
+        A frozen :class:`ArchitecturePlan`.
+
+    Raises:
+        ConfigError: an option is out of range, or ``total_units`` is below
+            the branches' floors (the message states the minimum).
+
+    Warns:
+        ArchguideWarning: every importance is zero (the plan is even).
+    """
+    for name, value in (("total_units", total_units), ("n_tiers", n_tiers), ("min_units", min_units), ("depth", depth)):
+        check_int(name, value)
+    check_choice("grouping", grouping, GROUPINGS)
+    check_choice("weak", weak, WEAK_MODES)
+    check_number("alpha", alpha)
+    check_number("shrink", shrink, high=1.0)
+    if head_units is None:
+        head_units = (max(16, total_units // 4),)
+    head_units = (head_units,) if isinstance(head_units, (int, np.integer)) else tuple(head_units)
+    for units in head_units:
+        check_int("head_units", units)
+
+    features = list(scores.importances.index)
+    importances = {f: float(v) for f, v in scores.importances.items()}
+    weak_set = {f for f, is_weak in scores.weak.items() if is_weak}
+    if not any(v > 0 for v in importances.values()):
+        warnings.warn(
+            "Every feature importance is zero or below: the plan splits units evenly and penalises every "
+            "feature alike. Check the scores (is the target predictable from these features?).",
+            ArchguideWarning,
+            stacklevel=2,
+        )
+    order = sorted(features, key=lambda f: -importances[f])  # stable: input order breaks ties
+    if grouping == "tiers":
+        members = _tiers(order, importances, weak_set, n_tiers)
+        names = [f"tier_{i + 1}" for i in range(len(members))]
+    else:
+        by_importance = sorted(scores.groups.items(), key=lambda kv: -sum(max(importances[f], 0.0) for f in kv[1]))
+        used: set[str] = set()
+        names = [_safe_name(g, used) for g, _ in by_importance]
+        members = [list(m) for _, m in by_importance]
+    if weak == "drop":
+        kept = [(n, [f for f in m if f not in weak_set]) for n, m in zip(names, members)]
+        kept = [(n, m) for n, m in kept if m]
+        if not kept:
+            raise DataError("weak='drop' would drop every feature: all are weak. Use weak='penalize'.")
+        names, members = [n for n, _ in kept], [m for _, m in kept]
+
+    position = {f: i for i, f in enumerate(features)}
+    members = [sorted(m, key=position.get) for m in members]
+    branch_importance = [sum(max(importances[f], 0.0) for f in m) for m in members]
+    widths = allocate_units([v**alpha if v > 0 else 0.0 for v in branch_importance], total_units, min_units=min_units)
+    branches = tuple(
+        Branch(
+            name=n,
+            features=tuple(m),
+            units=tuple(max(min_units, int(round(w * shrink**i))) if i else w for i in range(depth)),
+            importance=float(v),
+        )
+        for n, m, w, v in zip(names, members, widths, branch_importance)
+    )
+    plan = ArchitecturePlan(
+        features=tuple(features),
+        branches=branches,
+        l1_strengths=l1_strengths(importances, l1=l1, l1_power=l1_power, weak=sorted(weak_set)),
+        head_units=head_units,
+        importances=importances,
+        weak=tuple(f for f in features if f in weak_set),
+        options={
+            "total_units": total_units,
+            "grouping": grouping,
+            "n_tiers": n_tiers,
+            "min_units": min_units,
+            "depth": depth,
+            "shrink": shrink,
+            "alpha": alpha,
+            "l1": l1,
+            "l1_power": l1_power,
+            "weak": weak,
+        },
+    )
+    plan.validate()
+    return plan
