@@ -13,6 +13,7 @@ from archguide._backend import import_keras
 # raises one ImportError that says what to install.
 keras = import_keras()
 
+from archguide.builder import build_model  # noqa: E402
 from archguide.exceptions import (  # noqa: E402
     ArchguideError,
     ArchguideWarning,
@@ -20,6 +21,8 @@ from archguide.exceptions import (  # noqa: E402
     DataError,
     NotFittedError,
 )
+from archguide.layers import ColumnSelector, FeatureGate  # noqa: E402
+from archguide.planning import ArchitecturePlan, Branch, l1_strengths, plan_architecture  # noqa: E402
 from archguide.scoring import FeatureScores, score_features  # noqa: E402
 
 __version__ = "0.1.0"
@@ -27,11 +30,18 @@ __version__ = "0.1.0"
 __all__ = [
     "ArchguideError",
     "ArchguideWarning",
+    "ArchitecturePlan",
+    "Branch",
+    "ColumnSelector",
     "ConfigError",
     "DataError",
+    "FeatureGate",
     "FeatureScores",
     "NotFittedError",
     "__version__",
+    "build_model",
+    "l1_strengths",
+    "plan_architecture",
     "score_features",
 ]
 

@@ -1,0 +1,160 @@
+"""Build a multi-branch Keras model from an :class:`~archguide.planning.ArchitecturePlan`.
+
+The model::
+
+    input (n_samples, len(plan.features))
+      -> FeatureGate                      per-feature gate and L1 penalty ("gate")
+      -> one branch per plan branch       ColumnSelector + Dense stack ("branch_<name>_dense_<i>")
+      -> concatenate                      ("merge")
+      -> shared head                      Dense stack ("head_dense_<i>")
+      -> output                           linear / sigmoid / softmax ("output")
+
+The shared head is not optional: branches that fed a linear output directly
+would make the model additive across branches, unable to learn an interaction
+between features that landed in different branches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from archguide._backend import import_keras
+from archguide._checks import check_choice, check_int, check_number
+from archguide.exceptions import ConfigError
+from archguide.layers import ColumnSelector, FeatureGate
+from archguide.planning import ArchitecturePlan
+
+keras = import_keras()
+
+__all__ = ["build_model", "MODEL_TASKS", "DATA_LOSS_METRIC"]
+
+MODEL_TASKS = ("regression", "binary", "multiclass")
+#: Name of the metric that repeats the task's loss without the penalties. Early
+#: stopping and model selection should watch ``"val_" + DATA_LOSS_METRIC``: the
+#: penalties move when a callback changes the strengths, so ``val_loss`` moves too.
+DATA_LOSS_METRIC = "data_loss"
+
+
+def _loss_and_metrics(task: str):
+    if task == "regression":
+        return "mean_squared_error", [
+            keras.metrics.MeanSquaredError(name=DATA_LOSS_METRIC),
+            keras.metrics.MeanAbsoluteError(name="mae"),
+        ]
+    if task == "binary":
+        return "binary_crossentropy", [
+            keras.metrics.BinaryCrossentropy(name=DATA_LOSS_METRIC),
+            keras.metrics.BinaryAccuracy(name="accuracy"),
+        ]
+    return "sparse_categorical_crossentropy", [
+        keras.metrics.SparseCategoricalCrossentropy(name=DATA_LOSS_METRIC),
+        keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+    ]
+
+
+def build_model(
+    plan: ArchitecturePlan,
+    *,
+    task: str = "regression",
+    n_outputs: int = 1,
+    head_units: Sequence[int] | int | None = None,
+    dropout: float = 0.0,
+    activation: str = "relu",
+    compile: bool = True,
+    optimizer: str | keras.optimizers.Optimizer = "adam",
+    learning_rate: float = 1e-3,
+    seed: int | None = None,
+    name: str = "archguide",
+) -> keras.Model:
+    """Build (and by default compile) the Keras model a plan describes.
+
+    Args:
+        plan: An :class:`~archguide.planning.ArchitecturePlan`.
+        task: ``"regression"``, ``"binary"`` or ``"multiclass"``.
+        n_outputs: Regression targets (linear units), or classes for
+            ``"multiclass"`` (softmax units, at least 2); ``"binary"`` takes 1
+            (one sigmoid unit).
+        head_units: Widths of the shared layers after the merge; default
+            ``plan.head_units``.
+        dropout: Dropout rate after every hidden Dense layer (0 for none).
+        activation: Activation of the hidden Dense layers.
+        compile: Compile with the task's loss, the optimizer, and metrics: the
+            loss again as ``"data_loss"`` (without the gate's penalty; watch
+            ``val_data_loss`` for early stopping) and MAE or accuracy.
+        optimizer: An optimizer name or instance (a name gets ``learning_rate``).
+        learning_rate: Learning rate when ``optimizer`` is a name.
+        seed: Seed for the kernel initializers (None: Keras' global seed).
+        name: The model's name.
+
+    Returns:
+        A ``keras.Model`` taking a float array ``(n_samples, len(plan.features))``
+        in ``plan.features`` order.
+
+    Raises:
+        ConfigError: unknown ``task``, ``n_outputs`` inconsistent with it, or
+            another option out of range.
+        DataError: the plan is inconsistent (see ``ArchitecturePlan.validate``).
+    """
+    check_choice("task", task, MODEL_TASKS)
+    check_int("n_outputs", n_outputs)
+    if task == "binary" and n_outputs != 1:
+        raise ConfigError(
+            f"task='binary' has one sigmoid output; expected n_outputs=1. Received: n_outputs={n_outputs}"
+        )
+    if task == "multiclass" and n_outputs < 2:
+        raise ConfigError(
+            f"task='multiclass' needs n_outputs = the number of classes (at least 2). Received: n_outputs={n_outputs}"
+        )
+    check_number("dropout", dropout, high=1.0)
+    if dropout >= 1.0:
+        raise ConfigError(
+            f"Received an invalid value for dropout, expected a rate in [0, 1). Received: dropout={dropout}"
+        )
+    check_number("learning_rate", learning_rate, open_interval=True)
+    if not isinstance(plan, ArchitecturePlan):
+        raise ConfigError(f"build_model expects an ArchitecturePlan. Received: {type(plan).__name__}")
+    plan.validate()
+    head = plan.head_units if head_units is None else head_units
+    head = (head,) if isinstance(head, int) else tuple(head)
+    for units in head:
+        check_int("head_units", units)
+
+    counter = iter(range(10**6))
+
+    def dense(units: int, layer_name: str, act):
+        init = keras.initializers.GlorotUniform(seed=None if seed is None else seed + next(counter))
+        return keras.layers.Dense(units, activation=act, kernel_initializer=init, name=layer_name)
+
+    def hidden(x, units: int, prefix: str, i: int):
+        x = dense(units, f"{prefix}_dense_{i}", activation)(x)
+        if dropout > 0:
+            x = keras.layers.Dropout(dropout, seed=seed, name=f"{prefix}_dropout_{i}")(x)
+        return x
+
+    inputs = keras.Input(shape=(len(plan.features),), name="features")
+    gated = FeatureGate(
+        strengths=[plan.l1_strengths[f] for f in plan.features], feature_names=list(plan.features), name="gate"
+    )(inputs)
+    outputs_of_branches = []
+    for branch in plan.branches:
+        prefix = f"branch_{branch.name}"
+        x = ColumnSelector(plan.feature_indices(branch), name=f"{prefix}_select")(gated)
+        for i, units in enumerate(branch.units, start=1):
+            x = hidden(x, units, prefix, i)
+        outputs_of_branches.append(x)
+    if len(outputs_of_branches) > 1:
+        x = keras.layers.Concatenate(name="merge")(outputs_of_branches)
+    else:
+        x = outputs_of_branches[0]
+    for i, units in enumerate(head, start=1):
+        x = hidden(x, units, "head", i)
+    out_activation = {"regression": "linear", "binary": "sigmoid", "multiclass": "softmax"}[task]
+    outputs = dense(n_outputs, "output", out_activation)(x)
+    model = keras.Model(inputs, outputs, name=name)
+
+    if compile:
+        if isinstance(optimizer, str):
+            optimizer = keras.optimizers.get({"class_name": optimizer, "config": {"learning_rate": learning_rate}})
+        loss, metrics = _loss_and_metrics(task)
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+    return model

@@ -1,0 +1,172 @@
+"""archguide's registered Keras layers.
+
+Every layer here is registered under the package name ``archguide``, returns
+plain JSON types from ``get_config``, and loads in a fresh process after
+``import archguide`` with no ``custom_objects``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from archguide._backend import import_keras
+
+keras = import_keras()
+ops = keras.ops
+
+__all__ = ["ColumnSelector", "FeatureGate"]
+
+
+def _check_strengths(values, n: int | None = None, *, argument: str = "strengths") -> list[float]:
+    values = np.asarray(values, dtype=float).ravel()
+    if n is not None and values.shape[0] != n:
+        raise ValueError(
+            f"Received an invalid value for {argument}, expected {n} values (one per feature). "
+            f"Received: {values.shape[0]} values."
+        )
+    if not np.all(np.isfinite(values)) or np.any(values < 0):
+        raise ValueError(
+            f"Received an invalid value for {argument}, expected finite numbers >= 0. Received: {values.tolist()}"
+        )
+    return values.tolist()
+
+
+@keras.saving.register_keras_serializable(package="archguide")
+class FeatureGate(keras.layers.Layer):
+    """Per-feature gates with per-feature L1 penalties, at the model's input.
+
+    The layer multiplies each input feature by a trainable gate (starting at 1)
+    and adds ``sum(strength * |gate|)`` to the model's loss, where ``strength``
+    is a per-feature L1 strength. Strengths are a non-trainable weight of the
+    layer: a callback may change them between steps, the change is seen by the
+    next training step on every backend, and they are saved with the model and
+    in checkpoints (``BackupAndRestore`` included).
+
+    A strong penalty drives a feature's gate towards 0, which switches the
+    feature off for every branch that reads it: an adaptive lasso for networks.
+
+    Args:
+        strengths: Initial L1 strength per feature (floats >= 0), or None for 0.
+        feature_names: Optional names of the input features, for reading.
+        **kwargs: Base layer keyword arguments (``name``, ``dtype``, ...).
+
+    Input shape:
+        ``(batch_size, n_features)``.
+
+    Output shape:
+        Same as the input.
+
+    Example:
+        >>> gate = FeatureGate(strengths=[0.0, 0.1])
+        >>> out = gate(np.ones((2, 2), dtype="float32"))
+        >>> gate.get_strengths().tolist()
+        [0.0, 0.10000000149011612]
+    """
+
+    def __init__(
+        self,
+        strengths: Sequence[float] | None = None,
+        feature_names: Sequence[str] | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.initial_strengths = None if strengths is None else _check_strengths(strengths)
+        self.feature_names = None if feature_names is None else [str(f) for f in feature_names]
+        if self.feature_names is not None and self.initial_strengths is not None:
+            if len(self.feature_names) != len(self.initial_strengths):
+                raise ValueError(
+                    "Received an invalid value for feature_names, expected one name per strength "
+                    f"({len(self.initial_strengths)}). Received: {len(self.feature_names)} names."
+                )
+
+    def build(self, input_shape):
+        n = input_shape[-1]
+        if n is None or len(input_shape) != 2:
+            raise ValueError(
+                f"FeatureGate expects inputs of shape (batch_size, n_features) with a known n_features. "
+                f"Received: input_shape={input_shape}"
+            )
+        if self.initial_strengths is not None:
+            _check_strengths(self.initial_strengths, n)
+        self.gate = self.add_weight(name="gate", shape=(n,), initializer="ones", trainable=True)
+        self.strength = self.add_weight(name="strength", shape=(n,), initializer="zeros", trainable=False)
+        if self.initial_strengths is not None:
+            self.strength.assign(np.asarray(self.initial_strengths, dtype=self.strength.dtype))
+
+    def call(self, inputs):
+        self.add_loss(ops.sum(self.strength * ops.abs(self.gate)))
+        return inputs * self.gate
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    @property
+    def n_features(self) -> int:
+        return int(self.gate.shape[0])
+
+    def get_strengths(self) -> np.ndarray:
+        """The current L1 strength per feature, as a NumPy array."""
+        return np.asarray(keras.ops.convert_to_numpy(self.strength))
+
+    def set_strengths(self, strengths: Sequence[float]) -> None:
+        """Set the L1 strength per feature (floats >= 0, one per feature).
+
+        Raises:
+            ValueError: wrong number of values, or a negative or non-finite one.
+        """
+        values = _check_strengths(strengths, self.n_features)
+        self.strength.assign(np.asarray(values, dtype=self.strength.dtype))
+
+    def get_gates(self) -> np.ndarray:
+        """The current gate per feature, as a NumPy array."""
+        return np.asarray(keras.ops.convert_to_numpy(self.gate))
+
+    def penalty(self) -> float:
+        """The value this layer adds to the loss: ``sum(strength * |gate|)``."""
+        return float(np.sum(self.get_strengths() * np.abs(self.get_gates())))
+
+    def get_config(self):
+        strengths = self.get_strengths().tolist() if self.built else self.initial_strengths
+        return {**super().get_config(), "strengths": strengths, "feature_names": self.feature_names}
+
+
+@keras.saving.register_keras_serializable(package="archguide")
+class ColumnSelector(keras.layers.Layer):
+    """Select columns of a 2-D input: ``inputs[:, indices]``.
+
+    Args:
+        indices: Column positions to keep, in order.
+        **kwargs: Base layer keyword arguments.
+
+    Input shape:
+        ``(batch_size, n_features)``.
+
+    Output shape:
+        ``(batch_size, len(indices))``.
+    """
+
+    def __init__(self, indices: Sequence[int], **kwargs):
+        super().__init__(**kwargs)
+        indices = [int(i) for i in indices]
+        if not indices or min(indices) < 0:
+            raise ValueError(
+                f"Received an invalid value for indices, expected a non-empty list of column positions >= 0. "
+                f"Received: indices={indices}"
+            )
+        self.indices = indices
+
+    def build(self, input_shape):
+        n = input_shape[-1]
+        if n is not None and max(self.indices) >= n:
+            raise ValueError(f"ColumnSelector indices go up to {max(self.indices)} but the input has {n} columns.")
+
+    def call(self, inputs):
+        return ops.take(inputs, self.indices, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], len(self.indices))
+
+    def get_config(self):
+        return {**super().get_config(), "indices": list(self.indices)}
