@@ -25,6 +25,7 @@ test: lint
 
 bench: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python benchmarks/bench_scoring.py
+	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python benchmarks/bench_planning.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
