@@ -174,13 +174,26 @@ class ArchitecturePlan:
 
         return cls.from_dict(yaml.safe_load(text))
 
-    def validate(self) -> None:
+    def validate(self, scores=None) -> None:
         """Check that branches read only inputs and widths are positive.
+
+        Args:
+            scores: Optional :class:`~archguide.scoring.FeatureScores` the plan
+                is used with; its features must be the plan's inputs.
 
         Raises:
             DataError: a branch reads a feature that is not among ``features``,
-                a feature has no L1 strength, or a width is not positive.
+                a feature has no L1 strength, a width is not positive, or the
+                plan has features the scores do not.
         """
+        if scores is not None:
+            scored = set(scores.features)
+            unknown = [f for f in self.features if f not in scored]
+            if unknown:
+                raise DataError(
+                    f"The plan's features {format_names(unknown)} are not in the scores; "
+                    "make the plan from these scores (plan_architecture(scores))."
+                )
         known = set(self.features)
         for b in self.branches:
             unknown = [f for f in b.features if f not in known]

@@ -194,6 +194,13 @@ def test_from_dict_rejects_a_branch_reading_unknown_features():
         ag.ArchitecturePlan.from_dict({"features": []})
 
 
+def test_a_plan_checked_against_other_scores():
+    plan = plan_architecture(make_scores({"a": 1.0, "b": 0.5, "c": 0.1}))
+    plan.validate(make_scores({"a": 0.3, "b": 0.2, "c": 0.0}))
+    with pytest.raises(DataError, match="'c' are not in the scores"):
+        plan.validate(make_scores({"a": 0.3, "b": 0.2}))
+
+
 def test_summary_is_readable():
     plan = plan_architecture(make_scores(FRIEDMAN_LIKE, weak=NOISE), total_units=64)
     text = plan.summary()
