@@ -108,7 +108,7 @@ class FeatureGate(keras.layers.Layer):
 
     def get_strengths(self) -> np.ndarray:
         """The current L1 strength per feature, as a NumPy array."""
-        return np.asarray(keras.ops.convert_to_numpy(self.strength))
+        return self.strength.numpy()
 
     def set_strengths(self, strengths: Sequence[float]) -> None:
         """Set the L1 strength per feature (floats >= 0, one per feature).
@@ -121,7 +121,7 @@ class FeatureGate(keras.layers.Layer):
 
     def get_gates(self) -> np.ndarray:
         """The current gate per feature, as a NumPy array."""
-        return np.asarray(keras.ops.convert_to_numpy(self.gate))
+        return self.gate.numpy()
 
     def penalty(self) -> float:
         """The value this layer adds to the loss: ``sum(strength * |gate|)``."""
