@@ -14,6 +14,7 @@ from archguide._backend import import_keras
 keras = import_keras()
 
 from archguide.builder import build_model  # noqa: E402
+from archguide.callbacks import ImportanceRescoring  # noqa: E402
 from archguide.exceptions import (  # noqa: E402
     ArchguideError,
     ArchguideWarning,
@@ -22,6 +23,7 @@ from archguide.exceptions import (  # noqa: E402
     NotFittedError,
 )
 from archguide.layers import ColumnSelector, FeatureGate  # noqa: E402
+from archguide.network import network_importance  # noqa: E402
 from archguide.planning import ArchitecturePlan, Branch, l1_strengths, plan_architecture  # noqa: E402
 from archguide.scoring import FeatureScores, score_features  # noqa: E402
 
@@ -37,10 +39,12 @@ __all__ = [
     "DataError",
     "FeatureGate",
     "FeatureScores",
+    "ImportanceRescoring",
     "NotFittedError",
     "__version__",
     "build_model",
     "l1_strengths",
+    "network_importance",
     "plan_architecture",
     "score_features",
 ]

@@ -1,0 +1,297 @@
+"""Re-scoring features while a network trains, and moving the penalties with the scores.
+
+The source notes suggest "regularly re-evaluating feature importance after a
+few epochs ... and adjust the network accordingly". :class:`ImportanceRescoring`
+does that: every ``every_n_epochs`` epochs it measures importance on held-out
+rows with :func:`~archguide.network.network_importance`, smooths it, and sets
+the model's :class:`~archguide.layers.FeatureGate` strengths with the same rule
+as the plan (:func:`~archguide.planning.l1_strengths`).
+
+Because the callback moves the penalty, ``val_loss`` (which includes it) moves
+too. Watch the data loss instead: models compiled by
+:func:`~archguide.builder.build_model` report it as ``data_loss`` /
+``val_data_loss``::
+
+    keras.callbacks.EarlyStopping(monitor="val_data_loss", restore_best_weights=True)
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy.stats import kendalltau
+from sklearn.utils import check_random_state
+
+from archguide._backend import import_keras
+from archguide._checks import check_choice, check_int, check_number
+from archguide.exceptions import ArchguideWarning, DataError
+from archguide.layers import FeatureGate
+from archguide.network import METHODS, check_model_input, model_features, network_importance
+from archguide.planning import l1_strengths
+
+keras = import_keras()
+
+__all__ = ["ImportanceRescoring"]
+
+#: Keys the callback adds to the epoch ``logs`` (kept by History and CSVLogger).
+LOG_KEYS = ("importance_tau", "gate_penalty", "n_overfit_features")
+
+
+def _first_gate(model) -> FeatureGate | None:
+    for layer in model.layers:
+        if isinstance(layer, FeatureGate):
+            return layer
+    return None
+
+
+class ImportanceRescoring(keras.callbacks.Callback):
+    """Re-score features during training and update the input gate's L1 strengths.
+
+    Every ``every_n_epochs`` epochs, on at most ``max_rows`` validation rows:
+
+    1. score the features with ``method`` (see :func:`~archguide.network.network_importance`);
+       predictions that are not finite skip the re-scoring with a warning;
+    2. smooth: ``s = smoothing * s_previous + (1 - smoothing) * score``;
+    3. if the model has a :class:`~archguide.layers.FeatureGate` and
+       ``update_penalties``, set its strengths to
+       ``l1_strengths(s, l1=l1, l1_power=l1_power)``; ``l1=None`` takes the
+       smallest strength the gate had when training began (the plan's ``l1``).
+
+    It adds to the epoch logs (so ``History`` and ``CSVLogger`` keep them; put
+    a ``CSVLogger`` after this callback): ``importance_tau``, Kendall's tau
+    between this re-scoring's ranking and the previous one's (1 = unchanged);
+    ``gate_penalty``, the gate's current penalty; and with ``training_data``,
+    ``n_overfit_features``. Between re-scorings the last values are repeated.
+
+    With ``training_data`` it also scores training rows and flags features
+    whose training sensitivity exceeds ``overfit_ratio`` times their held-out
+    importance (and is at least 1% of the largest training sensitivity): a
+    "sensitive" input can be one the network overfits. With ``log_dir`` it
+    writes each feature's importance and strength to TensorBoard.
+
+    Args:
+        validation_data: ``(X_val, y_val)`` held-out rows in the model's input order.
+        method: A :func:`~archguide.network.network_importance` method.
+        every_n_epochs: Re-score every this many epochs (at least 1).
+        update_penalties: Set the gate's strengths from the scores.
+        smoothing: Weight of the previous smoothed scores, in [0, 1).
+        max_rows: Score a fixed random sample of at most this many rows.
+        training_data: Optional ``(X_train, y_train)`` for the overfitting check.
+        log_dir: Optional TensorBoard log directory.
+        verbose: Print a line per re-scoring.
+        l1: Strength scale (see above). l1_power: as in the plan's rule.
+        n_repeats: Shuffles per feature for ``method="permutation"`` at each
+            re-scoring. One by default: the smoothing averages shuffles across
+            re-scorings, so more per re-scoring mostly costs time.
+        overfit_ratio: Training/held-out ratio above which a feature is flagged.
+        random_state: Seed for the row sample and the shuffles.
+
+    Attributes:
+        history_: pd.DataFrame, one row per re-scoring: ``epoch`` and one
+            column per feature (the smoothed importance).
+        raw_history_: The same, before smoothing.
+        strengths_history_: The strengths set at each re-scoring.
+        training_history_: With ``training_data``: training-row importance.
+        overfit_features_: Features flagged at the last re-scoring.
+
+    Raises:
+        ConfigError: unknown method, ``every_n_epochs`` < 1, or another option
+            out of range (at construction).
+        DataError: at the start of training, if the validation data does not
+            match the model's input (both shapes are named) or the model does
+            not take one 2-D input.
+    """
+
+    def __init__(
+        self,
+        validation_data,
+        *,
+        method: str = "gradient",
+        every_n_epochs: int = 1,
+        update_penalties: bool = True,
+        smoothing: float = 0.5,
+        max_rows: int = 2048,
+        training_data=None,
+        log_dir: str | None = None,
+        verbose: int = 0,
+        l1: float | None = None,
+        l1_power: float = 1.0,
+        n_repeats: int = 1,
+        overfit_ratio: float = 3.0,
+        random_state=0,
+    ):
+        super().__init__()
+        check_choice("method", method, METHODS)
+        check_int("every_n_epochs", every_n_epochs)
+        check_int("max_rows", max_rows)
+        check_int("n_repeats", n_repeats)
+        check_number("smoothing", smoothing, high=1.0)
+        if smoothing >= 1.0:
+            check_number("smoothing", smoothing, high=1.0, open_interval=True)
+        check_number("l1_power", l1_power)
+        check_number("overfit_ratio", overfit_ratio, low=1.0)
+        if l1 is not None:
+            check_number("l1", l1)
+        self.validation_data = self._pair(validation_data, "validation_data")
+        self.training_data = None if training_data is None else self._pair(training_data, "training_data")
+        self.method = method
+        self.every_n_epochs = every_n_epochs
+        self.update_penalties = update_penalties
+        self.smoothing = smoothing
+        self.max_rows = max_rows
+        self.log_dir = log_dir
+        self.verbose = verbose
+        self.l1 = l1
+        self.l1_power = l1_power
+        self.n_repeats = n_repeats
+        self.overfit_ratio = overfit_ratio
+        self.random_state = random_state
+        self._reset()
+
+    @staticmethod
+    def _pair(data, argument):
+        if not isinstance(data, (tuple, list)) or len(data) != 2:
+            raise DataError(f"{argument} must be a pair (X, y). Received: {type(data).__name__}")
+        return data[0], data[1]
+
+    def _reset(self):
+        self._rows = {"history": [], "raw": [], "strengths": [], "training": []}
+        self.overfit_features_: list[str] = []
+        self._smoothed = None
+        self._previous = None
+        self._last_logs = dict.fromkeys(LOG_KEYS, float("nan"))
+        self._writer = None
+
+    history_ = property(lambda self: pd.DataFrame(self._rows["history"]), doc="Smoothed importance per re-scoring.")
+    raw_history_ = property(lambda self: pd.DataFrame(self._rows["raw"]), doc="Importance before smoothing.")
+    strengths_history_ = property(lambda self: pd.DataFrame(self._rows["strengths"]), doc="Strengths set.")
+    training_history_ = property(lambda self: pd.DataFrame(self._rows["training"]), doc="Training-row importance.")
+
+    def __deepcopy__(self, memo):
+        # KerasTuner deep-copies callbacks for every trial: share the (read-only) data and
+        # leave the model and the state behind, so a copy is light and starts fresh.
+        clone = copy.copy(self)
+        clone.set_model(None)
+        clone._reset()
+        memo[id(self)] = clone
+        return clone
+
+    # ------------------------------------------------------------------ keras hooks
+
+    def on_train_begin(self, logs=None):
+        self._reset()
+        n = check_model_input(self.model)
+        self._features = model_features(self.model, self.validation_data[0])
+        self._X, self._y = self._sample(self.validation_data, n, "validation_data", seed_offset=0)
+        if self.training_data is not None:
+            self._Xt, self._yt = self._sample(self.training_data, n, "training_data", seed_offset=1)
+        self._gate = _first_gate(self.model)
+        if self._gate is not None and self._gate.n_features != n:
+            self._gate = None  # a gate somewhere else than at the input: leave it alone
+        self._scale = self.l1
+        if self._scale is None and self._gate is not None:
+            self._scale = float(self._gate.get_strengths().min())
+        if self.log_dir is not None:
+            import tensorflow as tf
+
+            self._writer = tf.summary.create_file_writer(self.log_dir)
+
+    def _sample(self, data, n, argument, seed_offset):
+        X, y = data
+        X = np.asarray(X, dtype=np.float32)
+        y = np.asarray(y)
+        if X.ndim != 2 or X.shape[1] != n:
+            raise DataError(
+                f"{argument} has X of shape {X.shape} but the model takes inputs of shape (n_samples, {n})."
+            )
+        if len(y) != len(X):
+            raise DataError(f"{argument} has {len(X)} rows in X but {len(y)} values in y.")
+        if len(X) > self.max_rows:
+            rows = np.sort(
+                check_random_state(None if self.random_state is None else self.random_state + seed_offset).choice(
+                    len(X), self.max_rows, replace=False
+                )
+            )
+            X, y = X[rows], y[rows]
+        return X, y
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        if (epoch + 1) % self.every_n_epochs == 0:
+            self._rescore(epoch)
+        if self._gate is not None:
+            self._last_logs["gate_penalty"] = self._gate.penalty()
+        logs.update(self._last_logs)
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    # ------------------------------------------------------------------ the work
+
+    def _score(self, X, y):
+        return network_importance(
+            self.model,
+            X,
+            y,
+            method=self.method,
+            n_repeats=self.n_repeats,
+            random_state=self.random_state,
+            feature_names=self._features,
+        )
+
+    def _rescore(self, epoch: int) -> None:
+        raw = self._score(self._X, self._y)
+        if not np.all(np.isfinite(raw.to_numpy())):
+            warnings.warn(
+                f"ImportanceRescoring: importance is not finite at epoch {epoch + 1} (the model's predictions "
+                "or weights are not finite); skipping this re-scoring, training goes on.",
+                ArchguideWarning,
+                stacklevel=2,
+            )
+            return
+        smoothed = raw if self._smoothed is None else self.smoothing * self._smoothed + (1 - self.smoothing) * raw
+        if self._previous is not None:
+            tau = kendalltau(self._previous.to_numpy(), smoothed.to_numpy()).statistic
+            self._last_logs["importance_tau"] = float(tau) if math.isfinite(tau) else float("nan")
+        self._previous = self._smoothed = smoothed
+
+        row = {"epoch": epoch + 1}
+        self._rows["history"].append({**row, **smoothed.to_dict()})
+        self._rows["raw"].append({**row, **raw.to_dict()})
+        if self._gate is not None and self.update_penalties and self._scale is not None:
+            strengths = l1_strengths(
+                smoothed.abs() if self.method == "olden" else smoothed, l1=self._scale, l1_power=self.l1_power
+            )
+            self._gate.set_strengths([strengths[f] for f in self._features])
+        if self._gate is not None:
+            self._rows["strengths"].append({**row, **dict(zip(self._features, self._gate.get_strengths().tolist()))})
+        if self.training_data is not None:
+            train = self._score(self._Xt, self._yt)
+            self._rows["training"].append({**row, **train.to_dict()})
+            floor = 0.01 * max(float(train.max()), 0.0)
+            held_out = np.maximum(raw.to_numpy(), 0.0)
+            flagged = (train.to_numpy() > self.overfit_ratio * held_out) & (train.to_numpy() > floor)
+            self.overfit_features_ = [f for f, bad in zip(self._features, flagged) if bad]
+            self._last_logs["n_overfit_features"] = float(len(self.overfit_features_))
+        if self._writer is not None:
+            self._write_tensorboard(epoch + 1, smoothed)
+        if self.verbose:
+            top = ", ".join(f"{f}={v:.3g}" for f, v in smoothed.nlargest(3).items())
+            print(f"ImportanceRescoring epoch {epoch + 1}: top {top}; tau {self._last_logs['importance_tau']:.3f}")
+
+    def _write_tensorboard(self, step: int, smoothed: pd.Series) -> None:
+        import tensorflow as tf
+
+        strengths = self._gate.get_strengths() if self._gate is not None else None
+        with self._writer.as_default(step=step):
+            for i, (feature, value) in enumerate(smoothed.items()):
+                tf.summary.scalar(f"importance/{feature}", float(value))
+                if strengths is not None:
+                    tf.summary.scalar(f"l1_strength/{feature}", float(strengths[i]))
+        self._writer.flush()
