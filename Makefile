@@ -26,6 +26,7 @@ test: lint
 bench: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python benchmarks/bench_scoring.py
 	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python benchmarks/bench_planning.py
+	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python benchmarks/bench_rescoring.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
