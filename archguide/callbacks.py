@@ -28,7 +28,7 @@ from sklearn.utils import check_random_state
 
 from archguide._backend import import_keras
 from archguide._checks import check_choice, check_int, check_number
-from archguide.exceptions import ArchguideWarning, DataError
+from archguide.exceptions import ArchguideWarning, ConfigError, DataError
 from archguide.layers import FeatureGate
 from archguide.network import METHODS, check_model_input, model_features, network_importance
 from archguide.planning import l1_strengths
@@ -130,8 +130,10 @@ class ImportanceRescoring(keras.callbacks.Callback):
         check_int("max_rows", max_rows)
         check_int("n_repeats", n_repeats)
         check_number("smoothing", smoothing, high=1.0)
-        if smoothing >= 1.0:
-            check_number("smoothing", smoothing, high=1.0, open_interval=True)
+        if smoothing == 1.0:  # 1 would never let a new score in
+            raise ConfigError(
+                f"Received an invalid value for smoothing, expected a number in [0, 1). Received: smoothing={smoothing}"
+            )
         check_number("l1_power", l1_power)
         check_number("overfit_ratio", overfit_ratio, low=1.0)
         if l1 is not None:

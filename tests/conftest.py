@@ -91,3 +91,18 @@ def friedman_scores(friedman):
 
     X, y = friedman
     return ag.score_features(X, y, random_state=0)
+
+
+def run_python(code: str, *args: str, check: bool = True):
+    """Run ``python -c code`` (or ``python *args`` when code is empty) in a fresh process with quiet logs."""
+    import subprocess
+    import sys
+    import textwrap
+
+    command = [sys.executable, *(("-c", textwrap.dedent(code)) if code else ()), *args]
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    )
+    if check:
+        assert result.returncode == 0, result.stderr[-3000:]
+    return result

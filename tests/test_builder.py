@@ -1,13 +1,9 @@
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import keras
 import numpy as np
 import pytest
-from conftest import make_scores
+from conftest import make_scores, run_python
 
 import archguide as ag
 from archguide.builder import DATA_LOSS_METRIC
@@ -190,7 +186,7 @@ def test_save_and_load_in_a_fresh_process(plan, tmp_path):
     expected = model.predict(X, verbose=0)
     model.save(tmp_path / "model.keras")
     np.save(tmp_path / "X.npy", X)
-    script = textwrap.dedent(
+    run_python(
         f"""
         import numpy as np, keras
         import archguide  # registers archguide's layers; no custom_objects below
@@ -199,14 +195,6 @@ def test_save_and_load_in_a_fresh_process(plan, tmp_path):
         np.save({str(tmp_path / "strengths.npy")!r}, model.get_layer("gate").get_strengths())
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
     np.testing.assert_array_equal(np.load(tmp_path / "pred.npy"), expected)
     np.testing.assert_allclose(np.load(tmp_path / "strengths.npy"), strengths.astype("float32"))
 

@@ -1,13 +1,10 @@
 import copy
-import os
-import subprocess
-import sys
-import textwrap
 
 import keras
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_python
 from sklearn.datasets import make_friedman1
 
 import archguide as ag
@@ -86,21 +83,13 @@ def test_rescoring_drives_noise_gates_far_below_informative_ones(trained):
 def test_strengths_survive_save_and_load(trained, tmp_path):
     model, _, _ = trained
     model.save(tmp_path / "m.keras")
-    script = textwrap.dedent(
+    run_python(
         f"""
         import numpy as np, keras, archguide
         m = keras.models.load_model({str(tmp_path / "m.keras")!r})
         np.save({str(tmp_path / "s.npy")!r}, m.get_layer("gate").get_strengths())
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
     np.testing.assert_array_equal(np.load(tmp_path / "s.npy"), model.get_layer("gate").get_strengths())
 
 
@@ -226,7 +215,7 @@ def test_deepcopy_is_light_and_starts_fresh(plan50, friedman50):
     [
         ({"method": "shap"}, "method"),
         ({"every_n_epochs": 0}, "every_n_epochs"),
-        ({"smoothing": 1.0}, "smoothing"),
+        ({"smoothing": 1.0}, r"smoothing, expected a number in \[0, 1\)"),
         ({"max_rows": 0}, "max_rows"),
     ],
 )

@@ -1,11 +1,9 @@
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_python
 
 from archguide.cli import atomic_write, demo_data, main
 
@@ -111,11 +109,5 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
 
 
 def test_python_dash_m_entry_point():
-    result = subprocess.run(
-        [sys.executable, "-m", "archguide", "--version"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-        timeout=300,
-    )
-    assert result.returncode == 0 and result.stdout.startswith("archguide ")
+    result = run_python("", "-m", "archguide", "--version")
+    assert result.stdout.startswith("archguide ")

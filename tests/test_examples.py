@@ -1,11 +1,9 @@
 """Every example runs and prints what it claims."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_python
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 EXPECTED = {
@@ -22,12 +20,5 @@ def test_every_example_is_listed():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_example_runs(name):
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / name)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_python("", str(EXAMPLES / name))
     assert EXPECTED[name] in result.stdout
