@@ -29,8 +29,7 @@ from sklearn.utils import check_random_state
 from archguide._backend import import_keras
 from archguide._checks import check_choice, check_int, check_number
 from archguide.exceptions import ArchguideWarning, ConfigError, DataError
-from archguide.layers import FeatureGate
-from archguide.network import METHODS, check_model_input, model_features, network_importance
+from archguide.network import METHODS, check_model_input, input_gate, model_features, network_importance
 from archguide.planning import l1_strengths
 
 keras = import_keras()
@@ -39,13 +38,6 @@ __all__ = ["ImportanceRescoring"]
 
 #: Keys the callback adds to the epoch ``logs`` (kept by History and CSVLogger).
 LOG_KEYS = ("importance_tau", "gate_penalty", "n_overfit_features")
-
-
-def _first_gate(model) -> FeatureGate | None:
-    for layer in model.layers:
-        if isinstance(layer, FeatureGate):
-            return layer
-    return None
 
 
 class ImportanceRescoring(keras.callbacks.Callback):
@@ -191,9 +183,7 @@ class ImportanceRescoring(keras.callbacks.Callback):
         self._X, self._y = self._sample(self.validation_data, n, "validation_data", seed_offset=0)
         if self.training_data is not None:
             self._Xt, self._yt = self._sample(self.training_data, n, "training_data", seed_offset=1)
-        self._gate = _first_gate(self.model)
-        if self._gate is not None and self._gate.n_features != n:
-            self._gate = None  # a gate somewhere else than at the input: leave it alone
+        self._gate = input_gate(self.model)  # a gate elsewhere than at the input is left alone
         self._scale = self.l1
         if self._scale is None and self._gate is not None:
             self._scale = float(self._gate.get_strengths().min())

@@ -45,16 +45,14 @@ from archguide._checks import check_choice, check_int
 from archguide.exceptions import ConfigError, DataError
 from archguide.layers import FeatureGate
 from archguide.schema import format_names
-from archguide.scoring import _effective_permutations
+from archguide.scoring import _CHUNK_CELLS, _effective_permutations
 
 keras = import_keras()
 
-__all__ = ["METHODS", "network_importance", "model_features", "check_model_input"]
+__all__ = ["METHODS", "network_importance", "model_features", "check_model_input", "input_gate"]
 
 METHODS = ("gradient", "weights", "garson", "olden", "permutation", "ablation")
 LOSSES = ("mse", "binary_crossentropy", "sparse_categorical_crossentropy")
-# Stacked copies per predict call are bounded to this many cells of float32.
-_CHUNK_CELLS = 16_000_000
 _EPS = 1e-7
 _MERGE_LAYERS = (
     keras.layers.Concatenate,
@@ -91,12 +89,21 @@ def check_model_input(model, *, argument: str = "model") -> int:
     return int(shape[1])
 
 
+def input_gate(model) -> FeatureGate | None:
+    """The model's :class:`~archguide.layers.FeatureGate` at its input, if it has one."""
+    n = check_model_input(model)
+    for layer in model.layers:
+        if isinstance(layer, FeatureGate):
+            return layer if layer.n_features == n else None
+    return None
+
+
 def model_features(model, X=None) -> list[str]:
     """Feature names for a model's inputs: the gate's names, X's columns, or ``x0, x1, ...``."""
     n = check_model_input(model)
-    for layer in model.layers:
-        if isinstance(layer, FeatureGate) and layer.feature_names and len(layer.feature_names) == n:
-            return list(layer.feature_names)
+    gate = input_gate(model)
+    if gate is not None and gate.feature_names and len(gate.feature_names) == n:
+        return list(gate.feature_names)
     if isinstance(X, pd.DataFrame) and X.shape[1] == n:
         return [str(c) for c in X.columns]
     return [f"x{i}" for i in range(n)]
