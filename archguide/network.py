@@ -42,10 +42,10 @@ from sklearn.utils import check_random_state
 
 from archguide._backend import import_keras
 from archguide._checks import check_choice, check_int
+from archguide._permutation import copies_per_chunk, effective_permutations, stacked_copies
 from archguide.exceptions import ConfigError, DataError
 from archguide.layers import FeatureGate
 from archguide.schema import format_names
-from archguide.scoring import _CHUNK_CELLS, _effective_permutations
 
 keras = import_keras()
 
@@ -196,16 +196,15 @@ def _predict(model, X: np.ndarray, batch_size: int) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def _loss_increase(model, X, y, loss, variants, batch_size) -> tuple[float, np.ndarray]:
-    """Loss of each variant of X minus the loss on X; variants: list of callables X -> modified copy."""
+def _loss_increase(model, X, y, loss, edits, batch_size) -> tuple[float, np.ndarray]:
+    """Loss on each edited copy of X minus the loss on X; edits as in ``stacked_copies``."""
     n = len(X)
     baseline = float(_losses(loss, y, _predict(model, X, batch_size)[None])[0])
-    out = np.empty(len(variants))
-    per_chunk = max(1, _CHUNK_CELLS // max(1, n * X.shape[1]))
-    for start in range(0, len(variants), per_chunk):
-        chunk = variants[start : start + per_chunk]
-        stacked = np.concatenate([make(X) for make in chunk])
-        pred = _predict(model, stacked, batch_size).reshape(len(chunk), n, -1)
+    out = np.empty(len(edits))
+    per_chunk = copies_per_chunk(X)
+    for start in range(0, len(edits), per_chunk):
+        chunk = edits[start : start + per_chunk]
+        pred = _predict(model, stacked_copies(X, chunk), batch_size).reshape(len(chunk), n, -1)
         out[start : start + len(chunk)] = _losses(loss, y, pred)
     return baseline, out - baseline
 
@@ -406,30 +405,11 @@ def network_importance(
             check_choice("loss", loss, LOSSES)
         names, sets = _column_sets(groups, names)
         if method == "permutation":
-            perms = _effective_permutations(X.shape[0], n_repeats, rng)
-            variants = [_shuffled(cols, perm) for cols in sets for perm in perms]
-            _, drops = _loss_increase(model, X, y_arr, loss, variants, batch_size)
+            perms = effective_permutations(X.shape[0], n_repeats, rng)
+            edits = [(cols, X[np.ix_(perm, cols)]) for cols in sets for perm in perms]
+            _, drops = _loss_increase(model, X, y_arr, loss, edits, batch_size)
             values = drops.reshape(len(sets), n_repeats).mean(axis=1)
         else:
             means = X.mean(axis=0)
-            variants = [_replaced(cols, means) for cols in sets]
-            _, values = _loss_increase(model, X, y_arr, loss, variants, batch_size)
+            _, values = _loss_increase(model, X, y_arr, loss, [(cols, means[cols]) for cols in sets], batch_size)
     return pd.Series(np.asarray(values, dtype=float), index=pd.Index(names, dtype=object), name=method)
-
-
-def _shuffled(cols: list[int], perm: np.ndarray):
-    def make(X):
-        copy = X.copy()
-        copy[:, cols] = X[np.ix_(perm, cols)]
-        return copy
-
-    return make
-
-
-def _replaced(cols: list[int], means: np.ndarray):
-    def make(X):
-        copy = X.copy()
-        copy[:, cols] = means[cols]
-        return copy
-
-    return make

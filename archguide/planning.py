@@ -423,12 +423,16 @@ def plan_architecture(
             ArchguideWarning,
             stacklevel=2,
         )
+
+    def weight(members) -> float:  # a branch's importance: negatives count as zero
+        return sum(max(importances[f], 0.0) for f in members)
+
     order = sorted(features, key=lambda f: -importances[f])  # stable: input order breaks ties
     if grouping == "tiers":
         members = _tiers(order, importances, weak_set, n_tiers)
         names = [f"tier_{i + 1}" for i in range(len(members))]
     else:
-        by_importance = sorted(scores.groups.items(), key=lambda kv: -sum(max(importances[f], 0.0) for f in kv[1]))
+        by_importance = sorted(scores.groups.items(), key=lambda kv: -weight(kv[1]))
         used: set[str] = set()
         names = [_safe_name(g, used) for g, _ in by_importance]
         members = [list(m) for _, m in by_importance]
@@ -441,7 +445,7 @@ def plan_architecture(
 
     position = {f: i for i, f in enumerate(features)}
     members = [sorted(m, key=position.get) for m in members]
-    branch_importance = [sum(max(importances[f], 0.0) for f in m) for m in members]
+    branch_importance = [weight(m) for m in members]
     widths = allocate_units([v**alpha if v > 0 else 0.0 for v in branch_importance], total_units, min_units=min_units)
     branches = tuple(
         Branch(

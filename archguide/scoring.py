@@ -47,6 +47,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 
 from archguide._checks import check_choice, check_int, check_number
+from archguide._permutation import copies_per_chunk, effective_permutations, stacked_copies
 from archguide.exceptions import ConfigError, DataError
 from archguide.schema import Table, as_table, check_target, format_names
 
@@ -59,8 +60,6 @@ MIN_ROWS = 10
 TASKS = ("auto", "regression", "classification", "binary", "multiclass")
 # An integer-valued target with at most this many distinct values is taken as class labels.
 MAX_AUTO_CLASSES = 20
-# A predict call gets at most this many matrix cells (about 64 MB of float32).
-_CHUNK_CELLS = 16_000_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -340,26 +339,6 @@ def _default_metric(task: str) -> str:
 # ------------------------------------------------------------------ permutation
 
 
-def _effective_permutations(n_rows: int, n_repeats: int, random_state) -> list[np.ndarray]:
-    """The row orders that ``permutation_importance`` applies, repeat by repeat.
-
-    scikit-learn draws one seed, gives every column a RandomState with that
-    seed, and shuffles its column in place once per repeat, so repeat ``r``
-    sees the composition of the first ``r`` shuffles. Reproducing that lets
-    the batched computation return scikit-learn's numbers exactly.
-    """
-    seed = check_random_state(random_state).randint(np.iinfo(np.int32).max + 1)
-    rs = check_random_state(seed)
-    shuffling = np.arange(n_rows)
-    current = np.arange(n_rows)
-    perms = []
-    for _ in range(n_repeats):
-        rs.shuffle(shuffling)
-        current = current[shuffling]
-        perms.append(current)
-    return perms
-
-
 def permutation_scores(
     estimator,
     X_eval: np.ndarray,
@@ -390,17 +369,13 @@ def permutation_scores(
         ``(len(column_sets), n_repeats)``: baseline minus shuffled score.
     """
     n_eval = X_eval.shape[0]
-    perms = _effective_permutations(n_eval, n_repeats, random_state)
+    perms = effective_permutations(n_eval, n_repeats, random_state)
     jobs = [(s, r) for s in range(len(column_sets)) for r in range(n_repeats)]
     scores = np.empty(len(jobs))
 
     def shuffled(chunk):
         """The held-out rows once per job, each copy with its column set shuffled."""
-        stacked = np.tile(X_eval, (len(chunk), 1))
-        for i, (s, r) in enumerate(chunk):
-            cols = column_sets[s]
-            stacked[i * n_eval : (i + 1) * n_eval, cols] = X_eval[np.ix_(perms[r], cols)]
-        return stacked
+        return stacked_copies(X_eval, [(column_sets[s], X_eval[np.ix_(perms[r], column_sets[s])]) for s, r in chunk])
 
     progress = _progress(total=len(jobs), verbose=verbose, desc="permutation")
     if metric in _BATCHED_METRICS:
@@ -412,7 +387,7 @@ def permutation_scores(
             return score_fn(y_eval, pred)
 
         baseline = float(batch_scores(predict(X_eval), 1)[0])
-        per_chunk = max(1, _CHUNK_CELLS // max(1, n_eval * X_eval.shape[1]))
+        per_chunk = copies_per_chunk(X_eval)
         for start in range(0, len(jobs), per_chunk):
             chunk = jobs[start : start + per_chunk]
             scores[start : start + len(chunk)] = batch_scores(predict(shuffled(chunk)), len(chunk))
@@ -479,7 +454,9 @@ def correlation_groups(X: np.ndarray, names: list[str], eligible: list[int], thr
     return sorted((sorted(m) for m in out), key=lambda m: m[0])
 
 
-def _resolve_groups(groups, table: Table, X_train: np.ndarray, threshold: float) -> dict[str, list[str]]:
+def _resolve_groups(
+    groups, table: Table, X_train: np.ndarray, constant_train: np.ndarray, threshold: float
+) -> dict[str, list[str]]:
     names = list(table.names)
     if groups is None:
         return {n: [n] for n in names}
@@ -489,11 +466,7 @@ def _resolve_groups(groups, table: Table, X_train: np.ndarray, threshold: float)
                 "Received an invalid value for groups, expected 'auto', None or a dict "
                 f"{{group: [features]}}. Received: groups={groups!r}"
             )
-        eligible = [
-            j
-            for j, n in enumerate(names)
-            if table.kinds[n] != "categorical" and np.nanmax(X_train[:, j]) > np.nanmin(X_train[:, j])
-        ]
+        eligible = [j for j, n in enumerate(names) if table.kinds[n] != "categorical" and not constant_train[j]]
         clusters = correlation_groups(X_train, names, eligible, threshold)
         return {_group_name([names[j] for j in m]): [names[j] for j in m] for m in clusters}
     if not isinstance(groups, Mapping):
@@ -560,13 +533,9 @@ def _split(y, task, n_rows, test_size, max_train_samples, max_eval_samples, seed
                 f"training and the held-out rows. Pass more rows, or a larger max_eval_samples/test_size."
             )
         stratify = y
-    idx = np.arange(n_rows)
-    if n_train + n_eval == n_rows:
-        train, evaluate = train_test_split(idx, test_size=n_eval, stratify=stratify, random_state=seed)
-    else:
-        train, evaluate = train_test_split(
-            idx, train_size=n_train, test_size=n_eval, stratify=stratify, random_state=seed
-        )
+    train, evaluate = train_test_split(
+        np.arange(n_rows), train_size=n_train, test_size=n_eval, stratify=stratify, random_state=seed
+    )
     return np.sort(train), np.sort(evaluate)
 
 
@@ -780,10 +749,11 @@ def score_features(
             f"importance on {len(evaluate)} held-out rows."
         )
 
-    group_map = _resolve_groups(groups, table, X_train, correlation_threshold)
+    constant_train = _constant_columns(X_train)
+    group_map = _resolve_groups(groups, table, X_train, constant_train, correlation_threshold)
 
     # Shadows: shuffled copies of real non-constant columns, appended after them.
-    candidates = np.flatnonzero(~_constant_columns(X_train))
+    candidates = np.flatnonzero(~constant_train)
     n_sh = n_shadow if len(candidates) else 0
     if n_sh:
         shadow_rng = np.random.RandomState(shadow_seed)
