@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 import numbers
 
+from sklearn.utils import check_random_state
+
 from archguide.exceptions import ConfigError
 
 
@@ -37,3 +39,48 @@ def check_choice(name: str, value, choices) -> None:
         raise ConfigError(
             f"Received an invalid value for {name}, expected one of {list(choices)}. Received: {name}={value!r}"
         )
+
+
+def check_seed(value, name: str = "random_state"):
+    """A ``numpy.random.RandomState`` from a seed, as scikit-learn's ``check_random_state`` makes it.
+
+    None gives NumPy's global state, an integer a new seeded state, and a
+    RandomState is returned as it is (so that successive draws differ).
+
+    Raises:
+        ConfigError: the value is none of those.
+    """
+    try:
+        if isinstance(value, bool):  # an integer to NumPy, but never a meant seed
+            raise TypeError
+        return check_random_state(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"Received an invalid value for {name}, expected an integer seed, a numpy.random.RandomState or None. "
+            f"Received: {name}={value!r}"
+        ) from None
+
+
+def check_units(name: str, value) -> tuple[int, ...]:
+    """Layer widths as a tuple of Python ints: one integer (NumPy's too) or a non-empty sequence of them.
+
+    Raises:
+        ConfigError: a width is not a positive integer, or there is none.
+    """
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = (value,)
+    try:
+        values = tuple(value)
+    except TypeError:
+        raise ConfigError(
+            f"Received an invalid value for {name}, expected a positive integer or a list of them. "
+            f"Received: {name}={value!r}"
+        ) from None
+    if not values:
+        raise ConfigError(
+            f"Received an invalid value for {name}, expected at least one width: the shared head is not optional "
+            f"(without it the model is additive across branches). Received: {name}={value!r}"
+        )
+    for units in values:
+        check_int(name, units)
+    return tuple(int(units) for units in values)

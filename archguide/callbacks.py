@@ -24,12 +24,11 @@ import warnings
 import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau
-from sklearn.utils import check_random_state
 
 from archguide._backend import import_keras
-from archguide._checks import check_choice, check_int, check_number
+from archguide._checks import check_choice, check_int, check_number, check_seed
 from archguide.exceptions import ArchguideWarning, ConfigError, DataError
-from archguide.network import METHODS, check_model_input, input_gate, model_features, network_importance
+from archguide.network import METHODS, aligned_input, input_gate, network_importance
 from archguide.planning import l1_strengths
 
 keras = import_keras()
@@ -50,8 +49,19 @@ class ImportanceRescoring(keras.callbacks.Callback):
     2. smooth: ``s = smoothing * s_previous + (1 - smoothing) * score``;
     3. if the model has a :class:`~archguide.layers.FeatureGate` and
        ``update_penalties``, set its strengths to
-       ``l1_strengths(s, l1=l1, l1_power=l1_power)``; ``l1=None`` takes the
-       smallest strength the gate had when training began (the plan's ``l1``).
+       ``l1_strengths(s, l1=l1, l1_power=l1_power)``.
+
+    The scale ``l1=None`` resolves, when training begins, to: the ``l1`` the
+    gate was built with (:func:`~archguide.builder.build_model` keeps the
+    plan's ``l1`` in the gate); for a gate made without one, the smallest
+    *positive* strength it holds. A gate with neither leaves nothing to scale
+    by: pass ``l1``, or ``update_penalties=False``. The scale used is kept in
+    ``l1_``.
+
+    Each re-scoring draws fresh shuffles (and the row sample is drawn once per
+    ``fit``) from one generator made from ``random_state`` when training
+    begins: an integer seed gives the same run every time, and the smoothing
+    averages the shuffles of successive re-scorings.
 
     It adds to the epoch logs (so ``History`` and ``CSVLogger`` keep them; put
     a ``CSVLogger`` after this callback): ``importance_tau``, Kendall's tau
@@ -66,7 +76,9 @@ class ImportanceRescoring(keras.callbacks.Callback):
     writes each feature's importance and strength to TensorBoard.
 
     Args:
-        validation_data: ``(X_val, y_val)`` held-out rows in the model's input order.
+        validation_data: ``(X_val, y_val)`` held-out rows: an array in the
+            model's input order, or a DataFrame matched to the gate's
+            feature names by column name.
         method: A :func:`~archguide.network.network_importance` method.
         every_n_epochs: Re-score every this many epochs (at least 1).
         update_penalties: Set the gate's strengths from the scores.
@@ -77,10 +89,12 @@ class ImportanceRescoring(keras.callbacks.Callback):
         verbose: Print a line per re-scoring.
         l1: Strength scale (see above). l1_power: as in the plan's rule.
         n_repeats: Shuffles per feature for ``method="permutation"`` at each
-            re-scoring. One by default: the smoothing averages shuffles across
-            re-scorings, so more per re-scoring mostly costs time.
+            re-scoring. One by default: every re-scoring draws new shuffles and
+            the smoothing averages them, so more per re-scoring mostly costs
+            time (see ``benchmarks/bench_rescoring.py``).
         overfit_ratio: Training/held-out ratio above which a feature is flagged.
-        random_state: Seed for the row sample and the shuffles.
+        random_state: Seed (int), ``numpy.random.RandomState`` or None for
+            the row sample and the shuffles.
 
     Attributes:
         history_: pd.DataFrame, one row per re-scoring: ``epoch`` and one
@@ -89,13 +103,15 @@ class ImportanceRescoring(keras.callbacks.Callback):
         strengths_history_: The strengths set at each re-scoring.
         training_history_: With ``training_data``: training-row importance.
         overfit_features_: Features flagged at the last re-scoring.
+        l1_: The strength scale used (see above); None without a gate.
 
     Raises:
         ConfigError: unknown method, ``every_n_epochs`` < 1, or another option
-            out of range (at construction).
+            out of range (at construction); at the start of training, no
+            scale for the strengths (see above).
         DataError: at the start of training, if the validation data does not
-            match the model's input (both shapes are named) or the model does
-            not take one 2-D input.
+            match the model's input (both shapes, or the mismatched column
+            names, are named) or the model does not take one 2-D input.
     """
 
     def __init__(
@@ -130,6 +146,7 @@ class ImportanceRescoring(keras.callbacks.Callback):
         check_number("overfit_ratio", overfit_ratio, low=1.0)
         if l1 is not None:
             check_number("l1", l1)
+        check_seed(random_state)
         self.validation_data = self._pair(validation_data, "validation_data")
         self.training_data = None if training_data is None else self._pair(training_data, "training_data")
         self.method = method
@@ -159,6 +176,7 @@ class ImportanceRescoring(keras.callbacks.Callback):
         self._previous = None
         self._last_logs = dict.fromkeys(LOG_KEYS, float("nan"))
         self._writer = None
+        self.l1_ = None
 
     history_ = property(lambda self: pd.DataFrame(self._rows["history"]), doc="Smoothed importance per re-scoring.")
     raw_history_ = property(lambda self: pd.DataFrame(self._rows["raw"]), doc="Importance before smoothing.")
@@ -178,38 +196,45 @@ class ImportanceRescoring(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._reset()
-        n = check_model_input(self.model)
-        self._features = model_features(self.model, self.validation_data[0])
-        self._X, self._y = self._sample(self.validation_data, n, "validation_data", seed_offset=0)
+        # One generator per fit: every re-scoring draws new shuffles from it.
+        self._rng = check_seed(self.random_state)
+        self._features, self._X, self._y = self._sample(self.validation_data, "validation_data")
         if self.training_data is not None:
-            self._Xt, self._yt = self._sample(self.training_data, n, "training_data", seed_offset=1)
+            _, self._Xt, self._yt = self._sample(self.training_data, "training_data")
         self._gate = input_gate(self.model)  # a gate elsewhere than at the input is left alone
-        self._scale = self.l1
-        if self._scale is None and self._gate is not None:
-            self._scale = float(self._gate.get_strengths().min())
+        self.l1_ = self._strength_scale()
         if self.log_dir is not None:
             import tensorflow as tf
 
             self._writer = tf.summary.create_file_writer(self.log_dir)
 
-    def _sample(self, data, n, argument, seed_offset):
+    def _strength_scale(self) -> float | None:
+        if self._gate is None:
+            return None
+        if self.l1 is not None:
+            return float(self.l1)
+        if self._gate.l1 is not None:
+            return float(self._gate.l1)
+        strengths = self._gate.get_strengths()
+        if np.any(strengths > 0):
+            return float(strengths[strengths > 0].min())
+        if self.update_penalties:
+            raise ConfigError(
+                "ImportanceRescoring(l1=None) takes its scale from the gate, but the gate was built without an l1 "
+                "and all its strengths are 0. Pass l1=..., or update_penalties=False."
+            )
+        return None
+
+    def _sample(self, data, argument):
         X, y = data
-        X = np.asarray(X, dtype=np.float32)
+        names, X = aligned_input(self.model, X, argument=f"{argument}[0]")
         y = np.asarray(y)
-        if X.ndim != 2 or X.shape[1] != n:
-            raise DataError(
-                f"{argument} has X of shape {X.shape} but the model takes inputs of shape (n_samples, {n})."
-            )
-        if len(y) != len(X):
-            raise DataError(f"{argument} has {len(X)} rows in X but {len(y)} values in y.")
+        if y.ndim == 0 or len(y) != len(X):
+            raise DataError(f"{argument} has {len(X)} rows in X but {y.size} values in y.")
         if len(X) > self.max_rows:
-            rows = np.sort(
-                check_random_state(None if self.random_state is None else self.random_state + seed_offset).choice(
-                    len(X), self.max_rows, replace=False
-                )
-            )
+            rows = np.sort(self._rng.choice(len(X), self.max_rows, replace=False))
             X, y = X[rows], y[rows]
-        return X, y
+        return names, X, y
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
@@ -233,7 +258,7 @@ class ImportanceRescoring(keras.callbacks.Callback):
             y,
             method=self.method,
             n_repeats=self.n_repeats,
-            random_state=self.random_state,
+            random_state=self._rng,
             feature_names=self._features,
         )
 
@@ -256,9 +281,9 @@ class ImportanceRescoring(keras.callbacks.Callback):
         row = {"epoch": epoch + 1}
         self._rows["history"].append({**row, **smoothed.to_dict()})
         self._rows["raw"].append({**row, **raw.to_dict()})
-        if self._gate is not None and self.update_penalties and self._scale is not None:
+        if self._gate is not None and self.update_penalties and self.l1_ is not None:
             strengths = l1_strengths(
-                smoothed.abs() if self.method == "olden" else smoothed, l1=self._scale, l1_power=self.l1_power
+                smoothed.abs() if self.method == "olden" else smoothed, l1=self.l1_, l1_power=self.l1_power
             )
             self._gate.set_strengths([strengths[f] for f in self._features])
         if self._gate is not None:

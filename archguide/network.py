@@ -38,10 +38,9 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.utils import check_random_state
 
 from archguide._backend import import_keras
-from archguide._checks import check_choice, check_int
+from archguide._checks import check_choice, check_int, check_seed
 from archguide._permutation import copies_per_chunk, effective_permutations, stacked_copies
 from archguide.exceptions import ConfigError, DataError
 from archguide.layers import FeatureGate
@@ -49,7 +48,15 @@ from archguide.schema import format_names
 
 keras = import_keras()
 
-__all__ = ["METHODS", "network_importance", "model_features", "check_model_input", "input_gate"]
+__all__ = [
+    "METHODS",
+    "aligned_input",
+    "check_model_input",
+    "input_gate",
+    "model_features",
+    "network_importance",
+    "resolve_loss",
+]
 
 METHODS = ("gradient", "weights", "garson", "olden", "permutation", "ablation")
 LOSSES = ("mse", "binary_crossentropy", "sparse_categorical_crossentropy")
@@ -98,15 +105,61 @@ def input_gate(model) -> FeatureGate | None:
     return None
 
 
+def _gate_names(model) -> list[str] | None:
+    gate = input_gate(model)
+    if gate is not None and gate.feature_names and len(gate.feature_names) == gate.n_features:
+        return list(gate.feature_names)
+    return None
+
+
+def _named_columns(X) -> list[str] | None:
+    """A DataFrame's column names when they are all strings (scikit-learn's rule), else None."""
+    if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
+        return list(X.columns)
+    return None
+
+
 def model_features(model, X=None) -> list[str]:
     """Feature names for a model's inputs: the gate's names, X's columns, or ``x0, x1, ...``."""
     n = check_model_input(model)
-    gate = input_gate(model)
-    if gate is not None and gate.feature_names and len(gate.feature_names) == n:
-        return list(gate.feature_names)
-    if isinstance(X, pd.DataFrame) and X.shape[1] == n:
-        return [str(c) for c in X.columns]
-    return [f"x{i}" for i in range(n)]
+    names = _gate_names(model)
+    if names is None:
+        columns = _named_columns(X)
+        names = columns if columns is not None and len(columns) == n else [f"x{i}" for i in range(n)]
+    return names
+
+
+def aligned_input(model, X, *, feature_names: Sequence[str] | None = None, argument: str = "X"):
+    """``(names, array)``: X as a float32 matrix in the model's input order.
+
+    The model's feature names are ``feature_names`` if given, else its gate's
+    names. A DataFrame whose column names are strings is matched to them by
+    name (any column order); without names on the model, its columns name the
+    features. Anything else is taken by position.
+
+    Raises:
+        DataError: the DataFrame's columns are not the model's features (the
+            missing and unexpected ones are named), or X does not have the
+            model's width.
+    """
+    n = check_model_input(model)
+    known = [str(f) for f in feature_names] if feature_names is not None else _gate_names(model)
+    if known is not None and len(known) != n:
+        raise DataError(f"feature_names has {len(known)} names but the model takes {n} features.")
+    columns = _named_columns(X)
+    if columns is not None and known is not None:
+        missing = [f for f in known if f not in set(columns)]
+        unexpected = [c for c in columns if c not in set(known)]
+        if missing or unexpected:
+            problems = [f"missing {format_names(missing)}"] if missing else []
+            problems += [f"unexpected {format_names(unexpected)}"] if unexpected else []
+            raise DataError(
+                f"{argument} is a DataFrame whose columns are not the model's features: {'; '.join(problems)}. "
+                "Columns are matched by name."
+            )
+        X = X[known]
+    names = known or (columns if columns is not None and len(columns) == n else [f"x{i}" for i in range(n)])
+    return names, _as_float_matrix(X, n, argument)
 
 
 def _as_float_matrix(X, n_features: int, argument: str = "X") -> np.ndarray:
@@ -130,19 +183,61 @@ def infer_loss(model) -> str:
     return {"sigmoid": "binary_crossentropy", "softmax": "sparse_categorical_crossentropy"}.get(activation, "mse")
 
 
-def _losses(loss: str | Callable, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """Per-copy loss; ``pred`` is ``(k, n_rows, n_outputs)``."""
-    if callable(loss):
-        return np.array([float(loss(y, p)) for p in pred])
-    if loss == "mse":
-        target = y.reshape(1, len(y), -1)
-        return ((pred - target) ** 2).mean(axis=(1, 2))
-    if loss == "binary_crossentropy":
-        p = np.clip(pred.reshape(pred.shape[0], pred.shape[1]), _EPS, 1 - _EPS)
-        target = y.reshape(1, -1)
-        return -(target * np.log(p) + (1 - target) * np.log(1 - p)).mean(axis=1)
-    picked = np.take_along_axis(pred, y.astype(int).reshape(1, -1, 1), axis=2)[..., 0]
-    return -np.log(np.clip(picked, _EPS, 1.0)).mean(axis=1)
+def n_output_tensors(model) -> int:
+    """How many output tensors the model has (a list or dict of outputs counts each)."""
+    return len(getattr(model, "outputs", None) or [None])
+
+
+def resolve_loss(model, loss=None):
+    """The loss that permutation and ablation measure.
+
+    ``loss`` if given (a Keras loss name, a ``keras.losses.Loss`` or a callable);
+    otherwise the loss the model was compiled with (so a classifier compiled
+    with ``from_logits=True`` is measured with that loss); otherwise the loss
+    implied by the output activation (:func:`infer_loss`).
+
+    Raises:
+        ConfigError: the name is not a Keras loss, or the model was compiled
+            with one loss per output.
+    """
+    if loss is None and getattr(model, "compiled", False) and getattr(model, "loss", None) is not None:
+        loss = model.loss
+        if isinstance(loss, (list, tuple, Mapping)):
+            raise ConfigError(
+                "The model was compiled with one loss per output; pass loss= (a callable on the stacked outputs)."
+            )
+    if loss is None:
+        loss = infer_loss(model)
+    if isinstance(loss, str):
+        try:
+            loss = keras.losses.get(loss)
+        except ValueError as exc:
+            raise ConfigError(
+                f"Received an invalid value for loss, expected a Keras loss name (for example {list(LOSSES)}), "
+                f"a keras.losses.Loss or a callable. Received: loss={loss!r}"
+            ) from exc
+    if isinstance(loss, keras.losses.Loss):
+        return loss.call  # the unreduced, per-sample values
+    if not callable(loss):
+        raise ConfigError(f"Received an invalid value for loss, expected a name or a callable. Received: loss={loss!r}")
+    return loss
+
+
+def _losses(loss: Callable, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Mean loss of each copy; ``pred`` is ``(k, n_rows, *output_shape)``.
+
+    Keras losses return per-sample values, so all copies are scored in one call
+    and each copy's mean is its loss (Keras' ``sum_over_batch_size``). A callable
+    that returns one number is called once per copy.
+    """
+    k, n = pred.shape[:2]
+    if y.size == n * int(np.prod(pred.shape[2:])):  # one target per output unit: give y the output's shape
+        y = y.reshape(pred.shape[1:])
+    flat = pred.reshape(k * n, *pred.shape[2:])
+    values = keras.ops.convert_to_numpy(loss(np.tile(y, (k,) + (1,) * (y.ndim - 1)), flat))
+    if values.size and values.size % (k * n) == 0:
+        return values.reshape(k, -1).astype(np.float64).mean(axis=1)
+    return np.array([float(np.mean(keras.ops.convert_to_numpy(loss(y, p)))) for p in pred])
 
 
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -152,48 +247,53 @@ def _compiled(model, kind: str):
     """A tf.function of the model's forward pass (or its input gradient), cached per model.
 
     Called on fixed-size chunks, it traces once; ``model.predict`` would pay its loop's
-    per-call set-up on every re-scoring.
+    per-call set-up on every re-scoring. The functions reach the model through a weak
+    reference, so the cache does not keep a model alive (a tuner search builds many).
     """
     import tensorflow as tf
 
     cache = _COMPILED.setdefault(model, {})
     if kind not in cache:
+        ref = weakref.ref(model)
         if kind == "forward":
 
             def forward(x):
-                out = model(x, training=False)
-                return tf.reshape(out, (tf.shape(out)[0], -1))
+                return ref()(x, training=False)
 
             cache[kind] = tf.function(forward, reduce_retracing=True)
         else:
-            n_outputs = int(np.prod(model.outputs[0].shape[1:]))
+            n_outputs = sum(int(np.prod(o.shape[1:])) for o in model.outputs)
 
             def mean_abs_gradient(x):
+                # Per row, the mean over every output unit (of every output tensor) of |d out / d x|.
                 # Rows do not interact at inference, so the gradient of a column's sum is per-row.
                 with tf.GradientTape(persistent=True) as tape:
                     tape.watch(x)
-                    out = model(x, training=False)
-                    out = tf.reshape(out, (tf.shape(out)[0], -1))
+                    outs = keras.tree.flatten(ref()(x, training=False))
+                    out = tf.concat([tf.reshape(o, (tf.shape(o)[0], -1)) for o in outs], axis=1)
                     columns = [out[:, k] for k in range(n_outputs)]
-                grads = [tf.reduce_mean(tf.abs(tape.gradient(c, x)), axis=0) for c in columns]
-                return tf.reduce_mean(tf.stack(grads), axis=0)
+                return tf.add_n([tf.abs(tape.gradient(c, x)) for c in columns]) / n_outputs
 
             cache[kind] = tf.function(mean_abs_gradient, reduce_retracing=True)
     return cache[kind]
 
 
-def _predict(model, X: np.ndarray, batch_size: int) -> np.ndarray:
-    if keras.backend.backend() != "tensorflow":
-        return np.asarray(model.predict(X, batch_size=batch_size, verbose=0)).reshape(len(X), -1)
-    forward = _compiled(model, "forward")
+def _chunked(function, X: np.ndarray, batch_size: int):
+    """``function`` on fixed-size chunks of X (the last one padded), yielding the rows' results."""
     size = min(batch_size, len(X))
-    parts = []
     for start in range(0, len(X), size):
         chunk = X[start : start + size]
-        if len(chunk) < size:  # pad the last chunk: one traced shape for every call
-            chunk = np.concatenate([chunk, np.zeros((size - len(chunk), X.shape[1]), X.dtype)])
-        parts.append(forward(chunk).numpy()[: min(size, len(X) - start)])
-    return np.concatenate(parts)
+        valid = len(chunk)
+        if valid < size:  # pad the last chunk: one traced shape for every call
+            chunk = np.concatenate([chunk, np.zeros((size - valid, X.shape[1]), X.dtype)])
+        yield keras.ops.convert_to_numpy(function(chunk))[:valid]
+
+
+def _predict(model, X: np.ndarray, batch_size: int) -> np.ndarray:
+    """Predictions of a one-output model, shape ``(n_rows, *output_shape)``."""
+    if keras.backend.backend() != "tensorflow":
+        return np.asarray(model.predict(X, batch_size=batch_size, verbose=0))
+    return np.concatenate(list(_chunked(_compiled(model, "forward"), X, batch_size)))
 
 
 def _loss_increase(model, X, y, loss, edits, batch_size) -> tuple[float, np.ndarray]:
@@ -204,21 +304,25 @@ def _loss_increase(model, X, y, loss, edits, batch_size) -> tuple[float, np.ndar
     per_chunk = copies_per_chunk(X)
     for start in range(0, len(edits), per_chunk):
         chunk = edits[start : start + per_chunk]
-        pred = _predict(model, stacked_copies(X, chunk), batch_size).reshape(len(chunk), n, -1)
-        out[start : start + len(chunk)] = _losses(loss, y, pred)
+        pred = _predict(model, stacked_copies(X, chunk), batch_size)
+        out[start : start + len(chunk)] = _losses(loss, y, pred.reshape(len(chunk), n, *pred.shape[1:]))
     return baseline, out - baseline
 
 
 # ----------------------------------------------------------------------- gradient
 
 
-def _gradient(model, X: np.ndarray) -> np.ndarray:
+def _gradient(model, X: np.ndarray, batch_size: int) -> np.ndarray:
+    """Mean over rows of the mean over output units of ``|d out / d x_i|``, in chunks of ``batch_size`` rows."""
     if keras.backend.backend() != "tensorflow":
         raise ConfigError(
             f"method='gradient' is implemented for the TensorFlow backend; the active backend is "
             f"{keras.backend.backend()!r}. Use method='permutation' or 'ablation'."
         )
-    return _compiled(model, "gradient")(X).numpy()
+    total = np.zeros(X.shape[1])
+    for rows in _chunked(_compiled(model, "gradient"), X, batch_size):
+        total += rows.sum(axis=0, dtype=np.float64)
+    return total / len(X)
 
 
 # ------------------------------------------------------------------------ weights
@@ -316,6 +420,9 @@ def _column_sets(groups, names: list[str]) -> tuple[list[str], list[list[int]]]:
         unknown = [m for m in members if m not in position]
         if unknown:
             raise DataError(f"groups[{g!r}] names features the model does not take: {format_names(unknown)}.")
+        twice = sorted({m for m in members if members.count(m) > 1})
+        if twice:
+            raise DataError(f"groups[{g!r}] lists {format_names(twice)} more than once; list each feature once.")
         labels.append(str(g))
         sets.append([position[m] for m in members])
     return labels, sets
@@ -339,9 +446,11 @@ def network_importance(
 
     Args:
         model: A Keras model with one 2-D float input.
-        X: Rows to measure on, shape ``(n_samples, n_features)`` in the
-            model's input order. Use held-out rows: on training rows the
-            methods measure sensitivity, which can be overfitting.
+        X: Rows to measure on, shape ``(n_samples, n_features)``: an array
+            in the model's input order, or a DataFrame, whose columns are
+            matched to the model's feature names (the gate's, or
+            ``feature_names``) by name. Use held-out rows: on training rows
+            the methods measure sensitivity, which can be overfitting.
         y: Targets, needed by ``"permutation"`` and ``"ablation"``.
         method: One of ``"gradient"``, ``"weights"``, ``"garson"``, ``"olden"``,
             ``"permutation"``, ``"ablation"`` (see the module docstring for
@@ -349,15 +458,18 @@ def network_importance(
         n_repeats: Shuffles per feature for ``"permutation"``.
         groups: For ``"permutation"`` and ``"ablation"``: ``{group: [features]}``
             shuffled or ablated together; the result is then indexed by group.
-        loss: For ``"permutation"``/``"ablation"``: ``"mse"``,
-            ``"binary_crossentropy"``, ``"sparse_categorical_crossentropy"``
-            or a callable ``loss(y_true, y_pred) -> float``; by default
-            inferred from the output activation (sigmoid, softmax, else MSE).
+        loss: For ``"permutation"``/``"ablation"``: a Keras loss name
+            (``"mse"``, ``"binary_crossentropy"``, ...), a ``keras.losses.Loss``,
+            or a callable ``loss(y_true, y_pred)`` returning per-row values or
+            one number. By default the loss the model was compiled with, or,
+            for an uncompiled model, the one its output activation implies
+            (sigmoid, softmax, else MSE); see :func:`resolve_loss`.
         max_rows: Use a random sample of at most this many rows.
-        random_state: Seed for the row sample and the shuffles.
+        random_state: Seed (int), ``numpy.random.RandomState`` (advanced by
+            each call, so repeated calls draw fresh shuffles) or None.
         feature_names: Names of the inputs (default: the gate's names, X's
             columns, or ``x0, x1, ...``).
-        batch_size: Rows per predict call.
+        batch_size: Rows per predict or gradient call.
 
     Returns:
         pd.Series of importances indexed by feature (or group); higher = more
@@ -365,26 +477,33 @@ def network_importance(
 
     Raises:
         ConfigError: unknown method or loss, or a method undefined for the
-            network's shape.
+            network's shape (Garson and Olden on a multi-branch network;
+            permutation and ablation on a model with several outputs).
         DataError: X does not match the model's input, the model does not
             take one 2-D input, or y is missing or of the wrong length.
     """
     check_choice("method", method, METHODS)
     check_int("n_repeats", n_repeats)
     check_int("max_rows", max_rows, allow_none=True)
-    n = check_model_input(model)
-    names = list(feature_names) if feature_names is not None else model_features(model, X)
-    if len(names) != n:
-        raise DataError(f"feature_names has {len(names)} names but the model takes {n} features.")
-    X = _as_float_matrix(X, n)
+    check_int("batch_size", batch_size)
+    rng = check_seed(random_state)
+    names, X = aligned_input(model, X, feature_names=feature_names)
     y_arr = None
     if method in ("permutation", "ablation"):
+        if n_output_tensors(model) > 1:
+            raise ConfigError(
+                f"method={method!r} measures the loss of one output, but the model has {n_output_tensors(model)} "
+                "outputs. Use method='gradient' (it averages over every output), or score a one-output sub-model."
+            )
+        loss = resolve_loss(model, loss)
         if y is None:
             raise DataError(f"method={method!r} needs y, the targets of the rows in X.")
-        y_arr = np.asarray(y, dtype=np.float32)
-        if y_arr.shape[0] != X.shape[0]:
-            raise DataError(f"y has {y_arr.shape[0]} values but X has {X.shape[0]} rows; they must match.")
-    rng = check_random_state(random_state)
+        try:
+            y_arr = np.asarray(y, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"y must hold numbers (the model's targets): {exc}") from exc
+        if y_arr.ndim == 0 or y_arr.shape[0] != X.shape[0]:
+            raise DataError(f"y has {y_arr.size} values but X has {X.shape[0]} rows; they must match.")
     if max_rows is not None and X.shape[0] > max_rows:
         rows = np.sort(rng.choice(X.shape[0], max_rows, replace=False))
         X = X[rows]
@@ -392,7 +511,7 @@ def network_importance(
     sigma = X.std(axis=0).astype(np.float64)
 
     if method == "gradient":
-        values = sigma * _gradient(model, X)
+        values = sigma * _gradient(model, X, batch_size)
     elif method == "weights":
         values = _weights(model, X, sigma)
     elif method == "garson":
@@ -400,9 +519,6 @@ def network_importance(
     elif method == "olden":
         values = _olden(model, X, sigma)
     else:
-        loss = infer_loss(model) if loss is None else loss
-        if not callable(loss):
-            check_choice("loss", loss, LOSSES)
         names, sets = _column_sets(groups, names)
         if method == "permutation":
             perms = effective_permutations(X.shape[0], n_repeats, rng)

@@ -244,3 +244,85 @@ def test_multi_input_models_are_refused():
     cb = ag.ImportanceRescoring((np.ones((8, 4), "float32"), np.ones(8)))
     with pytest.raises(DataError, match="2 inputs"):
         model.fit([np.ones((8, 2)), np.ones((8, 2))], np.ones(8), epochs=1, verbose=0, callbacks=[cb])
+
+
+# ------------------------------------------------------------------ soundness
+
+
+def _rescore_twice(model, cb):
+    """Run the callback's hooks on a fixed model: two re-scorings with the same weights."""
+    cb.set_model(model)
+    cb.on_train_begin()
+    cb.on_epoch_end(0)
+    cb.on_epoch_end(1)
+    return cb.raw_history_.drop(columns="epoch")
+
+
+def test_each_rescoring_draws_fresh_shuffles_and_a_seed_repeats_the_run(plan50, friedman50):
+    model, cb, _, _ = _small(plan50, friedman50, method="permutation", update_penalties=False, random_state=3)
+    first = _rescore_twice(model, cb)
+    # Same weights, new shuffles: the two re-scorings differ (they were identical when the seed was reused).
+    assert not np.allclose(first.iloc[0], first.iloc[1])
+    # The integer seed makes a new fit repeat the same sequence of shuffles.
+    pd.testing.assert_frame_equal(_rescore_twice(model, cb), first)
+
+
+def test_a_random_state_instance_works_with_more_rows_than_max_rows(plan50, friedman50):
+    X, y, Xv, yv = friedman50
+    model = ag.build_model(plan50, seed=0)
+    cb = ag.ImportanceRescoring(
+        (Xv, yv), method="permutation", max_rows=200, random_state=np.random.RandomState(0), update_penalties=False
+    )
+    first = _rescore_twice(model, cb)
+    assert len(first) == 2 and np.isfinite(first.to_numpy()).all()
+
+
+def test_l1_none_keeps_the_plans_scale_when_strengths_are_zero(plan50, friedman50):
+    """Scenario 3: L1 on the weak features only. One re-scoring must not zero every strength."""
+    model, cb, X, y = _small(plan50, friedman50, every_n_epochs=1)
+    gate = model.get_layer("gate")
+    gate.set_strengths([plan50.l1_strengths[f] if f in plan50.weak else 0.0 for f in plan50.features])
+    model.fit(X, y, epochs=1, verbose=0, callbacks=[cb])
+    assert cb.l1_ == plan50.options["l1"]
+    strengths = gate.get_strengths()
+    assert strengths.min() == pytest.approx(plan50.options["l1"], rel=1e-4)  # the top feature gets exactly l1
+    assert strengths.max() > 10 * strengths.min()  # about 20x after one epoch
+
+
+def test_l1_fallback_for_a_gate_built_without_a_scale(friedman50):
+    X, y, Xv, yv = friedman50
+
+    def model_with_gate(strengths):
+        inputs = keras.Input((50,))
+        x = ag.FeatureGate(strengths=strengths, name="gate")(inputs)
+        model = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Dense(8, activation="relu")(x)))
+        model.compile("adam", "mse")
+        return model
+
+    model = model_with_gate([0.0] * 25 + [0.02] * 24 + [0.005])
+    cb = ag.ImportanceRescoring((Xv, yv))
+    model.fit(X[:256], y[:256], epochs=1, verbose=0, callbacks=[cb])
+    assert cb.l1_ == pytest.approx(0.005)  # the smallest positive strength, not 0
+    with pytest.raises(ConfigError, match="Pass l1"):
+        model_with_gate(None).fit(X[:64], y[:64], epochs=1, verbose=0, callbacks=[ag.ImportanceRescoring((Xv, yv))])
+    cb = ag.ImportanceRescoring((Xv, yv), update_penalties=False)
+    model_with_gate(None).fit(X[:64], y[:64], epochs=1, verbose=0, callbacks=[cb])
+    assert cb.l1_ is None and len(cb.history_) == 1
+
+
+def test_validation_frame_is_matched_to_the_gate_by_name(plan50, friedman50):
+    X, y, Xv, yv = friedman50
+    frame = pd.DataFrame(Xv, columns=list(plan50.features))
+    reordered = frame[frame.columns[::-1]]
+    by_array = _rescore_twice(ag.build_model(plan50, seed=0), ag.ImportanceRescoring((Xv, yv)))
+    by_frame = _rescore_twice(ag.build_model(plan50, seed=0), ag.ImportanceRescoring((reordered, pd.Series(yv))))
+    np.testing.assert_allclose(by_frame[by_array.columns].to_numpy(), by_array.to_numpy(), rtol=1e-4, atol=1e-7)
+    model = ag.build_model(plan50, seed=0)
+    cb = ag.ImportanceRescoring((frame.rename(columns={"x0": "age"}), yv))
+    with pytest.raises(DataError, match="missing 'x0'; unexpected 'age'"):
+        model.fit(X[:64], y[:64], epochs=1, verbose=0, callbacks=[cb])
+
+
+def test_bad_random_state_is_refused_at_construction(friedman50):
+    with pytest.raises(ConfigError, match="random_state"):
+        ag.ImportanceRescoring((friedman50[2], friedman50[3]), random_state="abc")

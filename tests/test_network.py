@@ -168,3 +168,135 @@ def test_bad_inputs(mlp):
     named = keras.Input((2,), name="u")
     with pytest.raises(DataError, match="dict inputs"):
         ag.network_importance(keras.Model({"u": named}, keras.layers.Dense(1)(named)), X[:, :2])
+
+
+# ------------------------------------------------------------------ soundness
+
+
+def test_a_scored_model_is_freed():
+    """The cache of traced functions must not keep a model alive (a tuner search builds one per trial)."""
+    import gc
+    import weakref
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4)).astype("float32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
+    model.compile("adam", "mse")
+    for method in ("gradient", "permutation", "ablation"):
+        ag.network_importance(model, X, X[:, 0], method=method)
+    ref = weakref.ref(model)
+    del model
+    gc.collect()
+    assert ref() is None
+
+
+def test_a_dataframe_is_matched_to_the_gate_by_name(friedman_scores, friedman):
+    import pandas as pd
+
+    X, y = friedman
+    model = ag.build_model(ag.plan_architecture(friedman_scores, total_units=32), seed=0)
+    frame = pd.DataFrame(X[:400], columns=[f"x{i}" for i in range(20)])
+    reordered = frame[frame.columns[::-1]]
+    for method in ("gradient", "ablation"):
+        expected = ag.network_importance(model, X[:400], y[:400], method=method)
+        got = ag.network_importance(model, reordered, y[:400], method=method)
+        assert got.index.tolist() == expected.index.tolist()
+        np.testing.assert_allclose(got.to_numpy(), expected.to_numpy(), rtol=1e-4, atol=1e-6)
+    renamed = frame.rename(columns={"x3": "size", "x7": "colour"})
+    with pytest.raises(DataError, match=r"missing 'x3', 'x7'; unexpected 'size', 'colour'"):
+        ag.network_importance(model, renamed)
+    with pytest.raises(DataError, match=r"unexpected 'extra'"):
+        ag.network_importance(model, frame.assign(extra=1.0))
+
+
+def test_permutation_and_ablation_measure_the_compiled_loss():
+    """A linear-output classifier trained from logits is measured with its own loss, not MSE."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 3)).astype("float32")
+    y = (X[:, 0] + 0.3 * X[:, 1] > 0).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
+    model.compile("adam", keras.losses.BinaryCrossentropy(from_logits=True))
+    model.fit(X, y, epochs=20, verbose=0)
+    result = ag.network_importance(model, X, y, method="ablation")
+    base = model.evaluate(X, y, verbose=0, batch_size=len(X))
+    for j in range(3):
+        ablated = X.copy()
+        ablated[:, j] = X[:, j].mean()
+        expected = model.evaluate(ablated, y, verbose=0, batch_size=len(X)) - base
+        assert result.iloc[j] == pytest.approx(expected, rel=1e-3, abs=1e-5)
+    # An explicit loss still wins over the compiled one.
+    mse = ag.network_importance(model, X, y, method="ablation", loss="mse")
+    assert not np.allclose(mse.to_numpy(), result.to_numpy())
+    with pytest.raises(ConfigError, match="loss"):
+        ag.network_importance(model, X, y, method="ablation", loss="no_such_loss")
+
+
+def test_gradient_runs_in_batches_of_batch_size(mlp):
+    from archguide import network
+
+    model, X, _ = mlp
+    whole = ag.network_importance(model, X, method="gradient")
+    real = network._compiled(model, "gradient")
+    sizes = []
+
+    def recording(x):
+        sizes.append(len(x))
+        return real(x)
+
+    network._COMPILED[model]["gradient"] = recording
+    try:
+        batched = ag.network_importance(model, X, method="gradient", batch_size=64)
+    finally:
+        network._COMPILED[model]["gradient"] = real
+    assert sizes == [64] * int(np.ceil(len(X) / 64))  # the last chunk is padded, not retraced
+    np.testing.assert_allclose(batched.to_numpy(), whole.to_numpy(), rtol=1e-5)
+
+
+def _hand_gradient(model, X):
+    """sigma_i * mean over output units of mean over rows |d out / d x_i|, one tape per output unit."""
+    import tensorflow as tf
+
+    x = tf.constant(X)
+    units = []
+    for k in range(len(keras.tree.flatten(model(x[:1])))):
+        for u in range(int(np.prod(keras.tree.flatten(model(x[:1]))[k].shape[1:]))):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                out = keras.tree.flatten(model(x, training=False))[k]
+                column = tf.reshape(out, (len(X), -1))[:, u]
+            units.append(np.abs(tape.gradient(column, x).numpy()).mean(axis=0))
+    return X.std(axis=0) * np.mean(units, axis=0)
+
+
+@pytest.mark.parametrize("outputs", ["list", "dict", "rank3"])
+def test_gradient_of_models_with_several_outputs_matches_a_hand_written_tape(outputs):
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(200, 4)) * [1.0, 3.0, 0.5, 2.0]).astype("float32")
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(8, activation="tanh")(inputs)
+    if outputs == "rank3":
+        out = keras.layers.Reshape((2, 3))(keras.layers.Dense(6)(hidden))
+    else:
+        # Two heads of very different scale: the old stacking differentiated only part of them.
+        a, b = keras.layers.Dense(1)(hidden), keras.layers.Dense(1, kernel_initializer="ones")(inputs)
+        out = [a, b] if outputs == "list" else {"a": a, "b": b}
+    model = keras.Model(inputs, out)
+    got = ag.network_importance(model, X, method="gradient")
+    np.testing.assert_allclose(got.to_numpy(), _hand_gradient(model, X), rtol=1e-5)
+    if outputs != "rank3":
+        with pytest.raises(ConfigError, match="2 outputs.*method='gradient'"):
+            ag.network_importance(model, X, X[:, 0], method="permutation")
+
+
+def test_groups_listing_a_feature_twice_are_refused(mlp):
+    model, X, y = mlp
+    with pytest.raises(DataError, match="'x0' more than once"):
+        ag.network_importance(model, X, y, method="permutation", groups={"g": ["x0", "x0", "x1"]})
+
+
+def test_bad_random_state_is_a_config_error(mlp):
+    model, X, _ = mlp
+    with pytest.raises(ConfigError, match="random_state"):
+        ag.network_importance(model, X, method="gradient", random_state="abc")
