@@ -16,12 +16,13 @@ between features that landed in different branches.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 from archguide._backend import import_keras
-from archguide._checks import check_choice, check_int, check_number
+from archguide._checks import check_choice, check_int, check_number, check_units
 from archguide.exceptions import ConfigError
-from archguide.layers import ColumnSelector, FeatureGate
+from archguide.layers import ColumnSelector, DataLoss, FeatureGate
 from archguide.planning import ArchitecturePlan
 
 keras = import_keras()
@@ -35,21 +36,25 @@ MODEL_TASKS = ("regression", "binary", "multiclass")
 DATA_LOSS_METRIC = "data_loss"
 
 
-def _loss_and_metrics(task: str):
-    if task == "regression":
-        return "mean_squared_error", [
-            keras.metrics.MeanSquaredError(name=DATA_LOSS_METRIC),
-            keras.metrics.MeanAbsoluteError(name="mae"),
-        ]
-    if task == "binary":
-        return "binary_crossentropy", [
-            keras.metrics.BinaryCrossentropy(name=DATA_LOSS_METRIC),
-            keras.metrics.BinaryAccuracy(name="accuracy"),
-        ]
-    return "sparse_categorical_crossentropy", [
-        keras.metrics.SparseCategoricalCrossentropy(name=DATA_LOSS_METRIC),
-        keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-    ]
+_TASK_LOSS = {
+    "regression": "mean_squared_error",
+    "binary": "binary_crossentropy",
+    "multiclass": "sparse_categorical_crossentropy",
+}
+
+
+def _compile_arguments(task: str) -> dict:
+    """Loss and metrics: the loss again without penalties (weighted as the loss is), MAE or accuracy."""
+    other = {
+        "regression": keras.metrics.MeanAbsoluteError(name="mae"),
+        "binary": keras.metrics.BinaryAccuracy(name="accuracy"),
+        "multiclass": keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+    }[task]
+    return {
+        "loss": _TASK_LOSS[task],
+        "metrics": [other],
+        "weighted_metrics": [DataLoss(_TASK_LOSS[task], name=DATA_LOSS_METRIC)],
+    }
 
 
 def build_model(
@@ -79,11 +84,15 @@ def build_model(
         dropout: Dropout rate after every hidden Dense layer (0 for none).
         activation: Activation of the hidden Dense layers.
         compile: Compile with the task's loss, the optimizer, and metrics: the
-            loss again as ``"data_loss"`` (without the gate's penalty; watch
-            ``val_data_loss`` for early stopping) and MAE or accuracy.
+            loss again as ``"data_loss"`` (without the gate's penalty, weighted
+            as the loss is, so ``loss - penalty == data_loss`` with or without
+            ``sample_weight``/``class_weight``; watch ``val_data_loss`` for
+            early stopping) and MAE or accuracy. Targets may be 1-D (the
+            usual ``(n_samples,)`` 0/1 or class-index vector) or a column.
         optimizer: An optimizer name or instance (a name gets ``learning_rate``).
         learning_rate: Learning rate when ``optimizer`` is a name.
-        seed: Seed for the kernel initializers (None: Keras' global seed).
+        seed: Seed for the kernel initializers and the dropout layers, each
+            layer its own (None: Keras' global seed).
         name: The model's name.
 
     Returns:
@@ -111,29 +120,34 @@ def build_model(
             f"Received an invalid value for dropout, expected a rate in [0, 1). Received: dropout={dropout}"
         )
     check_number("learning_rate", learning_rate, open_interval=True)
+    check_int("seed", seed, low=0, allow_none=True)
     if not isinstance(plan, ArchitecturePlan):
         raise ConfigError(f"build_model expects an ArchitecturePlan. Received: {type(plan).__name__}")
     plan.validate()
-    head = plan.head_units if head_units is None else head_units
-    head = (head,) if isinstance(head, int) else tuple(head)
-    for units in head:
-        check_int("head_units", units)
+    head = check_units("head_units", plan.head_units if head_units is None else head_units)
 
     counter = iter(range(10**6))
 
+    def next_seed():  # every layer its own seed: equal widths must not mean equal draws
+        return None if seed is None else seed + next(counter)
+
     def dense(units: int, layer_name: str, act):
-        init = keras.initializers.GlorotUniform(seed=None if seed is None else seed + next(counter))
+        init = keras.initializers.GlorotUniform(seed=next_seed())
         return keras.layers.Dense(units, activation=act, kernel_initializer=init, name=layer_name)
 
     def hidden(x, units: int, prefix: str, i: int):
         x = dense(units, f"{prefix}_dense_{i}", activation)(x)
         if dropout > 0:
-            x = keras.layers.Dropout(dropout, seed=seed, name=f"{prefix}_dropout_{i}")(x)
+            x = keras.layers.Dropout(dropout, seed=next_seed(), name=f"{prefix}_dropout_{i}")(x)
         return x
 
     inputs = keras.Input(shape=(len(plan.features),), name="features")
+    l1 = plan.options.get("l1")
     gated = FeatureGate(
-        strengths=[plan.l1_strengths[f] for f in plan.features], feature_names=list(plan.features), name="gate"
+        strengths=[plan.l1_strengths[f] for f in plan.features],
+        feature_names=list(plan.features),
+        l1=float(l1) if isinstance(l1, numbers.Real) and not isinstance(l1, bool) else None,
+        name="gate",
     )(inputs)
     outputs_of_branches = []
     for branch in plan.branches:
@@ -155,6 +169,5 @@ def build_model(
     if compile:
         if isinstance(optimizer, str):
             optimizer = keras.optimizers.get({"class_name": optimizer, "config": {"learning_rate": learning_rate}})
-        loss, metrics = _loss_and_metrics(task)
-        model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+        model.compile(optimizer=optimizer, **_compile_arguments(task))
     return model

@@ -12,22 +12,29 @@ from collections.abc import Sequence
 import numpy as np
 
 from archguide._backend import import_keras
+from archguide._checks import check_number
+from archguide.exceptions import ConfigError, DataError
 
 keras = import_keras()
 ops = keras.ops
 
-__all__ = ["ColumnSelector", "FeatureGate"]
+__all__ = ["ColumnSelector", "DataLoss", "FeatureGate"]
 
 
 def _check_strengths(values, n: int | None = None, *, argument: str = "strengths") -> list[float]:
-    values = np.asarray(values, dtype=float).ravel()
+    try:
+        values = np.asarray(values, dtype=float).ravel()
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"Received an invalid value for {argument}, expected a list of numbers. Received: {argument}={values!r}"
+        ) from None
     if n is not None and values.shape[0] != n:
-        raise ValueError(
+        raise ConfigError(
             f"Received an invalid value for {argument}, expected {n} values (one per feature). "
             f"Received: {values.shape[0]} values."
         )
     if not np.all(np.isfinite(values)) or np.any(values < 0):
-        raise ValueError(
+        raise ConfigError(
             f"Received an invalid value for {argument}, expected finite numbers >= 0. Received: {values.tolist()}"
         )
     return values.tolist()
@@ -49,8 +56,22 @@ class FeatureGate(keras.layers.Layer):
 
     Args:
         strengths: Initial L1 strength per feature (floats >= 0), or None for 0.
-        feature_names: Optional names of the input features, for reading.
+        feature_names: Optional names of the input features: they label the
+            scores of :func:`~archguide.network.network_importance`, and a
+            DataFrame given there is matched to them by column name.
+        l1: Optional scale the strengths were made with (the plan's ``l1``:
+            the most important feature's strength). Re-scoring callbacks
+            rescale the strengths by it; see
+            :class:`~archguide.callbacks.ImportanceRescoring`.
         **kwargs: Base layer keyword arguments (``name``, ``dtype``, ...).
+
+    Raises:
+        ConfigError: a strength is negative or not finite, ``l1`` is, or
+            ``feature_names`` and ``strengths`` differ in length.
+        DataError: (when built) the input is not ``(batch_size, n_features)``
+            with ``n_features`` the number of strengths; a later call on
+            inputs of another width raises Keras' input-spec ``ValueError``
+            naming the layer and both widths.
 
     Input shape:
         ``(batch_size, n_features)``.
@@ -69,14 +90,18 @@ class FeatureGate(keras.layers.Layer):
         self,
         strengths: Sequence[float] | None = None,
         feature_names: Sequence[str] | None = None,
+        l1: float | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.initial_strengths = None if strengths is None else _check_strengths(strengths)
         self.feature_names = None if feature_names is None else [str(f) for f in feature_names]
+        if l1 is not None:
+            check_number("l1", l1)
+        self.l1 = None if l1 is None else float(l1)
         if self.feature_names is not None and self.initial_strengths is not None:
             if len(self.feature_names) != len(self.initial_strengths):
-                raise ValueError(
+                raise ConfigError(
                     "Received an invalid value for feature_names, expected one name per strength "
                     f"({len(self.initial_strengths)}). Received: {len(self.feature_names)} names."
                 )
@@ -84,12 +109,16 @@ class FeatureGate(keras.layers.Layer):
     def build(self, input_shape):
         n = input_shape[-1]
         if n is None or len(input_shape) != 2:
-            raise ValueError(
+            raise DataError(
                 f"FeatureGate expects inputs of shape (batch_size, n_features) with a known n_features. "
                 f"Received: input_shape={input_shape}"
             )
-        if self.initial_strengths is not None:
-            _check_strengths(self.initial_strengths, n)
+        if self.initial_strengths is not None and len(self.initial_strengths) != n:
+            raise DataError(
+                f"FeatureGate {self.name!r} has {len(self.initial_strengths)} strengths (one per feature) but its "
+                f"input has {n} features."
+            )
+        self.input_spec = keras.InputSpec(ndim=2, axes={-1: n})
         self.gate = self.add_weight(name="gate", shape=(n,), initializer="ones", trainable=True)
         self.strength = self.add_weight(name="strength", shape=(n,), initializer="zeros", trainable=False)
         if self.initial_strengths is not None:
@@ -114,7 +143,7 @@ class FeatureGate(keras.layers.Layer):
         """Set the L1 strength per feature (floats >= 0, one per feature).
 
         Raises:
-            ValueError: wrong number of values, or a negative or non-finite one.
+            ConfigError: wrong number of values, or a negative or non-finite one.
         """
         values = _check_strengths(strengths, self.n_features)
         self.strength.assign(np.asarray(values, dtype=self.strength.dtype))
@@ -129,7 +158,7 @@ class FeatureGate(keras.layers.Layer):
 
     def get_config(self):
         strengths = self.get_strengths().tolist() if self.built else self.initial_strengths
-        return {**super().get_config(), "strengths": strengths, "feature_names": self.feature_names}
+        return {**super().get_config(), "strengths": strengths, "feature_names": self.feature_names, "l1": self.l1}
 
 
 @keras.saving.register_keras_serializable(package="archguide")
@@ -151,7 +180,7 @@ class ColumnSelector(keras.layers.Layer):
         super().__init__(**kwargs)
         indices = [int(i) for i in indices]
         if not indices or min(indices) < 0:
-            raise ValueError(
+            raise ConfigError(
                 f"Received an invalid value for indices, expected a non-empty list of column positions >= 0. "
                 f"Received: indices={indices}"
             )
@@ -160,7 +189,7 @@ class ColumnSelector(keras.layers.Layer):
     def build(self, input_shape):
         n = input_shape[-1]
         if n is not None and max(self.indices) >= n:
-            raise ValueError(f"ColumnSelector indices go up to {max(self.indices)} but the input has {n} columns.")
+            raise DataError(f"ColumnSelector indices go up to {max(self.indices)} but the input has {n} columns.")
 
     def call(self, inputs):
         return ops.take(inputs, self.indices, axis=1)
@@ -170,3 +199,51 @@ class ColumnSelector(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "indices": list(self.indices)}
+
+
+@keras.saving.register_keras_serializable(package="archguide")
+class DataLoss(keras.metrics.Metric):
+    """The task's loss without the model's penalties, reduced exactly as the loss is.
+
+    Keras reduces a loss over a batch as ``sum(sample_weight * loss) / n_rows``
+    and averages batches by their size; this metric adds up the same sums and
+    rows over an epoch, so that ``loss - penalty == data_loss`` holds with and
+    without ``sample_weight`` or ``class_weight`` (a weighted ``Mean`` would
+    divide by the sum of the weights instead). Pass it in ``weighted_metrics``
+    so that Keras hands it the weights.
+
+    Args:
+        loss: ``"mean_squared_error"``, ``"binary_crossentropy"`` or
+            ``"sparse_categorical_crossentropy"``. Targets of rank one less
+            than the output (a 1-D 0/1 target for one sigmoid unit) are
+            expanded as the loss itself expands them.
+        name: The metric's name (``"data_loss"``).
+    """
+
+    LOSSES = {
+        "mean_squared_error": keras.losses.MeanSquaredError,
+        "binary_crossentropy": keras.losses.BinaryCrossentropy,
+        "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy,
+    }
+
+    def __init__(self, loss: str = "mean_squared_error", name: str = "data_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if loss not in self.LOSSES:
+            raise ConfigError(
+                f"Received an invalid value for loss, expected one of {list(self.LOSSES)}. Received: loss={loss!r}"
+            )
+        self.loss = loss
+        self._per_row = self.LOSSES[loss](reduction=None)
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+        self.rows = self.add_variable(shape=(), initializer="zeros", name="rows")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        values = ops.cast(self._per_row(y_true, y_pred, sample_weight=sample_weight), self.dtype)
+        self.total.assign_add(ops.sum(values))
+        self.rows.assign_add(ops.cast(ops.size(values), self.dtype))
+
+    def result(self):
+        return ops.divide_no_nan(self.total, self.rows)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype, "loss": self.loss}

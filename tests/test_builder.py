@@ -7,7 +7,7 @@ from conftest import make_scores, run_python
 
 import archguide as ag
 from archguide.builder import DATA_LOSS_METRIC
-from archguide.exceptions import ConfigError
+from archguide.exceptions import ConfigError, DataError
 from archguide.layers import ColumnSelector, FeatureGate
 
 IMPORTANCES = {"a": 0.6, "b": 0.4, "c": 0.2, "d": 0.1, **{f"n{i}": 0.0 for i in range(4)}}
@@ -52,7 +52,7 @@ def test_gate_strengths_are_a_non_trainable_weight():
 def test_gate_rejects_bad_strengths(strengths, match):
     gate = FeatureGate(strengths=[0.0, 0.0])
     gate.build((None, 2))
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ConfigError, match=match):
         gate.set_strengths(strengths)
 
 
@@ -73,7 +73,7 @@ def test_column_selector():
     out = keras.ops.convert_to_numpy(layer(_x(5, 3)))
     np.testing.assert_array_equal(out, _x(5, 3)[:, [2, 0]])
     assert ColumnSelector.from_config(layer.get_config()).indices == [2, 0]
-    with pytest.raises(ValueError, match="indices"):
+    with pytest.raises(ConfigError, match="indices"):
         ColumnSelector([])
 
 
@@ -231,3 +231,102 @@ def test_strengths_survive_backup_and_restore(plan, tmp_path):
     assert not np.allclose(resumed.get_layer("gate").get_strengths(), changed)
     resumed.fit(X, y, epochs=1, verbose=0, callbacks=[keras.callbacks.BackupAndRestore(backup)])
     np.testing.assert_allclose(resumed.get_layer("gate").get_strengths(), changed.astype("float32"))
+
+
+# ------------------------------------------------------------------ soundness
+
+
+def _fit_one_epoch(model, X, y, **kwargs):
+    return model.fit(X, y, epochs=1, batch_size=16, verbose=0, **kwargs).history
+
+
+@pytest.mark.parametrize("task", ["regression", "binary", "multiclass"])
+def test_every_task_fits_the_target_shapes_users_pass(plan, task):
+    import pandas as pd
+
+    X = _x(96)
+    labels = {"regression": X[:, 0] * 2.0, "binary": (X[:, 0] > 0).astype(int), "multiclass": np.arange(96) % 3}[task]
+    n_outputs = 3 if task == "multiclass" else 1
+    # A fresh model per shape: Keras itself cannot refit one model on a target of another rank.
+    # (A plain list is not among them: Keras reads a list of targets as one target per output.)
+    for y in (labels, pd.Series(labels, index=np.arange(96) * 7 + 5), labels.reshape(-1, 1)):
+        model = ag.build_model(plan, task=task, n_outputs=n_outputs, seed=0)
+        history = _fit_one_epoch(model, X, y)
+        assert np.isfinite(history["loss"][0]) and np.isfinite(history[DATA_LOSS_METRIC][0])
+
+
+@pytest.mark.parametrize("task", ["regression", "binary", "multiclass"])
+def test_loss_minus_penalty_is_data_loss_with_and_without_weights(plan, task):
+    X = _x(200)
+    rng = np.random.default_rng(1)
+    y = {"regression": X[:, 0], "binary": (X[:, 0] > 0).astype("float32"), "multiclass": np.arange(200) % 3}[task]
+    model = ag.build_model(plan, task=task, n_outputs=3 if task == "multiclass" else 1, seed=0)
+    _fit_one_epoch(model, X, y)
+    penalty = model.get_layer("gate").penalty()
+    assert penalty > 0
+    weights = rng.uniform(0.1, 5.0, size=200)  # mean far from 1: a weighted mean would not match
+    for sample_weight in (None, weights):
+        result = model.evaluate(X, y, sample_weight=sample_weight, batch_size=32, verbose=0, return_dict=True)
+        assert result["loss"] - penalty == pytest.approx(result[DATA_LOSS_METRIC], rel=1e-4, abs=1e-6)
+    # Training with class weights (no penalty, so the two must agree exactly).
+    model.get_layer("gate").set_strengths(np.zeros(len(plan.features)))
+    fit_kwargs = {"sample_weight": weights} if task == "regression" else {"class_weight": {0: 4.0, 1: 0.5, 2: 2.0}}
+    if task == "binary":
+        fit_kwargs["class_weight"] = {0: 4.0, 1: 0.5}
+    history = _fit_one_epoch(model, X, y, **fit_kwargs)
+    assert history["loss"][0] == pytest.approx(history[DATA_LOSS_METRIC][0], rel=1e-4)
+
+
+def test_dropout_layers_draw_different_masks(plan):
+    model = ag.build_model(plan, dropout=0.5, seed=0)
+    dropouts = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+    masks = {}
+    for layer in dropouts:
+        width = layer.input.shape[-1]
+        mask = keras.ops.convert_to_numpy(layer(np.ones((4, width), "float32"), training=True)) > 0
+        assert not any(np.array_equal(mask, other) for other in masks.get(width, [])), layer.name
+        masks.setdefault(width, []).append(mask)
+    assert any(len(same_width) > 1 for same_width in masks.values())  # the case that used to repeat
+
+
+def test_a_gate_of_the_wrong_width_says_so(plan):
+    model = ag.build_model(plan, seed=0)
+    with pytest.raises(ValueError, match=r"gate.*expected axis -1 of input shape to have value 8"):
+        model.get_layer("gate")(_x(4, 5))
+    with pytest.raises(DataError, match="3 strengths.*4 features"):
+        FeatureGate(strengths=[0.1, 0.2, 0.3])(_x(4, 4))
+    with pytest.raises(ConfigError, match="one name per strength"):
+        FeatureGate(strengths=[0.1, 0.2], feature_names=["a"])
+
+
+def test_numpy_integers_are_accepted_as_widths(plan):
+    model = ag.build_model(plan, head_units=np.int64(12), seed=0)
+    assert model.get_layer("head_dense_1").units == 12
+    model = ag.build_model(plan, head_units=[np.int32(6), 4], seed=0)
+    assert [model.get_layer(f"head_dense_{i}").units for i in (1, 2)] == [6, 4]
+    with pytest.raises(ConfigError, match="head is not optional"):
+        ag.build_model(plan, head_units=[])
+
+
+def test_the_gate_keeps_the_plans_l1(plan, tmp_path):
+    model = ag.build_model(plan, seed=0, compile=False)
+    assert model.get_layer("gate").l1 == plan.options["l1"]
+    model.save(tmp_path / "m.keras")
+    assert keras.models.load_model(tmp_path / "m.keras").get_layer("gate").l1 == plan.options["l1"]
+
+
+def test_any_column_name_builds_a_model_that_fits():
+    """Non-ASCII and punctuation in column names end up in branch names; the model must still train."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(300, 5)), columns=["größe", "a b", "x/y", "日本", "über-maß"])
+    y = 2 * frame["größe"] + frame["日本"] + 0.1 * rng.normal(size=300)
+    scores = ag.score_features(frame, y, random_state=0)
+    for grouping in ("groups", "tiers"):
+        plan = ag.plan_architecture(scores, total_units=20, grouping=grouping)
+        model = ag.build_model(plan, seed=0)
+        history = model.fit(frame[list(plan.features)].to_numpy("float32"), y.to_numpy(), epochs=2, verbose=0)
+        assert np.isfinite(history.history["loss"][-1])
+        imp = ag.network_importance(model, frame, y, method="ablation")
+        assert imp.index.tolist() == list(frame.columns)
