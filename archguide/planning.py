@@ -12,18 +12,25 @@ Rules (each is a documented, tested invariant):
   importances). ``grouping="groups"``: one branch per feature group of the
   scores (correlated clusters, groups given by hand).
 - **Units.** A branch's first-layer width is proportional to its importance (the
-  sum of its features' importances, negatives counted as zero) raised to
-  ``alpha``, with a floor of ``min_units``. Widths are whole numbers that sum
-  exactly to ``total_units`` (largest-remainder rounding), and a more important
-  branch never gets fewer units than a less important one. Layer ``i`` of a
-  branch has ``max(min_units, round(width * shrink**i))`` units.
+  sum of its features' importances, negatives counted as zero, capped at the
+  importance of every branch ranked above it) raised to ``alpha``, with a floor
+  of ``min_units``. Widths are whole numbers that sum exactly to ``total_units``
+  (largest-remainder rounding), and a branch never gets more units than one
+  ranked above it: tiers rank in order, the weak tier last (sixty weak features
+  of small importance do not outweigh a strong tier), groups by importance.
+  Layer ``i`` of a branch has ``max(min_units, round(width * shrink**i))`` units.
 - **Penalties.** :func:`l1_strengths`: an adaptive-lasso rule, strongest for weak
   features, weakest (exactly ``l1``) for the most important one, finite at zero.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import re
+import unicodedata
 import warnings
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,9 +38,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from archguide._checks import check_choice, check_int, check_number
+from archguide._checks import check_choice, check_int, check_number, check_units
 from archguide.exceptions import ArchguideWarning, ConfigError, DataError
-from archguide.schema import format_names
+from archguide.schema import format_names, unique_name
 
 __all__ = ["ArchitecturePlan", "Branch", "allocate_units", "l1_strengths", "plan_architecture"]
 
@@ -48,7 +55,8 @@ class Branch:
     """One branch of the network: the features it reads and its layer widths.
 
     Attributes:
-        name: A name usable in layer names (letters, digits, ``_``).
+        name: A name usable in layer names: ASCII letters, digits and ``_``
+            (:func:`plan_architecture` derives one from any column name).
         features: The features the branch reads, in the plan's input order.
         units: Widths of the branch's Dense layers, first to last.
         importance: The branch's share of importance the units were allotted by.
@@ -74,6 +82,8 @@ class ArchitecturePlan:
         importances: Feature -> the importance the plan was made from.
         weak: Features the scores marked weak.
         options: The options the plan was made with (for the record).
+
+    Plans compare equal when their content is equal, and hash by it.
     """
 
     features: tuple[str, ...]
@@ -83,6 +93,9 @@ class ArchitecturePlan:
     importances: dict[str, float] = field(default_factory=dict)
     weak: tuple[str, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self.to_dict(), sort_keys=True, default=str))
 
     @property
     def total_units(self) -> int:
@@ -175,16 +188,18 @@ class ArchitecturePlan:
         return cls.from_dict(yaml.safe_load(text))
 
     def validate(self, scores=None) -> None:
-        """Check that branches read only inputs and widths are positive.
+        """Check that the plan describes a model :func:`~archguide.builder.build_model` can build.
 
         Args:
             scores: Optional :class:`~archguide.scoring.FeatureScores` the plan
                 is used with; its features must be the plan's inputs.
 
         Raises:
-            DataError: a branch reads a feature that is not among ``features``,
-                a feature has no L1 strength, a width is not positive, or the
-                plan has features the scores do not.
+            DataError: there is no branch or no head layer, a branch reads a
+                feature that is not among ``features`` (or one twice), a
+                feature has no L1 strength or a negative or non-finite one, a
+                width is not positive, a branch name is not a safe layer name
+                or is used twice, or the plan has features the scores do not.
         """
         if scores is not None:
             scored = set(scores.features)
@@ -194,16 +209,42 @@ class ArchitecturePlan:
                     f"The plan's features {format_names(unknown)} are not in the scores; "
                     "make the plan from these scores (plan_architecture(scores))."
                 )
+        twice = _repeated(self.features)
+        if twice:
+            raise DataError(f"The plan lists the features {format_names(twice)} more than once among its inputs.")
+        if not self.branches:
+            raise DataError("The plan has no branch; a model needs at least one.")
         known = set(self.features)
         for b in self.branches:
+            if not _SAFE_NAME.fullmatch(b.name):
+                raise DataError(
+                    f"Branch name {b.name!r} cannot name Keras layers: use ASCII letters, digits and '_' "
+                    "(starting with a letter or digit)."
+                )
             unknown = [f for f in b.features if f not in known]
             if unknown:
                 raise DataError(f"Branch {b.name!r} reads features that are not plan inputs: {format_names(unknown)}.")
+            if not b.features or _repeated(b.features):
+                raise DataError(f"Branch {b.name!r} must read at least one feature, each once. Received: {b.features}")
             if not b.units or min(b.units) < 1:
                 raise DataError(f"Branch {b.name!r} has invalid units {b.units}; expected positive integers.")
+        names = _repeated([b.name for b in self.branches])
+        if names:
+            raise DataError(f"Branch names {format_names(names)} are used more than once; each names its layers.")
         no_strength = [f for f in self.features if f not in self.l1_strengths]
         if no_strength:
             raise DataError(f"Features {format_names(no_strength)} have no L1 strength in the plan.")
+        bad = [f for f in self.features if not (math.isfinite(self.l1_strengths[f]) and self.l1_strengths[f] >= 0)]
+        if bad:
+            raise DataError(
+                f"L1 strengths must be finite numbers >= 0; features {format_names(bad)} have "
+                f"{[self.l1_strengths[f] for f in bad][:5]}."
+            )
+        if not self.head_units:
+            raise DataError(
+                "The plan has no head layer: the shared head is not optional (without it the model is additive "
+                "across branches and cannot learn interactions between them)."
+            )
         if any(u < 1 for u in self.head_units):
             raise DataError(f"head_units must be positive integers. Received: {self.head_units}")
 
@@ -345,14 +386,18 @@ def _tiers(order: list[str], importances: dict[str, float], weak: set[str], n_ti
     return tiers
 
 
+def _repeated(items) -> list:
+    return [x for x, count in Counter(items).items() if count > 1]
+
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_]*")
+
+
 def _safe_name(text: str, used: set[str]) -> str:
-    name = "".join(c if c.isalnum() or c == "_" else "_" for c in text)[:40].strip("_") or "branch"
-    base, i = name, 1
-    while name in used:
-        i += 1
-        name = f"{base}_{i}"
-    used.add(name)
-    return name
+    """An ASCII layer-name part for any text (TensorFlow scopes refuse other characters), unique in ``used``."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    name = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9]", "_", ascii_text))[:40].strip("_") or "branch"
+    return unique_name(name, used)
 
 
 def plan_architecture(
@@ -388,8 +433,9 @@ def plan_architecture(
         l1_power: How steeply the strength follows importance.
         weak: ``"penalize"`` (weak features are read, with the strongest
             penalty) or ``"drop"`` (no branch reads them; they stay inputs).
-        head_units: Widths of the shared layers after the merge; default one
-            layer of ``max(16, total_units // 4)`` units.
+        head_units: Widths of the shared layers after the merge (at least
+            one: the head is not optional); default one layer of
+            ``max(16, total_units // 4)`` units.
 
     Returns:
         A frozen :class:`ArchitecturePlan`.
@@ -407,11 +453,7 @@ def plan_architecture(
     check_choice("weak", weak, WEAK_MODES)
     check_number("alpha", alpha)
     check_number("shrink", shrink, high=1.0)
-    if head_units is None:
-        head_units = (max(16, total_units // 4),)
-    head_units = (head_units,) if isinstance(head_units, (int, np.integer)) else tuple(head_units)
-    for units in head_units:
-        check_int("head_units", units)
+    head_units = check_units("head_units", (max(16, total_units // 4),) if head_units is None else head_units)
 
     features = list(scores.importances.index)
     importances = {f: float(v) for f, v in scores.importances.items()}
@@ -446,7 +488,10 @@ def plan_architecture(
     position = {f: i for i, f in enumerate(features)}
     members = [sorted(m, key=position.get) for m in members]
     branch_importance = [weight(m) for m in members]
-    widths = allocate_units([v**alpha if v > 0 else 0.0 for v in branch_importance], total_units, min_units=min_units)
+    # Units follow the branches' rank: a tier's summed importance can exceed a stronger tier's
+    # (many weak features), but it never earns more units than the tiers ranked above it.
+    ranked = np.minimum.accumulate(np.asarray(branch_importance, dtype=float)) if members else []
+    widths = allocate_units([v**alpha if v > 0 else 0.0 for v in ranked], total_units, min_units=min_units)
     branches = tuple(
         Branch(
             name=n,

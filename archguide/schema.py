@@ -27,7 +27,7 @@ from pandas.api import types as ptypes
 
 from archguide.exceptions import DataError
 
-__all__ = ["Table", "as_table", "check_target", "format_names"]
+__all__ = ["Table", "as_table", "check_target", "format_names", "unique_name"]
 
 KINDS = ("numeric", "boolean", "categorical")
 
@@ -40,6 +40,16 @@ def format_names(names: Sequence[object], limit: int = 5) -> str:
     """Format at most ``limit`` names for an error message, then ``...``."""
     shown = ", ".join(repr(str(n)) for n in list(names)[:limit])
     return shown + (", ..." if len(names) > limit else "")
+
+
+def unique_name(name: str, used: set[str], *, separator: str = "_") -> str:
+    """``name``, or ``name<separator>2``, ``3``, ... : the first not in ``used``, which it joins."""
+    candidate, i = name, 1
+    while candidate in used:
+        i += 1
+        candidate = f"{name}{separator}{i}"
+    used.add(candidate)
+    return candidate
 
 
 @dataclass(frozen=True, eq=False)

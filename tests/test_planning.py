@@ -225,6 +225,8 @@ def test_summary_is_readable():
         ({"l1": -0.1}, "l1"),
         ({"l1_power": float("nan")}, "l1_power"),
         ({"head_units": (16, 0)}, "head_units"),
+        ({"head_units": ()}, "head is not optional"),
+        ({"head_units": "wide"}, "head_units"),
     ],
 )
 def test_bad_options_raise_config_error(options, match):
@@ -236,3 +238,66 @@ def test_no_warning_for_ordinary_scores():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         plan_architecture(make_scores(FRIEDMAN_LIKE, weak=NOISE))
+
+
+# ------------------------------------------------------------------ soundness
+
+
+def _edited(plan, **changes):
+    data = plan.to_dict()
+    data.update(changes)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"branches": []}, "no branch"),
+        ({"head_units": []}, "head is not optional"),
+        ({"l1_strengths": {"a": -0.1, "b": 0.001, "c": 0.01}}, r"finite numbers >= 0; features 'a'"),
+        ({"l1_strengths": {"a": float("inf"), "b": 0.001, "c": 0.01}}, "finite numbers >= 0"),
+        ({"features": ["a", "b", "c", "a"]}, "'a' more than once"),
+    ],
+)
+def test_validate_refuses_plans_that_cannot_be_built(changes, match):
+    plan = plan_architecture(make_scores({"a": 1.0, "b": 0.5, "c": 0.1}))
+    with pytest.raises(DataError, match=match):
+        ag.ArchitecturePlan.from_dict(_edited(plan, **changes))
+
+
+def test_validate_refuses_unsafe_or_repeated_branch_names():
+    plan = plan_architecture(make_scores({"a": 1.0, "b": 0.5, "c": 0.1}), n_tiers=2)
+    data = plan.to_dict()
+    data["branches"][0]["name"] = "größe"
+    with pytest.raises(DataError, match="cannot name Keras layers"):
+        ag.ArchitecturePlan.from_dict(data)
+    data["branches"][0]["name"] = data["branches"][1]["name"]
+    with pytest.raises(DataError, match="used more than once"):
+        ag.ArchitecturePlan.from_dict(data)
+
+
+def test_plans_hash_by_content():
+    scores = make_scores(FRIEDMAN_LIKE, weak=NOISE)
+    a, b = plan_architecture(scores, total_units=64), plan_architecture(scores, total_units=64)
+    assert a == b and hash(a) == hash(b)
+    assert len({a, b, plan_architecture(scores, total_units=32)}) == 2
+
+
+def test_many_weak_features_never_outweigh_a_stronger_tier():
+    importances = {"a": 1.0, "b": 0.9, "c": 0.03, "d": 0.02, **{f"w{i}": 0.006 for i in range(60)}}
+    weak = [f"w{i}" for i in range(60)]
+    plan = plan_architecture(make_scores(importances, weak=weak), total_units=64, n_tiers=3)
+    assert [b.name for b in plan.branches] == ["tier_1", "tier_2", "tier_3"]
+    assert plan.branches[2].features == tuple(weak)  # the weak tier, last
+    widths = [b.units[0] for b in plan.branches]
+    assert widths == sorted(widths, reverse=True), widths
+    assert sum(widths) == 64
+    assert plan.branches[2].importance > plan.branches[1].importance  # what used to buy it the units
+
+
+def test_branch_names_are_safe_for_any_column_name():
+    names = ["größe", "a b", "x/y", "-", "日本", "größe!"]
+    plan = plan_architecture(make_scores(dict(zip(names, [0.9, 0.7, 0.5, 0.3, 0.2, 0.1]))), grouping="groups")
+    branch_names = [b.name for b in plan.branches]
+    assert branch_names == ["groe", "a_b", "x_y", "branch", "branch_2", "groe_2"]
+    assert [b.features[0] for b in plan.branches] == names  # the features keep their own names
