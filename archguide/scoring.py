@@ -23,6 +23,8 @@ Set ``max_train_samples=None``, ``max_eval_samples=None`` and pass your own
 from __future__ import annotations
 
 import logging
+import numbers
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,18 +40,19 @@ from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.metrics import (
     balanced_accuracy_score,
     get_scorer,
+    get_scorer_names,
     mean_absolute_error,
     mean_squared_error,
     r2_score,
     roc_auc_score,
 )
 from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import InvalidParameterError
 
-from archguide._checks import check_choice, check_int, check_number
+from archguide._checks import check_choice, check_int, check_number, check_seed
 from archguide._permutation import copies_per_chunk, effective_permutations, stacked_copies
-from archguide.exceptions import ConfigError, DataError
-from archguide.schema import Table, as_table, check_target, format_names
+from archguide.exceptions import ArchguideWarning, ConfigError, DataError
+from archguide.schema import Table, as_table, check_target, format_names, unique_name
 
 __all__ = ["FeatureScores", "score_features", "MIN_ROWS"]
 
@@ -57,6 +60,10 @@ logger = logging.getLogger("archguide")
 
 #: The fewest rows :func:`score_features` accepts: 8 to fit the proxy, 2 held out.
 MIN_ROWS = 10
+#: Below this many held-out rows, scores come with a warning that they are mostly noise.
+FEW_EVAL_ROWS = 50
+#: A class with fewer held-out rows than this is named in a warning.
+FEW_CLASS_ROWS = 5
 TASKS = ("auto", "regression", "classification", "binary", "multiclass")
 # An integer-valued target with at most this many distinct values is taken as class labels.
 MAX_AUTO_CLASSES = 20
@@ -72,7 +79,11 @@ class FeatureScores:
             of the proxy's held-out score when the feature's group is shuffled;
             members of a multi-feature group share their group's importance in
             proportion to their importance when shuffled alone.
-        std: Spread of ``importances`` over the repeats (pd.Series).
+        std: Spread of ``importances`` over the repeats (pd.Series). For a
+            member of a multi-feature group this is not a spread measured on
+            its own: it is the group's spread (``group_std``) times the
+            member's share of the group's importance, the same scaling its
+            importance gets.
         groups: Group name -> its features. Every feature is in exactly one group.
         group_importances: Importance per group (pd.Series), the drop when the
             whole group is shuffled jointly.
@@ -349,6 +360,7 @@ def permutation_scores(
     metric: str,
     random_state=None,
     verbose: int = 0,
+    n_classes: int | None = None,
 ) -> tuple[float, np.ndarray]:
     """Score drops when each set of columns is shuffled jointly, batched.
 
@@ -363,6 +375,9 @@ def permutation_scores(
             once per shuffled copy (exact, slower).
         random_state: Seed for the shuffles, as in ``permutation_importance``.
         verbose: Show a progress bar when positive.
+        n_classes: For classifiers, the number of classes ``y_eval`` indexes;
+            probability columns are laid out by the estimator's ``classes_``,
+            so a class the estimator never saw gets probability 0.
 
     Returns:
         ``(baseline_score, importances)`` with importances of shape
@@ -380,7 +395,7 @@ def permutation_scores(
     progress = _progress(total=len(jobs), verbose=verbose, desc="permutation")
     if metric in _BATCHED_METRICS:
         _, response, score_fn = _BATCHED_METRICS[metric]
-        predict = estimator.predict_proba if response == "proba" else estimator.predict
+        predict = _aligned_proba(estimator, n_classes) if response == "proba" else estimator.predict
 
         def batch_scores(pred, k):
             pred = np.asarray(pred).reshape((k, n_eval) + np.shape(pred)[1:])
@@ -400,6 +415,25 @@ def permutation_scores(
             progress.update(1)
     progress.close()
     return baseline, baseline - scores.reshape(len(column_sets), n_repeats)
+
+
+def _aligned_proba(estimator, n_classes: int | None):
+    """``predict_proba`` with one column per class index ``0 .. n_classes - 1``.
+
+    A classifier fitted on a sample that lacks a class returns fewer columns than
+    there are classes; its ``classes_`` say which indices the columns are.
+    """
+    classes = np.asarray(getattr(estimator, "classes_", []))
+    if n_classes is None or len(classes) == n_classes:
+        return estimator.predict_proba
+
+    def predict_proba(X):
+        proba = estimator.predict_proba(X)
+        full = np.zeros((len(proba), n_classes), dtype=proba.dtype)
+        full[:, classes.astype(int)] = proba
+        return full
+
+    return predict_proba
 
 
 class _NoProgress:
@@ -461,18 +495,15 @@ def _resolve_groups(
     if groups is None:
         return {n: [n] for n in names}
     if isinstance(groups, str):
-        if groups != "auto":
-            raise ConfigError(
-                "Received an invalid value for groups, expected 'auto', None or a dict "
-                f"{{group: [features]}}. Received: groups={groups!r}"
-            )
         eligible = [j for j, n in enumerate(names) if table.kinds[n] != "categorical" and not constant_train[j]]
         clusters = correlation_groups(X_train, names, eligible, threshold)
-        return {_group_name([names[j] for j in m]): [names[j] for j in m] for m in clusters}
-    if not isinstance(groups, Mapping):
-        raise ConfigError(
-            f"Received an invalid value for groups, expected 'auto', None or a dict. Received: {type(groups).__name__}"
-        )
+        # A generated name ("a+b") must not collide with a feature's own name (a column called "a+b").
+        used = {names[m[0]] for m in clusters if len(m) == 1}
+        named = {}
+        for m in clusters:
+            members = [names[j] for j in m]
+            named[members[0] if len(m) == 1 else unique_name(_group_name(members), used, separator="#")] = members
+        return named
     known = set(names)
     out: dict[str, list[str]] = {}
     owner: dict[str, str] = {}
@@ -485,6 +516,11 @@ def _resolve_groups(
             )
         if not members:
             raise DataError(f"groups[{str(group)!r}] is empty; every group needs at least one feature.")
+        repeated = sorted({m for m in members if members.count(m) > 1})
+        if repeated:
+            raise DataError(
+                f"groups[{str(group)!r}] lists {format_names(repeated)} more than once; list each feature once."
+            )
         twice = [m for m in members if m in owner]
         if twice:
             raise DataError(
@@ -536,7 +572,94 @@ def _split(y, task, n_rows, test_size, max_train_samples, max_eval_samples, seed
     train, evaluate = train_test_split(
         np.arange(n_rows), train_size=n_train, test_size=n_eval, stratify=stratify, random_state=seed
     )
+    if stratify is not None and n_train + n_eval < n_rows:
+        train, evaluate = _keep_every_class(train, evaluate, y, seed)
     return np.sort(train), np.sort(evaluate)
+
+
+def _keep_every_class(train, evaluate, y, seed):
+    """Add a row of each class a subsampled part lacks, from the rows no part uses.
+
+    A stratified subsample rounds a rare class's share to zero rows, and a
+    forest that never saw a class has no probability column for it. Where no
+    unused row is left, a row moves over from the other part if that keeps
+    two or more there.
+    """
+    rng = np.random.RandomState(seed)
+    parts = [list(train), list(evaluate)]
+    used = np.zeros(len(y), dtype=bool)
+    used[parts[0] + parts[1]] = True
+    for label in np.unique(y):
+        for side in (0, 1):
+            part, other = parts[side], parts[1 - side]
+            if np.any(y[part] == label):
+                continue
+            spare = np.flatnonzero(~used & (y == label))
+            if spare.size:
+                row = int(rng.choice(spare))
+                used[row] = True
+                part.append(row)
+            else:
+                mine = [r for r in other if y[r] == label]
+                if len(mine) >= 2:
+                    other.remove(mine[0])
+                    part.append(mine[0])
+    return np.asarray(parts[0]), np.asarray(parts[1])
+
+
+def _check_options(*, groups, scoring, n_jobs, estimator) -> None:
+    """Refuse bad options before any work: groups, a scorer name, n_jobs, an estimator."""
+    if groups is not None and groups != "auto" and not isinstance(groups, Mapping):
+        raise ConfigError(
+            "Received an invalid value for groups, expected 'auto', None or a dict {group: [features]}. "
+            f"Received: groups={groups!r}"
+        )
+    if scoring is not None and not callable(scoring):
+        if not isinstance(scoring, str) or (scoring not in _BATCHED_METRICS and scoring not in get_scorer_names()):
+            raise ConfigError(
+                "Received an invalid value for scoring, expected None, a scikit-learn scorer name (for example "
+                f"{list(_BATCHED_METRICS)[:4]}) or a callable. Received: scoring={scoring!r}"
+            )
+    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) or n_jobs == 0):
+        raise ConfigError(
+            f"Received an invalid value for n_jobs, expected None or a non-zero integer (-1: every core). "
+            f"Received: n_jobs={n_jobs!r}"
+        )
+    if estimator is not None and not (hasattr(estimator, "fit") and hasattr(estimator, "get_params")):
+        raise ConfigError(
+            f"Received an invalid value for estimator, expected a scikit-learn estimator. Received: {estimator!r}"
+        )
+
+
+def _check_magnitude(y: np.ndarray) -> None:
+    """Refuse a regression target whose squared errors overflow float64 (every importance would be NaN)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        spread = float(np.var(y))
+    if not np.isfinite(spread):
+        raise DataError(
+            f"y has values as large as {np.max(np.abs(y)):.3g}: their squares overflow float64, so every score "
+            "and importance would be NaN. Rescale y (for example divide it by a power of ten)."
+        )
+
+
+def _warn_if_few_rows(y_eval: np.ndarray, class_labels) -> None:
+    if len(y_eval) < FEW_EVAL_ROWS:
+        warnings.warn(
+            f"score_features: only {len(y_eval)} held-out rows: importances and the weak flags are mostly noise "
+            f"below about {FEW_EVAL_ROWS}. Pass more rows, or a larger test_size.",
+            ArchguideWarning,
+            stacklevel=3,
+        )
+    if class_labels is not None:
+        counts = np.bincount(y_eval, minlength=len(class_labels))
+        rare = [str(label) for label, count in zip(class_labels, counts) if count < FEW_CLASS_ROWS]
+        if rare:
+            warnings.warn(
+                f"score_features: classes {format_names(rare)} have fewer than {FEW_CLASS_ROWS} held-out rows; "
+                "what the scores say about them rests on very few rows.",
+                ArchguideWarning,
+                stacklevel=3,
+            )
 
 
 def _default_proxy(task: str, n_estimators: int, n_jobs, seed: int):
@@ -614,8 +737,11 @@ def score_features(
     """Score features with a random-forest permutation proxy on held-out rows.
 
     The rows are split into a training part and a held-out part (stratified
-    for classification). A random forest is fitted on at most
-    ``max_train_samples`` training rows; then each feature group is shuffled
+    for classification; when rows are subsampled, a rare class that the
+    stratified sample rounds away still gets one row in each part where it
+    has rows to spare, so the forest knows every class). A random forest is
+    fitted on at most ``max_train_samples`` training rows (plus those few
+    rows); then each feature group is shuffled
     ``n_repeats`` times on at most ``max_eval_samples`` held-out rows, and a
     group's importance is the mean drop of the held-out score.
 
@@ -690,8 +816,15 @@ def score_features(
 
     Raises:
         DataError: ``X`` or ``y`` cannot be used (see :func:`archguide.schema.as_table`),
-            fewer than ``MIN_ROWS`` rows, a single class, or a class with one row.
-        ConfigError: an option is out of range.
+            fewer than ``MIN_ROWS`` rows, a single class, a class with one row,
+            a regression target so large that its squares overflow, or a
+            held-out score that is not finite.
+        ConfigError: an option is out of range (checked before any work), or
+            the proxy estimator has an invalid parameter.
+
+    Warns:
+        ArchguideWarning: fewer than ``FEW_EVAL_ROWS`` (50) held-out rows, or
+            a class with fewer than ``FEW_CLASS_ROWS`` (5) held-out rows.
 
     Example:
         >>> from sklearn.datasets import make_friedman1
@@ -711,8 +844,12 @@ def score_features(
         ("noise_alpha", noise_alpha),
     ):
         check_number(name, value, low=0.0, high=1.0, open_interval=True)
+    _check_options(groups=groups, scoring=scoring, n_jobs=n_jobs, estimator=estimator)
+    rng = check_seed(random_state)
     table = as_table(X)
     y_values = check_target(y, table.n_rows)
+    # Groups given by hand are checked against the columns now; "auto" needs the training rows.
+    group_map = None if groups == "auto" else _resolve_groups(groups, table, None, None, correlation_threshold)
     if table.n_rows < MIN_ROWS:
         raise DataError(
             f"score_features needs at least {MIN_ROWS} rows (to fit the proxy and hold some out). "
@@ -733,14 +870,18 @@ def score_features(
             raise ConfigError(f"scoring={metric!r} does not apply to task {task!r}.")
     if task == "regression":
         y_fit = y_values.astype(np.float64)
+        _check_magnitude(y_fit)
+        class_labels = None
     else:
-        _, y_fit = np.unique(y_values.astype(str) if y_values.dtype.kind == "O" else y_values, return_inverse=True)
+        class_labels, y_fit = np.unique(
+            y_values.astype(str) if y_values.dtype.kind == "O" else y_values, return_inverse=True
+        )
 
-    rng = check_random_state(random_state)
     split_seed, forest_seed, shadow_seed, perm_seed = (int(s) for s in rng.randint(np.iinfo(np.int32).max, size=4))
     train, evaluate = _split(y_fit, task, table.n_rows, test_size, max_train_samples, max_eval_samples, split_seed)
     X_train, X_eval = table.encode(train), table.encode(evaluate)
     y_train, y_eval = y_fit[train], y_fit[evaluate]
+    _warn_if_few_rows(y_eval, class_labels)
     names = list(table.names)
     p = len(names)
     if verbose:
@@ -750,7 +891,8 @@ def score_features(
         )
 
     constant_train = _constant_columns(X_train)
-    group_map = _resolve_groups(groups, table, X_train, constant_train, correlation_threshold)
+    if group_map is None:
+        group_map = _resolve_groups(groups, table, X_train, constant_train, correlation_threshold)
 
     # Shadows: shuffled copies of real non-constant columns, appended after them.
     candidates = np.flatnonzero(~constant_train)
@@ -766,6 +908,8 @@ def score_features(
         raise ConfigError(f"task={task!r} needs a classifier as estimator. Received {proxy!r}.")
     try:
         proxy.fit(X_train, y_train)
+    except InvalidParameterError as exc:  # an option of the estimator, not the data
+        raise ConfigError(f"The proxy estimator {proxy!r} has an invalid parameter: {exc}") from exc
     except ValueError as exc:
         raise DataError(
             f"The proxy estimator {proxy!r} could not be fitted on the encoded features: {exc}. "
@@ -787,7 +931,13 @@ def score_features(
         metric=metric,
         random_state=perm_seed,
         verbose=verbose,
+        n_classes=None if class_labels is None else len(class_labels),
     )
+    if not (np.isfinite(baseline) and np.all(np.isfinite(raw))):
+        raise DataError(
+            f"The held-out {metric} of the proxy is not finite (baseline {baseline}), so no importance can be "
+            "measured. Check y for extreme values, or pass another scoring."
+        )
     means, stds = raw.mean(axis=1), raw.std(axis=1)
     n_solo, n_joint = len(solo), len(joint)
     solo_mean, solo_std = np.zeros(p), np.zeros(p)  # constant columns keep 0: shuffling them changes nothing

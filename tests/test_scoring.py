@@ -354,3 +354,101 @@ def test_bad_groups_raise_data_error(friedman, groups, match):
 def test_data_error_is_a_value_error():
     with pytest.raises(ValueError):
         ag.score_features(np.ones((20, 2)), np.zeros(19))
+
+
+# ------------------------------------------------------------------ soundness
+
+
+def test_a_feature_listed_twice_in_a_group_is_refused(friedman):
+    X, y = friedman
+    with pytest.raises(DataError, match="groups\\['g'\\] lists 'x0' more than once"):
+        ag.score_features(X[:300], y[:300], groups={"g": ["x0", "x0", "x1"]})
+
+
+def test_a_column_named_like_a_generated_group_does_not_collide():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=600)
+    frame = pd.DataFrame({"a": a, "b": a + 0.01 * rng.normal(size=600), "a+b": rng.normal(size=600)})
+    y = 2 * a + frame["a+b"]
+    scores = ag.score_features(frame, y, random_state=0)
+    assert scores.groups == {"a+b#2": ["a", "b"], "a+b": ["a+b"]}
+    assert not scores.weak["a+b"] and not scores.weak["a"]
+
+
+def test_probability_columns_follow_the_classes_the_forest_saw():
+    """A forest fitted without class 1 has two probability columns; they are classes 0 and 2."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 2))
+    y = np.where(X[:, 0] > 0, 2, 0)
+    forest = RandomForestClassifier(n_estimators=10, random_state=0).fit(X, y)
+    y_eval = y.copy()
+    y_eval[:5] = 1  # a class the forest never saw
+    baseline, _ = permutation_scores(
+        forest, X, y_eval, [[0], [1]], n_repeats=2, metric="neg_brier_score", random_state=0, n_classes=3
+    )
+    proba = np.zeros((300, 3))
+    proba[:, [0, 2]] = forest.predict_proba(X)
+    expected = -((proba - np.eye(3)[y_eval]) ** 2).sum(axis=1).mean()
+    assert baseline == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_rare_classes_survive_row_subsampling(seed):
+    """40 common classes and three rare ones, more rows than the proxy samples."""
+    rng = np.random.default_rng(seed)
+    n = 6400
+    y = rng.integers(0, 40, size=n)
+    y[:9] = np.repeat([40, 41, 42], 3)  # three rows each
+    X = rng.normal(size=(n, 6))
+    X[:, 0] += y * 0.5  # x0 tells the classes apart
+    with pytest.warns(ag.ArchguideWarning, match=r"classes '40', '41', '42' have fewer than 5 held-out rows"):
+        scores = ag.score_features(X, y, task="classification", random_state=seed)
+    assert scores.task == "multiclass"
+    assert scores.importances.idxmax() == "x0" and not scores.weak["x0"]
+    assert np.isfinite(scores.baseline_score) and -1.0 < scores.baseline_score < 0.0
+
+
+def test_a_target_too_large_to_square_is_refused(friedman):
+    X, y = friedman
+    with pytest.raises(DataError, match="overflow float64.*Rescale y"):
+        ag.score_features(X[:300], y[:300] * 1e200)
+    ag.score_features(X[:300], y[:300] * 1e100, random_state=0)  # large but squarable is fine
+
+
+def test_few_held_out_rows_come_with_a_warning(friedman):
+    X, y = friedman
+    with pytest.warns(ag.ArchguideWarning, match="only 2 held-out rows"):
+        ag.score_features(X[:10], y[:10], random_state=0)
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"scoring": "foo"}, "scoring.*Received: scoring='foo'"),
+        ({"random_state": "abc"}, "random_state"),
+        ({"n_jobs": "two"}, "n_jobs"),
+        ({"n_jobs": 0}, "n_jobs"),
+        ({"estimator": "forest"}, "estimator"),
+        ({"groups": 3}, "groups"),
+    ],
+)
+def test_options_are_checked_before_any_work(friedman, options, match, monkeypatch):
+    def no_work(*args, **kwargs):
+        raise AssertionError("the data was touched before the options were checked")
+
+    monkeypatch.setattr("archguide.scoring.as_table", no_work)
+    X, y = friedman
+    with pytest.raises(ConfigError, match=match):
+        ag.score_features(X, y, **options)
+
+
+def test_an_estimator_option_is_a_config_error_and_data_problems_stay_data_errors(friedman):
+    X, y = friedman
+    with pytest.raises(ConfigError, match="invalid parameter"):
+        ag.score_features(X[:300], y[:300], estimator=RandomForestRegressor(n_estimators=-3))
+    X_nan = X[:300].copy()
+    X_nan[::7, 0] = np.nan
+    with pytest.raises(DataError, match="encoded features"):
+        ag.score_features(X_nan, y[:300], estimator=LinearRegression())
