@@ -9,9 +9,13 @@ Commands:
 - ``archguide score data.csv --target y``: score the features of a CSV file.
 
 Options come from a YAML file (``--config configs/default.yaml``) and dotted
-overrides (``--set scoring.n_repeats=10``). Errors print one line and exit
-with status 1 (2 for a malformed command line); output files are written
-whole or not at all.
+overrides (``--set scoring.n_repeats=10``). Every error prints one line and
+exits with status 1 (2 for a malformed command line; ``-v`` shows the
+traceback of an unexpected one). Output files are written all or nothing:
+every file goes to a temporary place first and all are moved into place only
+when all succeeded; a replaced file keeps its mode, a new one gets the
+umask's. The plot's format comes from its extension (``.png``, ``.pdf``,
+``.svg``, ...).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -44,7 +49,7 @@ def _build_parser() -> argparse.ArgumentParser:
             metavar="KEY=VALUE",
             help="override one option, e.g. scoring.n_repeats=10 (repeatable)",
         )
-        p.add_argument("--plot", metavar="PNG", help="also save a bar chart of the scores")
+        p.add_argument("--plot", metavar="FILE", help="also save a bar chart of the scores (.png, .pdf, .svg, ...)")
         p.add_argument("--out", metavar="JSON", help="also save the scores as JSON")
         p.add_argument("-v", "--verbose", action="store_true", help="say what is decided, show progress")
 
@@ -57,21 +62,84 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _created_parents(folder: Path) -> list[Path]:
+    """Make ``folder`` and its missing parents; return the ones made, outermost first."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for made in reversed(missing):
+        made.mkdir()
+    return list(reversed(missing))
+
+
+def _new_file_mode(path: Path) -> int:
+    """A replaced file keeps its mode; a new one gets what the user's umask gives (not mkstemp's 0600)."""
+    if path.exists():
+        return stat.S_IMODE(path.stat().st_mode)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def write_files(outputs: Sequence[tuple[str | Path, Callable[[Path], None]]]) -> None:
+    """Write several files all or nothing.
+
+    Each ``write(tmp)`` writes a temporary file beside its target; only when
+    every one has succeeded are they all moved into place. If any fails, no
+    target is touched, and the temporaries and any folders made for them are
+    removed. A replaced file keeps its mode; a new one gets the umask's.
+    """
+    made: list[Path] = []
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, write in outputs:
+            path = Path(path)
+            try:
+                made += _created_parents(path.parent)
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+            except OSError as exc:  # name the file the user asked for, not a temporary one
+                raise OSError(exc.errno, f"Could not write {str(path)!r}: {exc.strerror}") from exc
+            os.close(fd)
+            staged.append((Path(tmp), path))
+            write(Path(tmp))
+            os.chmod(tmp, _new_file_mode(path))
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        for folder in reversed(made):
+            folder.rmdir()
+        raise
+    for tmp, path in staged:
+        os.replace(tmp, path)
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then move it into place.
 
-    If ``write`` fails, ``path`` keeps whatever it held before.
+    If ``write`` fails, ``path`` keeps whatever it held before (see :func:`write_files`).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_files([(path, write)])
+
+
+def plot_format(path: str) -> str:
+    """The image format a ``--plot`` path asks for, from its extension.
+
+    Raises:
+        ConfigError: no extension, or one matplotlib cannot write.
+    """
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    from archguide.exceptions import ConfigError
+
+    supported = FigureCanvasBase.get_supported_filetypes()
+    fmt = Path(path).suffix.lstrip(".").lower()
+    if fmt not in supported:
+        raise ConfigError(
+            f"--plot {path!r}: the format comes from the file extension, expected one of "
+            f"{', '.join('.' + f for f in sorted(supported))}. Received: {Path(path).suffix or 'no extension'}"
+        )
+    return fmt
 
 
 def demo_data(random_state: int = 0):
@@ -129,6 +197,7 @@ def _run_scoring(X, y, config, args) -> int:
     matplotlib.use("Agg")
     from archguide.scoring import score_features
 
+    fmt = plot_format(args.plot) if args.plot else None  # refuse a bad extension before any work
     scores = score_features(X, y, verbose=int(args.verbose), **config["scoring"])
     frame = scores.to_frame()[["importance", "std", "group", "weak"]]
     print(frame.to_string(float_format=lambda v: f"{v:.4f}"))
@@ -137,14 +206,17 @@ def _run_scoring(X, y, config, args) -> int:
         f"\ntask: {scores.task}; score: held-out {scores.metric} (baseline {scores.baseline_score:.3f}); "
         f"{len(scores.groups)} groups; {n_weak} weak (importance <= noise threshold {scores.noise_threshold:.4g})"
     )
+    outputs = []
     if args.out:
         text = json.dumps(scores.to_dict(), indent=2)
-        atomic_write(args.out, lambda p: p.write_text(text, encoding="utf-8"))
-        print(f"scores written to {args.out}")
+        outputs.append((args.out, lambda p: p.write_text(text, encoding="utf-8")))
     if args.plot:
         ax = scores.plot()
-        atomic_write(args.plot, lambda p: ax.figure.savefig(p, dpi=120, format="png"))
-        print(f"plot written to {args.plot}")
+        outputs.append((args.plot, lambda p: ax.figure.savefig(p, dpi=120, format=fmt)))
+    write_files(outputs)  # all or nothing: a failed plot leaves an existing scores file as it was
+    for path, what in ((args.out, "scores"), (args.plot, "plot")):
+        if path:
+            print(f"{what} written to {path}")
     return 0
 
 
@@ -176,5 +248,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             X, y = _split_target(frame, args.target or config["data"]["target"])
         return _run_scoring(X, y, config, args)
     except (ArchguideError, OSError) as exc:
-        print(f"archguide: error: {exc}", file=sys.stderr)
-        return 1
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        print("archguide: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.verbose:
+            raise
+        _fail(f"unexpected {type(exc).__name__}: {exc} (run with -v for the traceback)")
+    return 1
+
+
+def _fail(message: str) -> None:
+    """Print one line: a multi-line message (a YAML parser's, say) is folded into it."""
+    print(f"archguide: error: {' '.join(message.split())}", file=sys.stderr)

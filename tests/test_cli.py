@@ -75,14 +75,73 @@ def test_target_from_config_file(csv_path, tmp_path):
         (["score", "{missing}", "--target", "y"], "does not exist"),
         (["score", "{csv}", "--target", "price", "--set", "scoring.n_repeat=2"], "Allowed keys in scoring"),
         (["demo", "--set", "scoring.n_repeats=0"], "n_repeats"),
+        (["score", "{csv}", "--target", "price", "--set", "scoring.scoring=foo"], "scoring='foo'"),
+        (["score", "{csv}", "--target", "price", "--set", "scoring.random_state=abc"], "random_state='abc'"),
+        (["score", "{csv}", "--target", "price", "--set", "scoring.n_jobs=two"], "n_jobs='two'"),
+        (["score", "{csv}", "--target", "price", "--plot", "{tmp}/x.xyz"], "expected one of .avif"),
+        (["score", "{csv}", "--target", "price", "--plot", "{tmp}/noext"], "no extension"),
+        (["score", "{csv}", "--target", "price", "--config", "{missing}"], "Could not read config file"),
+        (["score", "{tmp}", "--target", "price"], "Could not read"),
+        (["score", "{csv}", "--target", "price", "--out", "{csv}/s.json"], "Could not write"),
     ],
 )
 def test_errors_are_one_line_and_exit_1(args, message, csv_path, tmp_path, capsys):
-    args = [a.format(csv=csv_path, missing=tmp_path / "missing.csv") for a in args]
+    args = [a.format(csv=csv_path, missing=tmp_path / "missing.csv", tmp=tmp_path) for a in args]
     assert main(args) == 1
     err = capsys.readouterr().err
     assert err.startswith("archguide: error:") and message in err
-    assert "Traceback" not in err
+    assert "Traceback" not in err and err.count("\n") == 1
+
+
+def test_an_unexpected_error_is_one_line_too(csv_path, capsys, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("something\ndeep inside")
+
+    monkeypatch.setattr("archguide.scoring.score_features", broken)
+    assert main(["score", str(csv_path), "--target", "price"]) == 1
+    err = capsys.readouterr().err
+    assert err == "archguide: error: unexpected RuntimeError: something deep inside (run with -v for the traceback)\n"
+
+
+def test_a_failing_plot_leaves_the_scores_file_as_it_was(csv_path, tmp_path, monkeypatch):
+    out = tmp_path / "scores.json"
+    out.write_text("precious")
+    (tmp_path / "blocker").write_text("a file, not a folder")
+    args = ["score", str(csv_path), "--target", "price", "--out", str(out)]
+    assert main([*args, "--plot", str(tmp_path / "blocker" / "x.png")]) == 1
+    assert out.read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "data.csv", "scores.json"]
+
+    # A plot into folders that do not exist yet: made when it succeeds, removed when it fails.
+    def failing_savefig(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("matplotlib.figure.Figure.savefig", failing_savefig)
+    assert main([*args, "--plot", str(tmp_path / "new" / "deeper" / "x.png")]) == 1
+    assert out.read_text() == "precious" and not (tmp_path / "new").exists()
+
+
+def test_files_keep_their_mode_and_new_ones_follow_the_umask(csv_path, tmp_path):
+    import os
+    import stat
+
+    existing, new = tmp_path / "old.json", tmp_path / "new.png"
+    existing.write_text("{}")
+    existing.chmod(0o640)
+    previous = os.umask(0o027)
+    try:
+        assert main(["score", str(csv_path), "--target", "price", "--out", str(existing), "--plot", str(new)]) == 0
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(existing.stat().st_mode) == 0o640
+    assert stat.S_IMODE(new.stat().st_mode) == 0o640  # 0o666 less the umask 0o027
+
+
+@pytest.mark.parametrize(("suffix", "magic"), [(".pdf", b"%PDF"), (".svg", b"<?xml"), (".png", b"\x89PNG")])
+def test_the_plot_format_follows_the_extension(csv_path, tmp_path, suffix, magic):
+    plot = tmp_path / f"scores{suffix}"
+    assert main(["score", str(csv_path), "--target", "price", "--plot", str(plot)]) == 0
+    assert plot.read_bytes().startswith(magic)
 
 
 def test_failed_run_leaves_existing_output_untouched(csv_path, tmp_path):
