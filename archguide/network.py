@@ -5,9 +5,10 @@ input (a plain ``Sequential`` too, not only archguide's models). Its methods,
 with ``sigma_i`` the standard deviation of input ``i`` over the rows given:
 
 - ``"gradient"``: ``I_i = sigma_i * mean_rows |d y / d x_i|``; with several
-  outputs, the mean over outputs of that quantity. One batched gradient
-  computation over all rows. Caveat: it measures *sensitivity*, which on
-  training rows can reflect what the network overfits; use held-out rows.
+  output units (or several outputs, as a list or dict), the mean over every
+  unit of that quantity. Computed in chunks of ``batch_size`` rows. Caveat: it
+  measures *sensitivity*, which on training rows can reflect what the network
+  overfits; use held-out rows.
 - ``"weights"``: ``I_i = sigma_i * sum_j |w_ij|`` over the first Dense
   layer(s) that read input ``i``, with ``w`` the effective weights from the
   input (through the gate's scale and column selection, if present). Caveat:
@@ -20,7 +21,8 @@ with ``sigma_i`` the standard deviation of input ``i`` over the rows given:
   matrices along a chain of Dense layers, ``I_i = sum (W1 W2 ... Wout)_i``
   (rescaled inputs; several outputs: mean absolute value). Signed: a negative
   value is an important feature that lowers the output.
-- ``"permutation"``: increase of the loss when a feature (or a group) is
+- ``"permutation"``: increase of the loss (see :func:`resolve_loss`: the
+  model's compiled loss by default) when a feature (or a group) is
   shuffled, averaged over ``n_repeats``; all shuffled copies are predicted in
   a few large calls. Shuffles are drawn as in scikit-learn.
 - ``"ablation"``: increase of the loss when a feature (or a group) is
