@@ -326,3 +326,12 @@ def test_validation_frame_is_matched_to_the_gate_by_name(plan50, friedman50):
 def test_bad_random_state_is_refused_at_construction(friedman50):
     with pytest.raises(ConfigError, match="random_state"):
         ag.ImportanceRescoring((friedman50[2], friedman50[3]), random_state="abc")
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.5, 0.8])
+def test_smoothing_is_an_exponential_moving_average_of_the_raw_scores(plan50, friedman50, smoothing):
+    model, cb, _, _ = _small(plan50, friedman50, method="permutation", update_penalties=False, smoothing=smoothing)
+    raw = _rescore_twice(model, cb)
+    smoothed = cb.history_.drop(columns="epoch")
+    np.testing.assert_allclose(smoothed.iloc[0], raw.iloc[0])
+    np.testing.assert_allclose(smoothed.iloc[1], smoothing * raw.iloc[0] + (1 - smoothing) * raw.iloc[1])

@@ -300,3 +300,21 @@ def test_bad_random_state_is_a_config_error(mlp):
     model, X, _ = mlp
     with pytest.raises(ConfigError, match="random_state"):
         ag.network_importance(model, X, method="gradient", random_state="abc")
+
+
+def test_an_uncompiled_model_is_measured_with_the_loss_its_activation_implies():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 2)).astype("float32")
+    y = (X[:, 0] > 0).astype("float32")
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.layers[-1].set_weights([np.array([[3.0], [0.5]], "float32"), np.zeros(1, "float32")])
+
+    def bce(X_):
+        p = np.clip(model.predict(X_, verbose=0).ravel(), 1e-7, 1 - 1e-7)
+        return -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+    result = ag.network_importance(model, X, y, method="ablation")
+    for j in range(2):
+        ablated = X.copy()
+        ablated[:, j] = X[:, j].mean()
+        assert result.iloc[j] == pytest.approx(bce(ablated) - bce(X), rel=1e-3)
