@@ -62,7 +62,6 @@ __all__ = [
 
 METHODS = ("gradient", "weights", "garson", "olden", "permutation", "ablation")
 LOSSES = ("mse", "binary_crossentropy", "sparse_categorical_crossentropy")
-_EPS = 1e-7
 _MERGE_LAYERS = (
     keras.layers.Concatenate,
     keras.layers.Add,
@@ -160,7 +159,7 @@ def aligned_input(model, X, *, feature_names: Sequence[str] | None = None, argum
                 "Columns are matched by name."
             )
         X = X[known]
-    names = known or (columns if columns is not None and len(columns) == n else [f"x{i}" for i in range(n)])
+    names = known if known is not None else model_features(model, X)
     return names, _as_float_matrix(X, n, argument)
 
 
