@@ -46,7 +46,7 @@ from archguide._checks import check_choice, check_int, check_seed
 from archguide._permutation import copies_per_chunk, effective_permutations, stacked_copies
 from archguide.exceptions import ConfigError, DataError
 from archguide.layers import FeatureGate
-from archguide.schema import format_names
+from archguide.schema import format_names, repeated
 
 keras = import_keras()
 
@@ -421,7 +421,7 @@ def _column_sets(groups, names: list[str]) -> tuple[list[str], list[list[int]]]:
         unknown = [m for m in members if m not in position]
         if unknown:
             raise DataError(f"groups[{g!r}] names features the model does not take: {format_names(unknown)}.")
-        twice = sorted({m for m in members if members.count(m) > 1})
+        twice = repeated(members)
         if twice:
             raise DataError(f"groups[{g!r}] lists {format_names(twice)} more than once; list each feature once.")
         labels.append(str(g))

@@ -30,7 +30,6 @@ import math
 import re
 import unicodedata
 import warnings
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,7 +39,7 @@ import pandas as pd
 
 from archguide._checks import check_choice, check_int, check_number, check_units
 from archguide.exceptions import ArchguideWarning, ConfigError, DataError
-from archguide.schema import format_names, unique_name
+from archguide.schema import format_names, repeated, unique_name
 
 __all__ = ["ArchitecturePlan", "Branch", "allocate_units", "l1_strengths", "plan_architecture"]
 
@@ -209,7 +208,7 @@ class ArchitecturePlan:
                     f"The plan's features {format_names(unknown)} are not in the scores; "
                     "make the plan from these scores (plan_architecture(scores))."
                 )
-        twice = _repeated(self.features)
+        twice = repeated(self.features)
         if twice:
             raise DataError(f"The plan lists the features {format_names(twice)} more than once among its inputs.")
         if not self.branches:
@@ -224,11 +223,11 @@ class ArchitecturePlan:
             unknown = [f for f in b.features if f not in known]
             if unknown:
                 raise DataError(f"Branch {b.name!r} reads features that are not plan inputs: {format_names(unknown)}.")
-            if not b.features or _repeated(b.features):
+            if not b.features or repeated(b.features):
                 raise DataError(f"Branch {b.name!r} must read at least one feature, each once. Received: {b.features}")
             if not b.units or min(b.units) < 1:
                 raise DataError(f"Branch {b.name!r} has invalid units {b.units}; expected positive integers.")
-        names = _repeated([b.name for b in self.branches])
+        names = repeated([b.name for b in self.branches])
         if names:
             raise DataError(f"Branch names {format_names(names)} are used more than once; each names its layers.")
         no_strength = [f for f in self.features if f not in self.l1_strengths]
@@ -384,10 +383,6 @@ def _tiers(order: list[str], importances: dict[str, float], weak: set[str], n_ti
         else:  # a single tier asked for: everything in it
             tiers[-1].extend(weak_tier)
     return tiers
-
-
-def _repeated(items) -> list:
-    return [x for x, count in Counter(items).items() if count > 1]
 
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_]*")

@@ -18,6 +18,7 @@ the columns. Nothing here writes into the caller's data.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,7 +28,7 @@ from pandas.api import types as ptypes
 
 from archguide.exceptions import DataError
 
-__all__ = ["Table", "as_table", "check_target", "format_names", "unique_name"]
+__all__ = ["Table", "as_table", "check_target", "format_names", "repeated", "unique_name"]
 
 KINDS = ("numeric", "boolean", "categorical")
 
@@ -40,6 +41,11 @@ def format_names(names: Sequence[object], limit: int = 5) -> str:
     """Format at most ``limit`` names for an error message, then ``...``."""
     shown = ", ".join(repr(str(n)) for n in list(names)[:limit])
     return shown + (", ..." if len(names) > limit else "")
+
+
+def repeated(items) -> list:
+    """The items that occur more than once, each once, in order of first appearance."""
+    return [x for x, count in Counter(items).items() if count > 1]
 
 
 def unique_name(name: str, used: set[str], *, separator: str = "_") -> str:
@@ -194,11 +200,7 @@ def _frame_table(frame: pd.DataFrame, argument: str) -> Table:
     if isinstance(frame.columns, pd.MultiIndex):
         raise DataError(f"{argument} has MultiIndex columns; flatten them to one level of names first.")
     names = tuple(str(c) for c in frame.columns)
-    seen, dupes = set(), []
-    for n in names:
-        if n in seen and n not in dupes:
-            dupes.append(n)
-        seen.add(n)
+    dupes = repeated(names)
     if dupes:
         raise DataError(f"{argument} has duplicate column names: {format_names(dupes)}. Feature names must be unique.")
 

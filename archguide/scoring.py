@@ -52,7 +52,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from archguide._checks import check_choice, check_int, check_number, check_seed
 from archguide._permutation import copies_per_chunk, effective_permutations, stacked_copies
 from archguide.exceptions import ArchguideWarning, ConfigError, DataError
-from archguide.schema import Table, as_table, check_target, format_names, unique_name
+from archguide.schema import Table, as_table, check_target, format_names, repeated, unique_name
 
 __all__ = ["FeatureScores", "score_features", "MIN_ROWS"]
 
@@ -516,10 +516,10 @@ def _resolve_groups(
             )
         if not members:
             raise DataError(f"groups[{str(group)!r}] is empty; every group needs at least one feature.")
-        repeated = sorted({m for m in members if members.count(m) > 1})
-        if repeated:
+        twice = repeated(members)
+        if twice:
             raise DataError(
-                f"groups[{str(group)!r}] lists {format_names(repeated)} more than once; list each feature once."
+                f"groups[{str(group)!r}] lists {format_names(twice)} more than once; list each feature once."
             )
         twice = [m for m in members if m in owner]
         if twice:
