@@ -27,6 +27,7 @@ bench: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python benchmarks/bench_scoring.py
 	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python benchmarks/bench_planning.py
 	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python benchmarks/bench_rescoring.py
+	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python benchmarks/bench_estimators.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -15,12 +15,14 @@ keras = import_keras()
 
 from archguide.builder import build_model  # noqa: E402
 from archguide.callbacks import ImportanceRescoring  # noqa: E402
+from archguide.estimators import ImportanceGuidedClassifier, ImportanceGuidedRegressor, load  # noqa: E402
 from archguide.exceptions import (  # noqa: E402
     ArchguideError,
     ArchguideWarning,
     ConfigError,
     DataError,
     NotFittedError,
+    TrainingError,
 )
 from archguide.layers import ColumnSelector, FeatureGate  # noqa: E402
 from archguide.network import network_importance  # noqa: E402
@@ -39,11 +41,15 @@ __all__ = [
     "DataError",
     "FeatureGate",
     "FeatureScores",
+    "ImportanceGuidedClassifier",
+    "ImportanceGuidedRegressor",
     "ImportanceRescoring",
     "NotFittedError",
+    "TrainingError",
     "__version__",
     "build_model",
     "l1_strengths",
+    "load",
     "network_importance",
     "plan_architecture",
     "score_features",

@@ -4,6 +4,8 @@ Every error also subclasses the builtin a caller would catch anyway, so that
 ``except ValueError`` keeps working around archguide calls.
 """
 
+from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
+
 
 class ArchguideError(Exception):
     """Base class of every error archguide raises on purpose."""
@@ -21,8 +23,19 @@ class ConfigError(ArchguideError, ValueError):
     """An option, a configuration file or an override is invalid."""
 
 
-class NotFittedError(ArchguideError, AttributeError):
-    """An estimator was used before ``fit``."""
+class NotFittedError(ArchguideError, _SklearnNotFittedError):
+    """An estimator was used before ``fit``.
+
+    It is also scikit-learn's ``NotFittedError`` (so an ``AttributeError``
+    and a ``ValueError``): code written for scikit-learn catches it.
+    """
+
+
+class TrainingError(ArchguideError, RuntimeError):
+    """Training failed in a way that leaves no usable model (the loss became NaN or infinite).
+
+    The message says what to try.
+    """
 
 
 class ArchguideWarning(UserWarning):

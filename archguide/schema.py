@@ -70,6 +70,8 @@ class Table:
         kinds: Feature name -> ``"numeric"`` | ``"boolean"`` | ``"categorical"``.
         categories: Feature name -> tuple of category labels (categoricals only).
         n_rows: The number of rows.
+        missing_columns: Columns with no value at all (only with
+            ``allow_missing_columns``).
     """
 
     names: tuple[str, ...]
@@ -78,6 +80,7 @@ class Table:
     n_rows: int
     _array: np.ndarray | None
     _frame: pd.DataFrame | None
+    missing_columns: frozenset[str] = frozenset()
 
     @property
     def n_features(self) -> int:
@@ -112,13 +115,16 @@ def _encode_column(col: pd.Series, kind: str, categories: tuple[str, ...] | None
     return col.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def as_table(X, *, argument: str = "X") -> Table:
+def as_table(X, *, argument: str = "X", allow_missing_columns: bool = False) -> Table:
     """Validate ``X`` and type its columns.
 
     Args:
         X: A pandas DataFrame or a 2-D array-like of shape
             ``(n_samples, n_features)``.
         argument: The argument's name, used in error messages.
+        allow_missing_columns: Accept a column with no value at all (a few
+            rows to predict may all lack one value); such columns are listed
+            in ``missing_columns``.
 
     Returns:
         A :class:`Table` over ``X``.
@@ -134,13 +140,22 @@ def as_table(X, *, argument: str = "X") -> Table:
             f"Received a Series named {X.name!r}; use X.to_frame() for a single feature."
         )
     if isinstance(X, pd.DataFrame):
-        return _frame_table(X, argument)
+        return _frame_table(X, argument, allow_missing_columns)
+    if hasattr(X, "tocsr") or type(X).__module__.startswith("scipy.sparse"):
+        raise DataError(
+            f"Sparse data is not supported: {argument} is a {type(X).__name__}. Pass a dense array "
+            f"({argument}.toarray()) or a DataFrame."
+        )
     try:
         array = np.asarray(X)
     except (ValueError, TypeError) as exc:
         raise DataError(f"Could not read {argument} as a 2-D table: {exc}") from exc
     if array.ndim != 2:
-        hint = " For a single feature use X.reshape(-1, 1)." if array.ndim == 1 else ""
+        hint = (
+            " Reshape your data: X.reshape(-1, 1) for a single feature, X.reshape(1, -1) for a single sample."
+            if array.ndim == 1
+            else ""
+        )
         raise DataError(
             f"Expected {argument} to be 2-D with shape (n_samples, n_features). "
             f"Received an array of shape {array.shape}.{hint}"
@@ -148,41 +163,50 @@ def as_table(X, *, argument: str = "X") -> Table:
     _check_shape(array.shape, argument)
     names = tuple(f"x{j}" for j in range(array.shape[1]))
     if array.dtype.kind in "iuf":
-        _check_numeric_array(array, names, argument)
-        return Table(names, dict.fromkeys(names, "numeric"), {}, array.shape[0], array, None)
+        missing = _check_numeric_array(array, names, argument, allow_missing_columns)
+        return Table(names, dict.fromkeys(names, "numeric"), {}, array.shape[0], array, None, missing)
     if array.dtype.kind == "b":
         return Table(names, dict.fromkeys(names, "boolean"), {}, array.shape[0], array, None)
     if array.dtype.kind == "c":
         raise DataError(
-            f"Columns {format_names(names)} of {argument} are complex-valued; "
+            f"Complex data not supported: columns {format_names(names)} of {argument} are complex-valued; "
             "archguide takes real numbers. Split them into real and imaginary parts."
         )
     # Strings or Python objects: type each column as a DataFrame column would be.
-    return _frame_table(pd.DataFrame(array, columns=list(names)), argument)
+    return _frame_table(pd.DataFrame(array, columns=list(names)), argument, allow_missing_columns)
 
 
 def _check_shape(shape: tuple[int, ...], argument: str) -> None:
     if shape[0] == 0:
-        raise DataError(f"{argument} is empty: it has 0 rows. Pass at least one row per sample.")
+        raise DataError(
+            f"{argument} is empty: it has 0 rows, 0 sample(s) (shape={shape}) while a minimum of 1 is required. "
+            "Pass at least one row per sample."
+        )
     if shape[1] == 0:
-        raise DataError(f"{argument} has {shape[0]} rows but 0 columns. Pass at least one feature.")
+        raise DataError(
+            f"{argument} has {shape[0]} rows but 0 columns: 0 feature(s) (shape={shape}) while a minimum of 1 is "
+            "required. Pass at least one feature."
+        )
 
 
-def _check_numeric_array(array: np.ndarray, names: tuple[str, ...], argument: str) -> None:
+def _check_numeric_array(
+    array: np.ndarray, names: tuple[str, ...], argument: str, allow_missing_columns: bool = False
+) -> frozenset[str]:
+    """Raise for infinite (and, unless allowed, entirely missing) columns; return the entirely missing ones."""
     if array.dtype.kind not in "f":
-        return  # integers hold neither NaN nor inf
+        return frozenset()  # integers hold neither NaN nor inf
     has_value = np.zeros(array.shape[1], dtype=bool)
     has_inf = np.zeros(array.shape[1], dtype=bool)
     for start in range(0, array.shape[0], _CHECK_BLOCK_ROWS):
         block = array[start : start + _CHECK_BLOCK_ROWS]
         has_value |= ~np.isnan(block).all(axis=0)
         has_inf |= np.isinf(block).any(axis=0)
-    _raise_for_columns(names, ~has_value, has_inf, argument)
+    return _raise_for_columns(names, ~has_value, has_inf, argument, allow_missing_columns)
 
 
-def _raise_for_columns(names, all_missing, has_inf, argument: str) -> None:
+def _raise_for_columns(names, all_missing, has_inf, argument: str, allow_missing_columns: bool) -> frozenset[str]:
     missing = [n for n, bad in zip(names, all_missing) if bad]
-    if missing:
+    if missing and not allow_missing_columns:
         raise DataError(
             f"Columns {format_names(missing)} of {argument} are entirely missing. "
             "Drop them or fill them in; a column needs at least one value."
@@ -193,9 +217,10 @@ def _raise_for_columns(names, all_missing, has_inf, argument: str) -> None:
             f"Columns {format_names(infinite)} of {argument} contain infinite values. "
             "Replace them with finite values or NaN (missing values are allowed)."
         )
+    return frozenset(missing)
 
 
-def _frame_table(frame: pd.DataFrame, argument: str) -> Table:
+def _frame_table(frame: pd.DataFrame, argument: str, allow_missing_columns: bool = False) -> Table:
     _check_shape(frame.shape, argument)
     if isinstance(frame.columns, pd.MultiIndex):
         raise DataError(f"{argument} has MultiIndex columns; flatten them to one level of names first.")
@@ -217,20 +242,25 @@ def _frame_table(frame: pd.DataFrame, argument: str) -> Table:
         if kind == "numeric" and not missing:
             inf = bool(np.isinf(col.to_numpy(dtype=np.float64, na_value=np.nan)).any())
         has_inf.append(inf)
-        if kind == "categorical" and not missing:
+        if kind == "categorical" and missing:
+            categories[name] = ()
+        elif kind == "categorical":
             if isinstance(col.dtype, pd.CategoricalDtype):
                 labels = col.cat.categories.astype("object").map(str)
             else:
                 labels = col.dropna().astype("object").map(str)
             categories[name] = tuple(sorted(pd.unique(np.asarray(labels, dtype=object))))
-    _raise_for_columns(names, all_missing, has_inf, argument)
-    return Table(names, kinds, categories, frame.shape[0], None, frame)
+    missing = _raise_for_columns(names, all_missing, has_inf, argument, allow_missing_columns)
+    return Table(names, kinds, categories, frame.shape[0], None, frame, missing)
 
 
 def _column_kind(col: pd.Series, name: str, argument: str) -> str:
     dtype = col.dtype
     if ptypes.is_complex_dtype(dtype):
-        raise DataError(f"Column {name!r} of {argument} is complex-valued ({dtype}); archguide takes real numbers.")
+        raise DataError(
+            f"Complex data not supported: column {name!r} of {argument} is complex-valued ({dtype}); "
+            "archguide takes real numbers."
+        )
     if ptypes.is_bool_dtype(dtype):
         return "boolean"
     if isinstance(dtype, pd.CategoricalDtype):
@@ -251,7 +281,10 @@ def _column_kind(col: pd.Series, name: str, argument: str) -> str:
         if inferred == "boolean":
             return "boolean"
         if inferred == "complex":
-            raise DataError(f"Column {name!r} of {argument} holds complex numbers; archguide takes real numbers.")
+            raise DataError(
+                f"Complex data not supported: column {name!r} of {argument} holds complex numbers; "
+                "archguide takes real numbers."
+            )
         nested = col.dropna().map(lambda v: isinstance(v, (list, tuple, dict, set, np.ndarray))).any()
         if nested:
             raise DataError(
@@ -304,7 +337,9 @@ def check_target(y, n_rows: int, *, argument: str = "y") -> np.ndarray:
     if values.shape[0] != n_rows:
         raise DataError(f"{argument} has {values.shape[0]} values but X has {n_rows} rows; they must match.")
     if values.dtype.kind == "c":
-        raise DataError(f"{argument} is complex-valued; expected real numbers or class labels.")
+        raise DataError(
+            f"Complex data not supported: {argument} is complex-valued; expected real numbers or class labels."
+        )
     missing = pd.isna(values) if values.dtype.kind in "fOUSM" else np.zeros(len(values), dtype=bool)
     if missing.any():
         where = np.flatnonzero(missing)

@@ -4,6 +4,8 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# scikit-learn's estimator checks include one that needs SciPy's array API mode, set before SciPy loads.
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
 import numpy as np
 import pandas as pd

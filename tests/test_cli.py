@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 from conftest import run_python
 
-from archguide.cli import atomic_write, demo_data, main
+from archguide._files import atomic_write
+from archguide.cli import demo_data, main
 
 
 @pytest.fixture

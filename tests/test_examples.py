@@ -10,6 +10,7 @@ EXPECTED = {
     "score_features.py": "informative (x0..x4, x3_copy) all above every noise feature: True",
     "scenario2_two_branches.py": "tier_1  [16]",
     "scenario3_l1_on_weak_features.py": "mean |gate|: informative",
+    "estimator_mixed_table.py": "loaded model predicts exactly as the fitted one: True",
 }
 
 

@@ -86,3 +86,21 @@ def test_check_target_accepts_common_containers_and_copies():
         check_target(pd.Series([1.0, None, 2.0], dtype="Float64"), 3)
     with pytest.raises(DataError, match="missing"):
         check_target(pd.Series(["a", None, "b"], dtype="str"), 3)
+
+
+def test_entirely_missing_columns_are_allowed_only_when_asked():
+    frame = pd.DataFrame({"a": [1.0, 2.0], "b": [np.nan, np.nan], "c": pd.Series([None, None], dtype="string")})
+    with pytest.raises(DataError, match="'b', 'c' of X are entirely missing"):
+        as_table(frame)
+    table = as_table(frame, allow_missing_columns=True)
+    assert table.missing_columns == {"b", "c"}
+    assert np.isnan(table.encode()[:, 1:]).all()
+    assert as_table(np.array([[1.0, np.nan]]), allow_missing_columns=True).missing_columns == {"x1"}
+
+
+def test_sparse_input_says_it_is_not_supported():
+    from scipy import sparse
+
+    for matrix in (sparse.csr_matrix(np.eye(3)), sparse.csr_array(np.eye(3))):
+        with pytest.raises(DataError, match=r"Sparse data is not supported.*toarray\(\)"):
+            as_table(matrix)

@@ -1,0 +1,844 @@
+"""scikit-learn estimators that chain the whole pipeline, and their one-file artifact.
+
+``fit`` validates the data, fits the in-model preprocessing
+(:mod:`archguide.preprocessing`), scores the features
+(:func:`~archguide.scoring.score_features`), plans
+(:func:`~archguide.planning.plan_architecture`), builds
+(:func:`~archguide.builder.build_model`) and trains with
+:class:`~archguide.callbacks.ImportanceRescoring` and early stopping on the
+penalty-free validation loss. The fitted ``model_`` takes raw columns;
+``save`` writes it, with the plan, the scores and the histories, to one
+``.keras`` file, and :func:`load` gives the estimator back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import numbers
+import random
+import warnings
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import DataConversionWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils.multiclass import type_of_target
+
+from archguide._backend import import_keras
+from archguide._checks import check_choice, check_int, check_number, check_seed, check_units
+from archguide._files import atomic_write
+from archguide.builder import DATA_LOSS_METRIC, build_model
+from archguide.callbacks import ImportanceRescoring
+from archguide.exceptions import ArchguideWarning, ConfigError, DataError, NotFittedError, TrainingError
+from archguide.network import METHODS
+from archguide.planning import GROUPINGS, WEAK_MODES, ArchitecturePlan, plan_architecture
+from archguide.preprocessing import ColumnEncoding, frame_of
+from archguide.schema import as_table, check_target, format_names
+from archguide.scoring import MIN_ROWS, FeatureScores, correlation_groups, score_features
+
+keras = import_keras()
+
+__all__ = ["ImportanceGuidedClassifier", "ImportanceGuidedRegressor", "load"]
+
+#: Version of the artifact's metadata layout.
+ARTIFACT_FORMAT = 1
+_INFO_LAYER = "archguide_info"
+_NETWORK = "archguide_network"
+_PREDICT_BATCH = 4096
+
+
+@keras.saving.register_keras_serializable(package="archguide")
+class ArtifactInfo(keras.layers.Layer):
+    """Identity layer that carries an estimator's metadata (plain JSON) inside a saved model.
+
+    Args:
+        info: A JSON-safe dict: the estimator's class and parameters, the
+            column encoding, the scores, the plan and the histories.
+    """
+
+    def __init__(self, info: Mapping[str, Any] | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.info = dict(info or {})
+
+    def call(self, inputs):
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "info": self.info}
+
+
+class _StopOnNonFinite(keras.callbacks.Callback):
+    """Stop training at the first batch whose loss is NaN or infinite, and remember where."""
+
+    def __init__(self):
+        super().__init__()
+        self.failed_at = None
+        self._epoch = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.failed_at = (self._epoch, batch)
+            self.model.stop_training = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+
+@contextlib.contextmanager
+def _dict_keys_not_names():
+    """Silence Keras' warning that a dict key is not its input's name: a column name with "/" cannot be one."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="When providing `inputs` as a dict", category=UserWarning)
+        yield
+
+
+def _json_safe(value):
+    if isinstance(value, (str, bool)) or value is None:
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return None  # a RandomState or another object: not kept in the file
+
+
+class _ImportanceGuidedEstimator(BaseEstimator):
+    """The shared machinery of the two estimators (not public)."""
+
+    _task_family = "regression"
+
+    def __init__(
+        self,
+        *,
+        total_units: int = 128,
+        grouping: str = "tiers",
+        n_tiers: int = 3,
+        depth: int = 2,
+        head_units=None,
+        l1: float = 1e-3,
+        l1_power: float = 1.0,
+        weak: str = "penalize",
+        dropout: float = 0.0,
+        groups="auto",
+        n_repeats: int = 5,
+        rescoring: str | None = "gradient",
+        rescoring_period: int = 1,
+        epochs: int = 300,
+        batch_size: int = 32,
+        learning_rate: float = 1e-3,
+        validation_fraction: float = 0.2,
+        patience: int = 20,
+        lr_patience: int | None = None,
+        refit: bool = False,
+        random_state=None,
+        verbose: int = 0,
+    ):
+        self.total_units = total_units
+        self.grouping = grouping
+        self.n_tiers = n_tiers
+        self.depth = depth
+        self.head_units = head_units
+        self.l1 = l1
+        self.l1_power = l1_power
+        self.weak = weak
+        self.dropout = dropout
+        self.groups = groups
+        self.n_repeats = n_repeats
+        self.rescoring = rescoring
+        self.rescoring_period = rescoring_period
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.lr_patience = lr_patience
+        self.refit = refit
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ sklearn
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.categorical = True
+        tags.input_tags.string = True
+        return tags
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "model_")
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with appropriate arguments "
+                "before using this estimator."
+            )
+
+    @property
+    def network_(self):
+        """The trained network inside ``model_``: encoded features in, predictions out."""
+        self._check_fitted()
+        return self.model_.get_layer(_NETWORK)
+
+    # ------------------------------------------------------------------ checks
+
+    def _check_params(self) -> None:
+        for name in ("total_units", "n_tiers", "depth", "n_repeats", "rescoring_period", "epochs", "batch_size"):
+            check_int(name, getattr(self, name))
+        check_int("patience", self.patience, low=0)
+        check_int("lr_patience", self.lr_patience, allow_none=True)
+        check_choice("grouping", self.grouping, GROUPINGS)
+        check_choice("weak", self.weak, WEAK_MODES)
+        check_choice("rescoring", self.rescoring, (*METHODS, None))
+        check_choice("verbose", self.verbose, (0, 1, 2))
+        check_choice("refit", self.refit, (True, False))
+        check_number("l1", self.l1)
+        check_number("l1_power", self.l1_power)
+        check_number("learning_rate", self.learning_rate, open_interval=True)
+        check_number("validation_fraction", self.validation_fraction, high=1.0, open_interval=True)
+        check_number("dropout", self.dropout, high=1.0)
+        if self.dropout >= 1.0:
+            raise ConfigError(
+                f"Received an invalid value for dropout, expected a rate in [0, 1). Received: {self.dropout}"
+            )
+        if self.head_units is not None:
+            check_units("head_units", self.head_units)
+        if self.groups is not None and self.groups != "auto" and not isinstance(self.groups, Mapping):
+            raise ConfigError(
+                "Received an invalid value for groups, expected 'auto', None or a dict {group: [columns]}. "
+                f"Received: groups={self.groups!r}"
+            )
+        check_seed(self.random_state)
+
+    def _target(self, y, n_rows: int):
+        """(task, y for the scorer, y for the network); sets the target's fitted attributes."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, X, y):
+        """Score, plan, build and train on ``X`` and ``y``.
+
+        Args:
+            X: A DataFrame (its column names are the feature names; numeric,
+                boolean and categorical columns, missing values allowed) or a
+                2-D array. Read only, never modified.
+            y: One value per row: a 1-D array, a list, a pandas Series (any
+                index), or a column vector.
+
+        Returns:
+            self.
+
+        Raises:
+            DataError: ``X`` or ``y`` cannot be used (the message names the
+                argument or columns), or fewer than 10 rows.
+            ConfigError: a parameter is out of range.
+            TrainingError: the loss became NaN or infinite during training.
+        """
+        self._check_params()
+        for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("_")]:
+            delattr(self, name)  # a failed refit must not leave a half-updated estimator
+        table = as_table(X)
+        if table.n_rows < MIN_ROWS:
+            raise DataError(
+                f"{type(self).__name__} needs at least {MIN_ROWS} rows (to score, train and validate). "
+                f"Received {table.n_rows} sample{'s' if table.n_rows != 1 else ''}."
+            )
+        if y is None:
+            raise DataError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
+        shape = getattr(y, "shape", ())
+        if len(shape) == 2 and shape[1] == 1 and not isinstance(y, pd.DataFrame):
+            warnings.warn(
+                "A column-vector y was passed when a 1d array was expected. Please change the shape of y to "
+                "(n_samples,), for example using ravel().",
+                DataConversionWarning,
+                stacklevel=2,
+            )
+        task, y_score, y_net = self._target(y, table.n_rows)
+        rng = check_seed(self.random_state)
+        split_seed, score_seed, model_seed, rescoring_seed = (int(s) for s in rng.randint(2**31 - 1, size=4))
+
+        encoding = ColumnEncoding.fit(table)
+        raw = encoding.raw_inputs(table)
+        X_enc = encoding.encode(raw)
+        self._say(f"{table.n_features} columns -> {X_enc.shape[1]} features; scoring")
+
+        rows, test_size = self._scoring_rows(y_score, task)
+        scores = score_features(
+            frame_of(X_enc if rows is None else X_enc[rows], encoding.features),
+            y_score if rows is None else y_score[rows],
+            task=task if task == "regression" else "classification",
+            groups=self._feature_groups(encoding, table, X_enc),
+            n_repeats=self.n_repeats,
+            test_size=test_size,
+            random_state=score_seed,
+        )
+        plan = plan_architecture(
+            scores,
+            total_units=self.total_units,
+            grouping=self.grouping,
+            n_tiers=self.n_tiers,
+            depth=self.depth,
+            l1=self.l1,
+            l1_power=self.l1_power,
+            weak=self.weak,
+            head_units=self.head_units,
+        )
+        self._say(f"plan: {len(plan.branches)} branches, {plan.n_params(self._n_outputs(task))} parameters; training")
+
+        train, val = self._split(y_score, task, table.n_rows, split_seed)
+        network, history, rescoring = self._train(
+            plan, task, X_enc, y_net, train, val, model_seed=model_seed, rescoring_seed=rescoring_seed
+        )
+        self.n_epochs_ = len(history[DATA_LOSS_METRIC])
+        self.best_epoch_ = int(np.argmin(history["val_" + DATA_LOSS_METRIC])) + 1
+        if self.refit:
+            strengths = network.get_layer("gate").get_strengths()
+            network = self._refit(plan, task, X_enc, y_net, strengths, model_seed=model_seed)
+
+        self.encoding_ = encoding
+        self.scores_ = scores
+        self.plan_ = plan
+        self.history_ = history
+        self.rescoring_history_ = rescoring.history_ if rescoring is not None else pd.DataFrame()
+        self.n_features_in_ = table.n_features
+        if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
+            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.model_ = self._assemble(encoding, network, task)
+        return self
+
+    def _say(self, message: str) -> None:
+        if self.verbose:
+            print(f"{type(self).__name__}: {message}")
+
+    @staticmethod
+    def _n_outputs(task: str) -> int:
+        return 1
+
+    def _feature_groups(self, encoding: ColumnEncoding, table, X_enc: np.ndarray) -> dict[str, list[str]]:
+        """Feature groups in the encoded features' names: one per source column, merged as ``groups`` says."""
+        by_column = encoding.groups
+        if self.groups is None:
+            return by_column
+        if self.groups == "auto":
+            # Numeric and boolean columns that correlate strongly are scored together, as score_features does.
+            first = {c.name: encoding.features.index(c.features[0]) for c in encoding.columns}
+            names = encoding.names
+            eligible = [j for j, c in enumerate(encoding.columns) if c.kind != "categorical"]
+            values = X_enc[:, [first[n] for n in names]]
+            clusters = correlation_groups(values, names, eligible, 0.8)
+        else:
+            clusters = self._named_clusters(encoding.names)
+        out: dict[str, list[str]] = {}
+        for members in clusters:
+            columns = [encoding.names[j] for j in members]
+            out["+".join(columns) if len(columns) > 1 else columns[0]] = [f for c in columns for f in by_column[c]]
+        return out
+
+    def _named_clusters(self, names: list[str]) -> list[list[int]]:
+        position = {n: j for j, n in enumerate(names)}
+        clusters, seen = [], set()
+        for group, members in self.groups.items():
+            members = [members] if isinstance(members, str) else [str(m) for m in members]
+            unknown = [m for m in members if m not in position]
+            if unknown:
+                raise DataError(f"groups[{str(group)!r}] names columns that are not in X: {format_names(unknown)}.")
+            twice = [m for m in members if m in seen]
+            if twice:
+                raise DataError(f"groups lists columns {format_names(twice)} more than once; a column has one group.")
+            seen.update(members)
+            clusters.append(sorted(position[m] for m in members))
+        clusters += [[j] for j, n in enumerate(names) if n not in seen]
+        return sorted(clusters, key=lambda m: m[0])
+
+    @staticmethod
+    def _scoring_rows(y_score, task: str):
+        """Rows to score on (None: all) and the scorer's held-out fraction.
+
+        A class with a single row cannot be both fitted and held out by the
+        scorer: its rows are left out of scoring (with a warning), and still
+        trained on. With few rows per class, more are held out (up to half)
+        so that every class is in both parts.
+        """
+        if task == "regression":
+            return None, 0.2
+        labels, counts = np.unique(y_score, return_counts=True)
+        rows = None
+        if counts.min() < 2:
+            rare = labels[counts < 2]
+            keep = np.isin(y_score, labels[counts >= 2])
+            if len(labels) - len(rare) < 2:
+                raise DataError(
+                    f"y has {len(labels) - len(rare)} class(es) with two or more rows; scoring needs two such "
+                    "classes (one row to fit the proxy and one held out per class)."
+                )
+            warnings.warn(
+                f"{len(rare)} classes of y have a single row: they are left out of feature scoring (the network "
+                "still trains on them).",
+                ArchguideWarning,
+                stacklevel=3,
+            )
+            rows = np.flatnonzero(keep)
+            labels = labels[counts >= 2]
+        n = len(y_score) if rows is None else len(rows)
+        return rows, float(min(0.5, max(0.2, (len(labels) + 0.5) / n)))
+
+    def _split(self, y_score, task: str, n_rows: int, seed: int):
+        """Training and validation rows (stratified for classification when every class has two rows)."""
+        n_val = max(1, int(round(self.validation_fraction * n_rows)))
+        stratify = None
+        if task != "regression":
+            _, counts = np.unique(y_score, return_counts=True)
+            if counts.min() >= 2 and len(counts) <= n_val <= n_rows - len(counts):
+                stratify = y_score
+        train, val = train_test_split(np.arange(n_rows), test_size=n_val, stratify=stratify, random_state=seed)
+        return np.sort(train), np.sort(val)
+
+    def _network(self, plan: ArchitecturePlan, task: str, seed: int):
+        model_task = task if task != "regression" else "regression"
+        return build_model(
+            plan,
+            task=model_task,
+            n_outputs=self._n_outputs(task),
+            dropout=self.dropout,
+            learning_rate=self.learning_rate,
+            seed=seed,
+            name=_NETWORK,
+        )
+
+    def _keras_fit(self, network, X, y, callbacks, seed: int, **kwargs):
+        """``network.fit`` with Keras' seeds set for the run, and NumPy's and Python's global states restored."""
+        stopper = _StopOnNonFinite()
+        numpy_state, python_state = np.random.get_state(), random.getstate()  # noqa: NPY002
+        try:
+            keras.utils.set_random_seed(seed)  # the shuffles of model.fit come from the backend's global seed
+            with warnings.catch_warnings(record=True) as caught:  # only what the caller's filters let through
+                warnings.simplefilter("always", ArchguideWarning)  # ours are decided on below
+                fitted = network.fit(
+                    X, y, batch_size=self.batch_size, verbose=self.verbose, callbacks=[*callbacks, stopper], **kwargs
+                )
+        finally:
+            np.random.set_state(numpy_state)  # noqa: NPY002
+            random.setstate(python_state)
+        if stopper.failed_at is None:  # after a divergence, warnings about NaN scores would only repeat it
+            for caught_warning in caught:
+                warnings.warn(caught_warning.message, caught_warning.category, stacklevel=4)
+        else:
+            epoch, batch = stopper.failed_at
+            raise TrainingError(
+                f"Training diverged: the loss became NaN or infinite at epoch {epoch + 1}, batch {batch + 1}. "
+                f"Try a smaller learning_rate (now {self.learning_rate}), a smaller l1 (now {self.l1}), or check X "
+                "for columns of extreme magnitude."
+            )
+        return {k: [float(v) for v in values] for k, values in fitted.history.items()}
+
+    def _train(self, plan, task, X_enc, y_net, train, val, *, model_seed: int, rescoring_seed: int):
+        network = self._network(plan, task, model_seed)
+        X_tr, y_tr, X_val, y_val = X_enc[train], y_net[train], X_enc[val], y_net[val]
+        callbacks = []
+        rescoring = None
+        if self.rescoring is not None:
+            rescoring = ImportanceRescoring(
+                validation_data=(X_val, y_val),
+                method=self.rescoring,
+                every_n_epochs=self.rescoring_period,
+                l1_power=self.l1_power,
+                random_state=rescoring_seed,
+            )
+            callbacks.append(rescoring)
+        if self.lr_patience is not None:
+            callbacks.append(
+                keras.callbacks.ReduceLROnPlateau(
+                    monitor="val_" + DATA_LOSS_METRIC, mode="min", factor=0.5, patience=self.lr_patience, min_lr=1e-6
+                )
+            )
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_" + DATA_LOSS_METRIC, mode="min", patience=self.patience, restore_best_weights=True
+            )
+        )
+        history = self._keras_fit(
+            network, X_tr, y_tr, callbacks, model_seed, validation_data=(X_val, y_val), epochs=self.epochs
+        )
+        return network, history, rescoring
+
+    def _refit(self, plan, task, X_enc, y_net, strengths, *, model_seed: int):
+        """A fresh network trained on every row for the best epoch count, with the final strengths held fixed."""
+        network = self._network(plan, task, model_seed)
+        network.get_layer("gate").set_strengths(strengths)
+        self._keras_fit(network, X_enc, y_net, [], model_seed, epochs=self.best_epoch_)
+        return network
+
+    def _output_layers(self, outputs, task: str):
+        return outputs
+
+    def _assemble(self, encoding: ColumnEncoding, network, task: str):
+        """The artifact: raw columns (a dict) -> encoding -> network -> output, with the metadata inside."""
+        inputs = encoding.inputs()
+        outputs = self._output_layers(network(encoding.encode_layers(inputs)), task)
+        outputs = ArtifactInfo(self._info(task), name=_INFO_LAYER)(outputs)
+        with _dict_keys_not_names():
+            return keras.Model(inputs, outputs, name="archguide_" + type(self).__name__)
+
+    def _info(self, task: str) -> dict[str, Any]:
+        return {
+            "format": ARTIFACT_FORMAT,
+            "estimator": type(self).__name__,
+            "params": {k: _json_safe(v) for k, v in self.get_params().items()},
+            "task": task,
+            "encoding": self.encoding_.to_dict(),
+            "scores": self.scores_.to_dict(),
+            "plan": self.plan_.to_dict(),
+            "history": self.history_,
+            "rescoring_history": json.loads(self.rescoring_history_.to_json(orient="split")),
+            "feature_names_in": None if not hasattr(self, "feature_names_in_") else list(self.feature_names_in_),
+            "n_epochs": self.n_epochs_,
+            "best_epoch": self.best_epoch_,
+            **self._target_info(),
+        }
+
+    def _target_info(self) -> dict[str, Any]:
+        return {}
+
+    def _restore(self, model, info: Mapping[str, Any]) -> None:
+        self.encoding_ = ColumnEncoding.from_dict(info["encoding"])
+        self.scores_ = FeatureScores.from_dict(info["scores"])
+        self.plan_ = ArchitecturePlan.from_dict(info["plan"])
+        self.history_ = {k: list(v) for k, v in info["history"].items()}
+        split = info["rescoring_history"]
+        frame = pd.DataFrame(split["data"], columns=split["columns"], index=split["index"])
+        self.rescoring_history_ = frame.apply(pd.to_numeric)
+        self.n_features_in_ = len(self.encoding_.columns)
+        if info.get("feature_names_in") is not None:
+            self.feature_names_in_ = np.asarray(info["feature_names_in"], dtype=object)
+        self.n_epochs_ = int(info["n_epochs"])
+        self.best_epoch_ = int(info["best_epoch"])
+        self._restore_target(info)
+        self.model_ = model
+
+    def _restore_target(self, info: Mapping[str, Any]) -> None:
+        pass
+
+    # ------------------------------------------------------------------ predict
+
+    def _raw_inputs(self, X) -> dict[str, np.ndarray]:
+        """Validate ``X`` against the fitted columns and return the model's raw inputs."""
+        self._check_fitted()
+        names = self.encoding_.names
+        fitted_names = getattr(self, "feature_names_in_", None)
+        if isinstance(X, pd.DataFrame) and fitted_names is not None:
+            columns = [str(c) for c in X.columns]
+            missing = [n for n in names if n not in set(columns)]
+            unexpected = [c for c in columns if c not in set(names)]
+            if missing or unexpected:
+                problems = [f"missing {format_names(missing)}"] if missing else []
+                problems += [f"unexpected {format_names(unexpected)}"] if unexpected else []
+                raise DataError(
+                    f"X has columns that are not the ones {type(self).__name__} was fitted with: "
+                    f"{'; '.join(problems)}. Columns are matched by name, in any order."
+                )
+            X = X.loc[:, [X.columns[columns.index(n)] for n in names]]
+        table = as_table(X, allow_missing_columns=True)
+        if table.n_features != len(names):
+            raise DataError(
+                f"X has {table.n_features} features, but {type(self).__name__} is expecting {len(names)} features "
+                "as input."
+            )
+        if not (isinstance(X, pd.DataFrame) and fitted_names is not None):
+            table = _renamed(table, names)
+        self.encoding_.check_kinds(table)
+        return self.encoding_.raw_inputs(table)
+
+    def _forward(self, X) -> np.ndarray:
+        raw = self._raw_inputs(X)
+        return np.asarray(self.model_.predict(raw, batch_size=_PREDICT_BATCH, verbose=0))
+
+    # ------------------------------------------------------------------ files
+
+    def save(self, path: str | Path) -> None:
+        """Write the fitted estimator to one ``.keras`` file.
+
+        The file holds the network with its preprocessing (it takes raw
+        columns), the plan, the scores and the histories. Read it with
+        :func:`archguide.load`, or with ``keras.models.load_model`` after
+        ``import archguide``. The file is written to a temporary name first:
+        if saving fails, an existing file at ``path`` is left as it was.
+
+        Raises:
+            NotFittedError: before ``fit``.
+            ConfigError: ``path`` does not end in ``.keras``.
+        """
+        self._check_fitted()
+        path = Path(path)
+        if path.suffix != ".keras":
+            raise ConfigError(
+                f"Received an invalid value for path, expected a name ending in '.keras'. Received: {path}"
+            )
+        atomic_write(path, lambda tmp: self.model_.save(tmp))
+
+
+def _renamed(table, names):
+    """``table`` with the fitted column names (X given by position)."""
+    from dataclasses import replace
+
+    mapping = dict(zip(table.names, names))
+    return replace(
+        table,
+        names=tuple(names),
+        kinds={mapping[k]: v for k, v in table.kinds.items()},
+        categories={mapping[k]: v for k, v in table.categories.items()},
+        missing_columns=frozenset(mapping[k] for k in table.missing_columns),
+    )
+
+
+class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
+    """An importance-guided Keras network for regression, as a scikit-learn estimator.
+
+    ``fit`` scores the features with a random-forest permutation proxy,
+    plans branches whose widths follow importance with a per-feature L1
+    penalty strongest for weak features, builds the network and trains it
+    with :class:`~archguide.callbacks.ImportanceRescoring` moving the
+    penalties, stopping early on the penalty-free validation loss and
+    restoring the best weights. The target is standardised for training and
+    the model predicts in its original units.
+
+    Args:
+        total_units: First-layer units of all branches together (the budget).
+        grouping: ``"tiers"`` or ``"groups"`` (see :func:`~archguide.planning.plan_architecture`).
+        n_tiers: Tiers with ``grouping="tiers"``.
+        depth: Dense layers per branch.
+        head_units: Widths of the shared head (default: the plan's).
+        l1: L1 strength of the most important feature; weaker ones get more.
+        l1_power: How steeply the strength follows importance.
+        weak: ``"penalize"`` or ``"drop"`` the features the scores call weak.
+        dropout: Dropout rate after every hidden layer.
+        groups: ``"auto"`` (strongly correlated numeric columns are scored
+            together), None, or a dict ``{group: [columns]}``. A categorical
+            column's one-hot features always form one group.
+        n_repeats: Shuffles per group when scoring.
+        rescoring: Re-scoring method during training (see
+            :func:`~archguide.network.network_importance`), or None for none.
+        rescoring_period: Re-score every this many epochs.
+        epochs: The most epochs to train.
+        batch_size: Rows per gradient step.
+        learning_rate: Adam's learning rate.
+        validation_fraction: Rows held out for early stopping and re-scoring.
+        patience: Epochs without improvement of the validation data loss
+            before stopping.
+        refit: After early stopping, train a fresh network on every row
+            for the best number of epochs (strengths fixed at their final values).
+        random_state: Seed (int), ``numpy.random.RandomState`` or None. An
+            integer gives identical predictions on two CPU fits; it also sets
+            Keras' global seed for the fit.
+        verbose: 0 silent, 1 a Keras progress bar, 2 one line per epoch.
+
+    Attributes:
+        scores_: The :class:`~archguide.scoring.FeatureScores`, one group per source column.
+        plan_: The :class:`~archguide.planning.ArchitecturePlan`.
+        model_: The Keras model: raw columns (a dict of arrays) in, predictions out.
+        network_: The trained network inside ``model_`` (encoded features in).
+        encoding_: The :class:`~archguide.preprocessing.ColumnEncoding`.
+        history_: Keras' training history (dict of lists).
+        rescoring_history_: pd.DataFrame, one row per re-scoring.
+        n_epochs_: Epochs trained; best_epoch_: the epoch whose weights were kept.
+        n_features_in_: Number of columns seen at fit.
+        feature_names_in_: Column names seen at fit (only for a DataFrame with string names).
+    """
+
+    _task_family = "regression"
+
+    def _target(self, y, n_rows):
+        values = check_target(y, n_rows)
+        if values.dtype.kind not in "iufb":
+            try:
+                values = values.astype(np.float64)
+            except (TypeError, ValueError):
+                raise DataError(
+                    f"{type(self).__name__} needs a numeric y. Received values of dtype {values.dtype} "
+                    f"(for example {values[0]!r}); for class labels use ImportanceGuidedClassifier."
+                ) from None
+        values = values.astype(np.float64)
+        if not np.all(np.isfinite(values)):
+            raise DataError("y has values that are not finite.")
+        mean, std = float(values.mean()), float(values.std())
+        if not math.isfinite(std):
+            raise DataError(f"y has values as large as {np.max(np.abs(values)):.3g}; rescale it.")
+        self.target_mean_, self.target_scale_ = mean, std if std > 0 else 1.0
+        return "regression", values, ((values - mean) / self.target_scale_).astype(np.float32)
+
+    def _output_layers(self, outputs, task):
+        return keras.layers.Rescaling(self.target_scale_, offset=self.target_mean_, name="archguide_target_scale")(
+            outputs
+        )
+
+    def _target_info(self):
+        return {"target_mean": self.target_mean_, "target_scale": self.target_scale_}
+
+    def _restore_target(self, info):
+        self.target_mean_, self.target_scale_ = float(info["target_mean"]), float(info["target_scale"])
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted values, one per row (1-D float64).
+
+        ``X`` is matched to the fitted columns by name if it is a DataFrame
+        and the estimator was fitted on one; otherwise by position.
+
+        Raises:
+            NotFittedError: before ``fit``.
+            DataError: missing or unexpected columns (named), a column whose
+                type changed since fit, or anything ``fit`` would reject in X.
+        """
+        return self._forward(X)[:, 0].astype(np.float64)
+
+
+class ImportanceGuidedClassifier(ClassifierMixin, _ImportanceGuidedEstimator):
+    """An importance-guided Keras network for classification, as a scikit-learn estimator.
+
+    Takes any class labels (numbers, strings, booleans); two classes make a
+    sigmoid output, more a softmax. Everything else is as in
+    :class:`ImportanceGuidedRegressor` (same parameters and attributes), plus
+    ``classes_``, the sorted class labels.
+    """
+
+    _task_family = "classification"
+
+    def _target(self, y, n_rows):
+        values = check_target(y, n_rows)
+        if values.dtype.kind == "O":
+            types = sorted({type(v).__name__ for v in values})
+            if len(types) > 1:
+                raise DataError(
+                    f"y mixes labels of types {types}: labels of one type are needed (for example all strings)."
+                )
+        kind = type_of_target(values)
+        if kind not in ("binary", "multiclass"):
+            raise DataError(
+                f"Unknown label type: {kind!r}. {type(self).__name__} needs class labels; y looks like "
+                f"{kind} values (for example {values[:3].tolist()}). For a continuous target use "
+                "ImportanceGuidedRegressor."
+            )
+        self.classes_, y_index = np.unique(values, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise DataError(f"y has a single class ({self.classes_[0]!r}); a classifier needs at least 2 classes.")
+        task = "binary" if len(self.classes_) == 2 else "multiclass"
+        y_net = y_index.astype(np.float32 if task == "binary" else np.int32)
+        return task, y_index, y_net
+
+    def _n_outputs(self, task):
+        return 1 if task == "binary" else len(self.classes_)
+
+    def _target_info(self):
+        return {"classes": self.classes_.tolist(), "classes_dtype": self.classes_.dtype.str}
+
+    def _restore_target(self, info):
+        self.classes_ = np.asarray(info["classes"], dtype=np.dtype(info["classes_dtype"]))
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, shape ``(n_samples, n_classes)``, columns in ``classes_`` order.
+
+        Raises:
+            NotFittedError, DataError: as :meth:`predict`.
+        """
+        out = self._forward(X).astype(np.float64)
+        if out.shape[1] == 1:
+            out = np.hstack([1.0 - out, out])
+        return out
+
+    def predict(self, X) -> np.ndarray:
+        """The most probable class of each row, as labels from ``classes_``.
+
+        Raises:
+            NotFittedError: before ``fit``.
+            DataError: missing or unexpected columns (named), a column whose
+                type changed since fit, or anything ``fit`` would reject in X.
+        """
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+
+_ESTIMATORS = {cls.__name__: cls for cls in (ImportanceGuidedRegressor, ImportanceGuidedClassifier)}
+
+
+def _artifact_info(path: Path) -> Mapping[str, Any]:
+    """The metadata in a ``.keras`` file, read from its config without building the model."""
+    if not path.exists():
+        raise FileNotFoundError(f"No such file: {str(path)!r}")
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{str(path)!r} is not a .keras file (a .keras file is a zip archive written by model.save).")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (KeyError, ValueError) as exc:
+        raise DataError(f"{str(path)!r} is not a .keras file: it has no readable config.json ({exc}).") from None
+
+    def find(node):
+        if isinstance(node, dict):
+            if node.get("registered_name") == "archguide>ArtifactInfo":
+                return node.get("config", {}).get("info")
+            for value in node.values():
+                found = find(value)
+                if found is not None:
+                    return found
+        elif isinstance(node, list):
+            for value in node:
+                found = find(value)
+                if found is not None:
+                    return found
+        return None
+
+    info = find(config)
+    if not info or info.get("estimator") not in _ESTIMATORS:
+        raise DataError(
+            f"{str(path)!r} is a Keras model but not an archguide artifact (it was not written by "
+            "ImportanceGuidedRegressor.save or ImportanceGuidedClassifier.save). Load it with "
+            "keras.models.load_model."
+        )
+    if int(info.get("format", 0)) > ARTIFACT_FORMAT:
+        raise DataError(
+            f"{str(path)!r} was written by a newer archguide (artifact format {info['format']}); upgrade archguide."
+        )
+    return info
+
+
+def load(path: str | Path):
+    """Load an estimator saved with ``save``.
+
+    The returned estimator predicts exactly what the saved one did. Loading
+    uses Keras' safe mode (no arbitrary code is run).
+
+    Args:
+        path: A ``.keras`` file written by ``ImportanceGuidedRegressor.save``
+            or ``ImportanceGuidedClassifier.save``.
+
+    Returns:
+        A fitted :class:`ImportanceGuidedRegressor` or :class:`ImportanceGuidedClassifier`.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        DataError: the file is not a ``.keras`` file, or not an archguide artifact.
+    """
+    path = Path(path)
+    info = _artifact_info(path)
+    with _dict_keys_not_names():
+        model = keras.models.load_model(path, safe_mode=True, compile=False)
+    cls = _ESTIMATORS[info["estimator"]]
+    params = {k: v for k, v in info["params"].items() if k in cls().get_params()}
+    estimator = cls(**params)
+    estimator._restore(model, info)
+    return estimator

@@ -1,0 +1,332 @@
+"""Preprocessing that travels with the model: raw columns in, the network's float features out.
+
+A :class:`ColumnEncoding` is fitted on a table (pure NumPy and pandas: means,
+scales, category lists) and then builds the Keras layers that apply it, so a
+saved model takes raw columns and every number it computes is computed by
+those layers, at training and at prediction time alike.
+
+Each source column becomes one or more features of the network:
+
+- numeric and boolean: the standardised value ``(x - mean) / scale``, with a
+  missing value set to 0 (the mean); if the column had missing values at fit
+  time, a second feature ``"<column>=<missing>"`` is 1 where it was missing;
+- categorical: one-hot over the categories seen at fit time (features
+  ``"<column>=<category>"``); a category never seen at fit time is all zeros,
+  so it predicts without error; if the column had missing values at fit time,
+  ``"<column>=<missing>"`` is 1 where it was missing.
+
+The features of one source column form one feature group, named after the
+column, so that scores, plans and penalties speak in the user's column names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from archguide._backend import import_keras
+from archguide.exceptions import DataError
+from archguide.schema import Table, unique_name
+
+keras = import_keras()
+ops = keras.ops
+
+__all__ = ["CategoryEncoder", "Column", "ColumnEncoding", "MISSING_LABEL", "NumericEncoder", "frame_of"]
+
+#: The label a missing categorical value is passed to the model as.
+MISSING_LABEL = ""
+
+
+@keras.saving.register_keras_serializable(package="archguide")
+class NumericEncoder(keras.layers.Layer):
+    """Standardise one numeric column; a missing value (NaN) becomes 0, optionally flagged.
+
+    Args:
+        mean: Subtracted from the value.
+        scale: The difference is divided by it (> 0).
+        missing_indicator: Add a second output column, 1 where the value is missing.
+        **kwargs: Base layer keyword arguments.
+
+    Input shape:
+        ``(batch_size,)`` or ``(batch_size, 1)``; any real dtype (booleans too).
+
+    Output shape:
+        ``(batch_size, 1)``, or ``(batch_size, 2)`` with the indicator.
+    """
+
+    def __init__(self, mean: float = 0.0, scale: float = 1.0, missing_indicator: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.mean = float(mean)
+        self.scale = float(scale)
+        self.missing_indicator = bool(missing_indicator)
+
+    def call(self, inputs):
+        x = ops.reshape(ops.cast(inputs, self.compute_dtype), (-1, 1))
+        missing = ops.isnan(x)
+        z = ops.where(missing, ops.zeros_like(x), (x - self.mean) / self.scale)
+        if self.missing_indicator:
+            return ops.concatenate([z, ops.cast(missing, z.dtype)], axis=1)
+        return z
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 2 if self.missing_indicator else 1)
+
+    def get_config(self):
+        config = {"mean": self.mean, "scale": self.scale, "missing_indicator": self.missing_indicator}
+        return {**super().get_config(), **config}
+
+
+@keras.saving.register_keras_serializable(package="archguide")
+class CategoryEncoder(keras.layers.Layer):
+    """One-hot encode one string column over a fixed vocabulary.
+
+    A label outside the vocabulary is all zeros; the empty string stands for a
+    missing value and, with ``missing_indicator``, sets an extra last column.
+
+    Args:
+        vocabulary: The known labels (strings, no duplicates, not ``""``).
+        missing_indicator: Add a last column, 1 where the label is ``""``.
+        **kwargs: Base layer keyword arguments.
+
+    Input shape:
+        ``(batch_size,)`` or ``(batch_size, 1)`` strings.
+
+    Output shape:
+        ``(batch_size, len(vocabulary) + missing_indicator)``.
+    """
+
+    def __init__(self, vocabulary, missing_indicator: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.vocabulary = [str(v) for v in vocabulary]
+        self.missing_indicator = bool(missing_indicator)
+        # One out-of-vocabulary slot (index 0), dropped in call: unseen labels are all zeros.
+        self._lookup = keras.layers.StringLookup(
+            vocabulary=self.vocabulary, num_oov_indices=1, output_mode="one_hot", name="lookup"
+        )
+
+    def build(self, input_shape):
+        self._lookup.build((None, 1))
+
+    def call(self, inputs):
+        labels = ops.reshape(inputs, (-1, 1))
+        onehot = ops.cast(self._lookup(labels), self.compute_dtype)[:, 1:]
+        if self.missing_indicator:
+            import tensorflow as tf  # string comparison is TensorFlow's; StringLookup needs it anyway
+
+            missing = ops.cast(tf.equal(labels, MISSING_LABEL), onehot.dtype)
+            return ops.concatenate([onehot, missing], axis=1)
+        return onehot
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], len(self.vocabulary) + int(self.missing_indicator))
+
+    def get_config(self):
+        config = {"vocabulary": list(self.vocabulary), "missing_indicator": self.missing_indicator}
+        return {**super().get_config(), **config}
+
+
+@dataclass(frozen=True)
+class Column:
+    """How one source column is encoded (see :class:`ColumnEncoding`)."""
+
+    name: str
+    kind: str  # "numeric" | "boolean" | "categorical"
+    features: tuple[str, ...]
+    mean: float = 0.0
+    scale: float = 1.0
+    categories: tuple[str, ...] = ()
+    missing_indicator: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "features": list(self.features),
+            "mean": self.mean,
+            "scale": self.scale,
+            "categories": list(self.categories),
+            "missing_indicator": self.missing_indicator,
+        }
+
+
+@dataclass(frozen=True)
+class ColumnEncoding:
+    """The fitted encoding of a table's columns into the network's features.
+
+    Attributes:
+        columns: One :class:`Column` per source column, in the table's order.
+        features: Every feature of the network, column by column.
+        groups: Source column name -> its features.
+    """
+
+    columns: tuple[Column, ...]
+    features: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "features", tuple(f for c in self.columns for f in c.features))
+
+    @property
+    def names(self) -> list[str]:
+        """The source columns' names, in order."""
+        return [c.name for c in self.columns]
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        return {c.name: c.kind for c in self.columns}
+
+    @property
+    def groups(self) -> dict[str, list[str]]:
+        return {c.name: list(c.features) for c in self.columns}
+
+    @classmethod
+    def fit(cls, table: Table, rows: np.ndarray | None = None) -> ColumnEncoding:
+        """Means, scales and categories of ``table`` (of ``rows`` when given).
+
+        A constant column gets scale 1; a category only present outside
+        ``rows`` is unseen at fit time (all zeros).
+        """
+        encoded = table.encode(rows)
+        used = set(table.names)
+        columns = []
+        for j, name in enumerate(table.names):
+            kind = table.kinds[name]
+            values = encoded[:, j].astype(np.float64)
+            missing = bool(np.isnan(values).any())
+            indicator = unique_name(f"{name}=<missing>", used) if missing else None
+            if kind == "categorical":
+                codes = np.unique(values[~np.isnan(values)]).astype(int)
+                categories = tuple(c for c in (table.categories[name][i] for i in codes) if c != MISSING_LABEL)
+                features = tuple(unique_name(f"{name}={c}", used) for c in categories)
+                columns.append(
+                    Column(
+                        name,
+                        kind,
+                        features + ((indicator,) if indicator else ()),
+                        categories=categories,
+                        missing_indicator=missing,
+                    )
+                )
+                continue
+            present = values[~np.isnan(values)]
+            mean = float(present.mean()) if present.size else 0.0
+            std = float(present.std()) if present.size else 0.0
+            scale = std if std > 0 and np.isfinite(std) else 1.0
+            features = (name,) + ((indicator,) if indicator else ())
+            columns.append(Column(name, kind, features, mean=mean, scale=scale, missing_indicator=missing))
+        return cls(tuple(columns))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"columns": [c.to_dict() for c in self.columns]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ColumnEncoding:
+        columns = []
+        for c in data["columns"]:
+            columns.append(
+                Column(
+                    name=str(c["name"]),
+                    kind=str(c["kind"]),
+                    features=tuple(str(f) for f in c["features"]),
+                    mean=float(c["mean"]),
+                    scale=float(c["scale"]),
+                    categories=tuple(str(v) for v in c["categories"]),
+                    missing_indicator=bool(c["missing_indicator"]),
+                )
+            )
+        return cls(tuple(columns))
+
+    # ------------------------------------------------------------------ Keras
+
+    def inputs(self) -> dict[str, Any]:
+        """One ``keras.Input`` per source column, keyed by the column's name."""
+        out = {}
+        for c in self.columns:
+            dtype = "string" if c.kind == "categorical" else "float32"
+            # Keras matches a dict's keys to the inputs' names; a name cannot hold "/".
+            out[c.name] = keras.Input(shape=(1,), dtype=dtype, name=c.name.replace("/", "_"))
+        return out
+
+    def encode_layers(self, inputs: Mapping[str, Any]):
+        """The network's feature matrix from the raw inputs, in :attr:`features` order."""
+        parts = []
+        for i, c in enumerate(self.columns):
+            if c.kind == "categorical":
+                layer = CategoryEncoder(
+                    c.categories, missing_indicator=c.missing_indicator, name=f"archguide_encode_{i}"
+                )
+            else:
+                layer = NumericEncoder(
+                    c.mean, c.scale, missing_indicator=c.missing_indicator, name=f"archguide_encode_{i}"
+                )
+            parts.append(layer(inputs[c.name]))
+        if len(parts) == 1:
+            return parts[0]
+        return keras.layers.Concatenate(name="archguide_encoded")(parts)
+
+    def encoder_model(self):
+        """A Keras model: raw columns (a dict) -> the feature matrix."""
+        import warnings
+
+        inputs = self.inputs()
+        with warnings.catch_warnings():  # a column name with "/" cannot be its input's name; the key matches
+            warnings.filterwarnings("ignore", message="When providing `inputs` as a dict", category=UserWarning)
+            return keras.Model(inputs, self.encode_layers(inputs), name="archguide_encoder")
+
+    def encode(self, raw: Mapping[str, np.ndarray], batch_size: int = 65_536) -> np.ndarray:
+        """The feature matrix (float32) of raw inputs, computed by the encoding's Keras layers, in blocks."""
+        encoder = self.encoder_model()
+        n = len(next(iter(raw.values())))
+        blocks = [
+            keras.ops.convert_to_numpy(encoder({k: v[start : start + batch_size] for k, v in raw.items()}))
+            for start in range(0, n, batch_size)
+        ]
+        return np.concatenate(blocks).astype(np.float32, copy=False)
+
+    # ------------------------------------------------------------------ raw values
+
+    def raw_inputs(self, table: Table, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """The model's raw inputs from a table with these columns, in the same order.
+
+        Numeric and boolean columns become float32 (NaN where missing);
+        categorical columns become 1-D object arrays of strings, ``""`` where
+        missing. The caller's data is only read.
+        """
+        encoded = table.encode(rows)
+        out = {}
+        for j, c in enumerate(self.columns):
+            if c.kind != "categorical":
+                out[c.name] = encoded[:, j]
+                continue
+            labels = np.asarray(table.categories.get(table.names[j], ()), dtype=object)
+            codes = encoded[:, j]
+            present = ~np.isnan(codes)
+            column = np.full(len(codes), MISSING_LABEL, dtype=object)
+            column[present] = labels[codes[present].astype(int)]
+            out[c.name] = column
+        return out
+
+    def check_kinds(self, table: Table, argument: str = "X") -> None:
+        """Raise DataError for a column whose type changed since fit (numbers <-> labels).
+
+        Numeric and boolean are interchangeable (both are numbers); a column
+        that is entirely missing fits any type.
+        """
+        changed = []
+        for c, name in zip(self.columns, table.names):
+            now = table.kinds[name]
+            if (now == "categorical") != (c.kind == "categorical") and name not in table.missing_columns:
+                changed.append(f"{name!r} ({c.kind} at fit, {now} now)")
+        if changed:
+            raise DataError(
+                f"Columns of {argument} changed type since fit: {', '.join(changed[:5])}"
+                f"{', ...' if len(changed) > 5 else ''}. Pass them with the types they had when the model was fitted."
+            )
+
+
+def frame_of(matrix: np.ndarray, features) -> pd.DataFrame:
+    """The feature matrix as a DataFrame named by feature (no copy of the data)."""
+    return pd.DataFrame(matrix, columns=pd.Index(list(features), dtype=object), copy=False)

@@ -1,0 +1,202 @@
+"""The default estimators against a plain Keras MLP (and, on Friedman #1, the oracle MLP).
+
+Data, all shipped with scikit-learn or synthesized (nothing is downloaded):
+
+- Friedman #1: 2,000 rows, 5 informative features of 50, noise 1.0; 20% test.
+- wine (178 rows, 13 features) with 10 added standard-normal noise columns; 20% test, stratified.
+
+Each is run over three seeds (data, split and models all follow the seed).
+The reference MLPs are what a careful user writes by hand: standardised
+inputs (and target, for regression), Dense 64-32 ReLU, Adam (learning rate
+1e-3), batch 32, 20% of the training rows for early stopping on the
+validation loss (patience 20, best weights restored), at most 300 epochs.
+The oracle MLP is the same network fed only the 5 informative features.
+
+Usage:
+    python benchmarks/bench_estimators.py            # the table (about 10 minutes on 2 cores)
+    python benchmarks/bench_estimators.py --study    # the defaults study: variants of the estimators
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras
+import numpy as np
+import pandas as pd
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine, make_friedman1
+from sklearn.metrics import accuracy_score, mean_squared_error
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+
+import archguide as ag
+
+SEEDS = (0, 1, 2)
+
+
+def friedman(seed):
+    X, y = make_friedman1(n_samples=2000, n_features=50, noise=1.0, random_state=seed)
+    return X, y, "regression"
+
+
+def wine_noise(seed):
+    X, y = load_wine(return_X_y=True)
+    noise = np.random.default_rng(seed).normal(size=(len(X), 10))
+    return np.hstack([X, noise]), y, "classification"
+
+
+def diabetes_noise(seed):
+    X, y = load_diabetes(return_X_y=True)
+    noise = np.random.default_rng(seed).normal(size=(len(X), 10))
+    return np.hstack([X, noise]), y, "regression"
+
+
+def breast_cancer(seed):
+    X, y = load_breast_cancer(return_X_y=True)
+    return X, y, "classification"
+
+
+def split(X, y, task, seed):
+    stratify = y if task == "classification" else None
+    return train_test_split(X, y, test_size=0.2, random_state=seed, stratify=stratify)
+
+
+def plain_mlp(X_tr, y_tr, task, seed, n_classes=None):
+    """Dense 64-32 on standardised inputs, Adam, early stopping; returns (predict, n_params)."""
+    keras.utils.set_random_seed(seed)
+    scaler = StandardScaler().fit(X_tr)
+    if task == "regression":
+        mean, scale = y_tr.mean(), y_tr.std()
+        target, out, loss = (y_tr - mean) / scale, keras.layers.Dense(1), "mse"
+    else:
+        classes, target = np.unique(y_tr, return_inverse=True)
+        out, loss = keras.layers.Dense(len(classes), activation="softmax"), "sparse_categorical_crossentropy"
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(X_tr.shape[1],)),
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dense(32, activation="relu"),
+            out,
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss)
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=20, restore_best_weights=True)
+    model.fit(
+        scaler.transform(X_tr), target, validation_split=0.2, epochs=300, batch_size=32, callbacks=[stop], verbose=0
+    )
+
+    def predict(X):
+        pred = model.predict(scaler.transform(X), verbose=0, batch_size=4096)
+        if task == "regression":
+            return pred[:, 0] * scale + mean
+        return classes[np.argmax(pred, axis=1)]
+
+    return predict, model.count_params()
+
+
+def run_archguide(X_tr, y_tr, task, seed, **params):
+    cls = ag.ImportanceGuidedRegressor if task == "regression" else ag.ImportanceGuidedClassifier
+    est = cls(random_state=seed, **params).fit(X_tr, y_tr)
+    n_params = sum(int(np.prod(w.shape)) for w in est.network_.trainable_weights)
+    return est.predict, n_params
+
+
+def evaluate(data, model, seeds=SEEDS, **params):
+    """(metric per seed, fit seconds per seed, params of the last fit)."""
+    metrics, seconds, n_params = [], [], 0
+    for seed in seeds:
+        X, y, task = data(seed)
+        X_tr, X_te, y_tr, y_te = split(X, y, task, seed)
+        if model == "oracle":
+            X_tr, X_te = X_tr[:, :5], X_te[:, :5]
+        start = time.perf_counter()
+        if model == "archguide":
+            predict, n_params = run_archguide(X_tr, y_tr, task, seed, **params)
+        else:
+            predict, n_params = plain_mlp(X_tr, y_tr, task, seed)
+        seconds.append(time.perf_counter() - start)
+        pred = predict(X_te)
+        metrics.append(mean_squared_error(y_te, pred) if task == "regression" else accuracy_score(y_te, pred))
+    return np.array(metrics), np.array(seconds), n_params
+
+
+def row(data_name, model_name, metric_name, result):
+    metrics, seconds, n_params = result
+    return {
+        "data": data_name,
+        "model": model_name,
+        metric_name: f"{metrics.mean():.3f} ± {metrics.std():.3f}",
+        "fit s": f"{seconds.mean():.1f}",
+        "params": n_params,
+    }
+
+
+def main_table():
+    rows = []
+    friedman_rows = [
+        ("archguide default", evaluate(friedman, "archguide")),
+        ("plain MLP 64-32", evaluate(friedman, "plain")),
+        ("oracle MLP (5 informative)", evaluate(friedman, "oracle")),
+    ]
+    for name, result in friedman_rows:
+        rows.append(row("Friedman #1 (50 features)", name, "test MSE", result))
+    wine_rows = [
+        ("archguide default", evaluate(wine_noise, "archguide")),
+        ("plain MLP 64-32", evaluate(wine_noise, "plain")),
+    ]
+    for name, result in wine_rows:
+        rows.append(row("wine + 10 noise", name, "accuracy", result))
+    table = pd.DataFrame(rows).fillna("").set_index(["data", "model"])
+    print(table.to_string())
+    mse = friedman_rows[0][1][0].mean()
+    plain_acc, ours_acc = wine_rows[1][1][0].mean(), wine_rows[0][1][0].mean()
+    print()
+    print(f"Friedman test MSE {mse:.3f} (target <= 1.25): {'met' if mse <= 1.25 else 'MISSED'}; ")
+    print(f"wine accuracy {ours_acc:.3f} vs plain MLP {plain_acc:.3f}: {'met' if ours_acc >= plain_acc else 'MISSED'}")
+
+
+STUDY = {
+    "default": {},
+    "lr halved after 5": {"lr_patience": 5},
+    "lr 5 + refit": {"lr_patience": 5, "refit": True},
+    "lr 5 + batch 64": {"lr_patience": 5, "batch_size": 64},
+    "refit": {"refit": True},
+    "batch 64": {"batch_size": 64},
+    "weak=drop": {"weak": "drop"},
+    "no re-scoring": {"rescoring": None},
+}
+
+
+def study(names):
+    datasets = {
+        "Friedman #1 (MSE)": friedman,
+        "diabetes + 10 noise (MSE)": diabetes_noise,
+        "wine + 10 noise (acc)": wine_noise,
+        "breast cancer (acc)": breast_cancer,
+    }
+    rows = []
+    for variant in names:
+        params = STUDY[variant]
+        line = {"variant": variant}
+        for label, data in datasets.items():
+            metrics, seconds, _ = evaluate(data, "archguide", **params)
+            line[label] = f"{metrics.mean():.3f} ± {metrics.std():.3f}"
+            line[label.split(" (")[0] + " s"] = f"{seconds.mean():.1f}"
+        rows.append(line)
+        print(pd.DataFrame([line]).to_string(index=False), flush=True)
+    print()
+    print(pd.DataFrame(rows).set_index("variant").to_string())
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--study", nargs="*", metavar="VARIANT", help=f"variants among {list(STUDY)} (default: all)")
+    args = parser.parse_args()
+    if args.study is not None:
+        study(args.study or list(STUDY))
+    else:
+        main_table()

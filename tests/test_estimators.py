@@ -1,0 +1,442 @@
+"""The estimators end to end: what users pass, what they get back, the artifact, and bad input."""
+
+import copy
+import json
+import os
+import pickle
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import run_python
+from sklearn.datasets import load_wine, make_classification, make_friedman1
+from sklearn.exceptions import DataConversionWarning
+from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import archguide as ag
+from archguide import ConfigError, DataError, NotFittedError, TrainingError
+
+keras = pytest.importorskip("keras")
+
+FAST = {"epochs": 15, "n_repeats": 2, "total_units": 32, "patience": 5}
+
+
+def _frame(n=300, seed=0):
+    """Mixed columns with a known truth: y depends on num (with gaps), city and flag; noise is noise."""
+    rng = np.random.default_rng(seed)
+    num = rng.normal(size=n)
+    city = rng.choice(["paris", "lyon", "nice"], size=n)
+    flag = rng.random(n) < 0.5
+    y = 2 * num + np.select([city == "paris", city == "lyon"], [3.0, -3.0], 0.0) + 2.0 * flag + 0.3 * rng.normal(size=n)
+    num[rng.random(n) < 0.1] = np.nan
+    city = city.astype(object)
+    city[rng.random(n) < 0.05] = None
+    frame = pd.DataFrame({"num": num, "city": city, "flag": flag, "noise": rng.normal(size=n)})
+    return frame, y
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """A regressor fitted on the mixed frame (shared: tests only read it)."""
+    X, y = _frame()
+    est = ag.ImportanceGuidedRegressor(random_state=0, epochs=60).fit(X, y)
+    return est, X, y
+
+
+pytestmark = pytest.mark.filterwarnings("ignore:score_features. only:archguide.ArchguideWarning")
+
+
+# ------------------------------------------------------------------ fit and predict
+
+
+def test_the_regressor_learns_the_mixed_frame_and_scores_speak_in_column_names(fitted):
+    est, X, y = fitted
+    assert est.score(X, y) > 0.9
+    assert set(est.scores_.groups) == {"num", "city", "flag", "noise"}
+    assert est.scores_.groups["city"] == ["city=lyon", "city=nice", "city=paris", "city=<missing>"]
+    assert est.scores_.groups["num"] == ["num", "num=<missing>"]
+    group = est.scores_.group_importances
+    assert min(group["num"], group["city"], group["flag"]) > group["noise"]
+    assert est.scores_.weak["noise"]
+    assert est.plan_.features == est.encoding_.features
+    assert est.n_features_in_ == 4
+    assert list(est.feature_names_in_) == ["num", "city", "flag", "noise"]
+    assert len(est.history_["loss"]) == est.n_epochs_ and 1 <= est.best_epoch_ <= est.n_epochs_
+    assert list(est.rescoring_history_.columns) == ["epoch", *est.plan_.features]
+    assert len(est.rescoring_history_) == est.n_epochs_
+    assert est.predict(X).shape == (len(X),) and est.predict(X).dtype == np.float64
+
+
+def test_fit_keeps_the_best_epoch_of_the_penalty_free_validation_loss(fitted):
+    est, _, _ = fitted
+    val = est.history_["val_data_loss"]
+    assert est.best_epoch_ == int(np.argmin(val)) + 1
+    assert est.n_epochs_ <= 60
+
+
+def test_predict_matches_a_frame_by_column_name(fitted):
+    est, X, _ = fitted
+    np.testing.assert_array_equal(est.predict(X[X.columns[::-1]]), est.predict(X))
+
+
+def test_missing_and_unexpected_columns_are_named(fitted):
+    est, X, _ = fitted
+    with pytest.raises(DataError, match=r"missing 'flag'.*unexpected 'extra'"):
+        est.predict(X.drop(columns="flag").assign(extra=1.0))
+    many = X.assign(**{f"extra{i}": 0.0 for i in range(7)})
+    with pytest.raises(DataError, match=r"unexpected 'extra0', 'extra1', 'extra2', 'extra3', 'extra4', \.\.\."):
+        est.predict(many)
+
+
+def test_a_column_whose_type_changed_is_refused(fitted):
+    est, X, _ = fitted
+    with pytest.raises(DataError, match=r"'num' \(numeric at fit, categorical now\)"):
+        est.predict(X.assign(num=X["num"].astype(str)))
+    with pytest.raises(DataError, match=r"'city' \(categorical at fit, numeric now\)"):
+        est.predict(X.assign(city=1.0))
+
+
+def test_unseen_categories_and_new_gaps_predict_without_error(fitted):
+    est, X, _ = fitted
+    rows = X.head(4).copy()
+    rows["city"] = ["berlin", None, "paris", "lyon"]  # unseen, missing, known, known
+    rows["flag"] = rows["flag"].astype(object)
+    rows.loc[rows.index[0], "flag"] = None  # no gap in flag at fit time
+    rows["noise"] = np.nan  # a whole column missing in a few rows to predict
+    pred = est.predict(rows)
+    assert pred.shape == (4,) and np.all(np.isfinite(pred))
+    # A known category still counts: paris and lyon differ by 6 in the truth.
+    both = X.head(2).copy()
+    both["num"], both["flag"], both["city"] = 0.0, False, ["paris", "lyon"]
+    paris, lyon = est.predict(both)
+    assert paris - lyon > 3
+
+
+def test_fit_and_predict_do_not_modify_the_users_data(fitted):
+    X, y = _frame(120, seed=3)
+    X_before, y_before = X.copy(deep=True), y.copy()
+    est = ag.ImportanceGuidedRegressor(random_state=0, **FAST).fit(X, y)
+    est.predict(X)
+    pd.testing.assert_frame_equal(X, X_before)
+    np.testing.assert_array_equal(y, y_before)
+
+
+def test_random_state_gives_identical_predictions(fitted):
+    _, X, y = fitted
+    first = ag.ImportanceGuidedRegressor(random_state=3, **FAST).fit(X, y).predict(X)
+    second = ag.ImportanceGuidedRegressor(random_state=3, **FAST).fit(X, y).predict(X)
+    np.testing.assert_array_equal(first, second)
+    state = np.random.get_state()[1].copy()  # noqa: NPY002
+    ag.ImportanceGuidedRegressor(random_state=3, **FAST).fit(X, y)
+    np.testing.assert_array_equal(np.random.get_state()[1], state)  # noqa: NPY002 (global NumPy state untouched)
+
+
+def test_every_regression_target_shape_gives_the_same_model():
+    X, y = make_friedman1(n_samples=150, n_features=6, random_state=0)
+    odd_index = pd.Series(y, index=np.arange(150) * 3 + 1000, name="target")
+    reference = ag.ImportanceGuidedRegressor(random_state=0, **FAST).fit(X, y).predict(X)
+    for target in (odd_index, list(y), pd.DataFrame({"t": y})):
+        pred = ag.ImportanceGuidedRegressor(random_state=0, **FAST).fit(X, target).predict(X)
+        np.testing.assert_array_equal(pred, reference)
+    with pytest.warns(DataConversionWarning, match="column-vector y"):
+        pred = ag.ImportanceGuidedRegressor(random_state=0, **FAST).fit(X, y.reshape(-1, 1)).predict(X)
+    np.testing.assert_array_equal(pred, reference)
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        np.array(["no", "yes"]),
+        np.array([False, True]),
+        np.array([3, 7]),
+        np.array(["cat", "dog", "emu"]),
+    ],
+    ids=["strings", "booleans", "integers", "three-strings"],
+)
+def test_the_classifier_takes_any_labels_and_returns_them(labels):
+    X, y = make_classification(
+        n_samples=240,
+        n_features=6,
+        n_informative=3,
+        n_redundant=0,
+        n_classes=len(labels),
+        n_clusters_per_class=1,
+        class_sep=2.0,
+        random_state=0,
+    )
+    y_labels = labels[y]
+    for target in (y_labels, pd.Series(y_labels, index=np.arange(240)[::-1] + 50), list(y_labels)):
+        est = ag.ImportanceGuidedClassifier(random_state=0, **FAST).fit(X, target)
+        np.testing.assert_array_equal(est.classes_, np.unique(y_labels))
+        pred = est.predict(X)
+        assert pred.dtype == est.classes_.dtype and set(pred) <= set(labels)
+        proba = est.predict_proba(X)
+        assert proba.shape == (240, len(labels))
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+        assert est.score(X, target) > 0.8
+
+
+def test_the_classifier_learns_wine_with_noise_and_finds_the_noise():
+    X, y = load_wine(return_X_y=True, as_frame=True)
+    X = X.assign(**{f"noise{i}": np.random.default_rng(i).normal(size=len(X)) for i in range(5)})
+    est = ag.ImportanceGuidedClassifier(random_state=0, epochs=80).fit(X, y)
+    assert est.score(X, y) > 0.95
+    assert est.scores_.weak[[f"noise{i}" for i in range(5)]].all()
+    assert est.scores_.importances.nlargest(3).index.str.startswith("noise").sum() == 0
+
+
+def test_a_categorical_column_given_as_pandas_category_and_a_single_column():
+    X, y = _frame(200, seed=2)
+    X = X.assign(city=X["city"].astype("category"))
+    est = ag.ImportanceGuidedRegressor(random_state=0, **FAST).fit(X[["city"]], y)
+    assert est.plan_.features == ("city=lyon", "city=nice", "city=paris", "city=<missing>")
+    assert np.isfinite(est.predict(X[["city"]])).all()
+
+
+def test_refit_trains_on_every_row_for_the_best_epoch_count():
+    X, y = make_friedman1(n_samples=200, n_features=6, random_state=0)
+    plain = ag.ImportanceGuidedRegressor(random_state=0, **FAST).fit(X, y)
+    refitted = ag.ImportanceGuidedRegressor(random_state=0, refit=True, **FAST).fit(X, y)
+    assert refitted.best_epoch_ == plain.best_epoch_
+    assert not np.array_equal(refitted.predict(X), plain.predict(X))
+    np.testing.assert_allclose(
+        refitted.network_.get_layer("gate").get_strengths(), plain.network_.get_layer("gate").get_strengths()
+    )
+
+
+def test_verbose_2_logs_one_line_per_epoch(capsys):
+    X, y = make_friedman1(n_samples=100, n_features=5, random_state=0)
+    ag.ImportanceGuidedRegressor(random_state=0, verbose=2, **{**FAST, "epochs": 3, "patience": 10}).fit(X, y)
+    out = capsys.readouterr().out
+    assert out.count("Epoch ") == 3 and "ImportanceGuidedRegressor: plan:" in out
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def test_predict_before_fit_raises_not_fitted():
+    for est in (ag.ImportanceGuidedRegressor(), ag.ImportanceGuidedClassifier()):
+        for method in ("predict", "save") + (("predict_proba",) if hasattr(est, "predict_proba") else ()):
+            with pytest.raises(NotFittedError, match="not fitted yet"):
+                getattr(est, method)(np.zeros((3, 2)) if method != "save" else "m.keras")
+        with pytest.raises(SklearnNotFittedError):
+            est.predict(np.zeros((3, 2)))
+
+
+def test_a_continuous_target_to_the_classifier_suggests_the_regressor():
+    X, y = make_friedman1(n_samples=50, n_features=5, random_state=0)
+    with pytest.raises(DataError, match="continuous.*use ImportanceGuidedRegressor"):
+        ag.ImportanceGuidedClassifier().fit(X, y)
+
+
+def test_labels_to_the_regressor_suggest_the_classifier():
+    X = np.random.default_rng(0).normal(size=(30, 2))
+    with pytest.raises(DataError, match="needs a numeric y.*ImportanceGuidedClassifier"):
+        ag.ImportanceGuidedRegressor().fit(X, ["a", "b"] * 15)
+    with pytest.raises(DataError, match=r"mixes labels of types \['int', 'str'\]"):
+        ag.ImportanceGuidedClassifier().fit(X, np.array([1, "b"] * 15, dtype=object))
+
+
+@pytest.mark.parametrize(
+    ("X", "y", "match"),
+    [
+        (np.zeros((5, 2)), np.arange(5.0), "at least 10 rows"),
+        (np.zeros((20, 2)), None, "requires y to be passed"),
+        (np.zeros((20, 2)), np.arange(19.0), "19 values but X has 20 rows"),
+        (np.c_[np.arange(20.0), np.full(20, np.inf)], np.arange(20.0), "'x1' of X contain infinite"),
+        (pd.DataFrame({"a": np.arange(20.0), "b": [None] * 20}), np.arange(20.0), "'b' of X are entirely missing"),
+        (np.arange(20.0), np.arange(20.0), "Reshape your data"),
+        (np.zeros((20, 2)), np.r_[np.arange(19.0), np.nan], "missing values"),
+    ],
+    ids=["few-rows", "no-y", "length", "inf", "empty-column", "1-D", "nan-target"],
+)
+def test_fit_refuses_what_the_scorer_refuses(X, y, match):
+    with pytest.raises(DataError, match=match):
+        ag.ImportanceGuidedRegressor().fit(X, y)
+
+
+def test_predict_refuses_what_fit_refuses(fitted):
+    est, X, _ = fitted
+    with pytest.raises(DataError, match="'num' of X contain infinite"):
+        est.predict(X.assign(num=np.inf))
+    with pytest.raises(DataError, match="X has 3 features, but ImportanceGuidedRegressor is expecting 4"):
+        est.predict(X.to_numpy()[:, :3])
+    with pytest.raises(DataError, match="Sparse data is not supported"):
+        from scipy import sparse
+
+        est.predict(sparse.csr_matrix(np.ones((2, 4))))
+
+
+@pytest.mark.parametrize(
+    ("params", "name"),
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"weak": "ignore"}, "weak"),
+        ({"rescoring": "magic"}, "rescoring"),
+        ({"validation_fraction": 1.0}, "validation_fraction"),
+        ({"verbose": 3}, "verbose"),
+        ({"groups": "correlated"}, "groups"),
+        ({"random_state": "seed"}, "random_state"),
+        ({"head_units": []}, "head_units"),
+    ],
+)
+def test_bad_parameters_raise_config_error_at_fit(params, name):
+    est = ag.ImportanceGuidedRegressor(**params)  # __init__ only stores
+    with pytest.raises(ConfigError, match=name):
+        est.fit(np.zeros((20, 2)), np.arange(20.0))
+
+
+def test_a_diverging_loss_raises_a_training_error_that_says_what_to_try():
+    X, y = make_friedman1(n_samples=100, n_features=5, random_state=0)
+    X = X * 1e30  # standardised inside, but the learning rate below still blows up the weights
+    est = ag.ImportanceGuidedRegressor(random_state=0, learning_rate=1e30, **{**FAST, "epochs": 5})
+    with pytest.raises(TrainingError, match="NaN or infinite.*smaller learning_rate"):
+        est.fit(X, y)
+    assert not hasattr(est, "model_")
+
+
+def test_a_class_with_a_single_row_is_trained_on_but_not_scored():
+    X, y = make_classification(n_samples=60, n_features=4, n_informative=2, n_redundant=0, random_state=0)
+    y = np.array(["a", "b"], dtype=object)[y]
+    y[0] = "rare"
+    with pytest.warns(ag.ArchguideWarning, match="1 classes of y have a single row"):
+        est = ag.ImportanceGuidedClassifier(random_state=0, **FAST).fit(X, y)
+    assert "rare" in est.classes_ and est.predict_proba(X).shape == (60, 3)
+
+
+# ------------------------------------------------------------------ the artifact
+
+
+def test_save_and_load_predict_exactly_the_same_in_a_fresh_process(fitted, tmp_path):
+    est, X, _ = fitted
+    path = tmp_path / "model.keras"
+    est.save(path)
+    X.to_pickle(tmp_path / "X.pkl")
+    np.save(tmp_path / "expected.npy", est.predict(X))
+    run_python(
+        f"""
+        import numpy as np, pandas as pd, archguide as ag
+        X = pd.read_pickle({str(tmp_path / "X.pkl")!r})
+        est = ag.load({str(path)!r})
+        assert type(est).__name__ == "ImportanceGuidedRegressor"
+        np.testing.assert_array_equal(est.predict(X), np.load({str(tmp_path / "expected.npy")!r}))
+        assert est.plan_.features == ("num", "num=<missing>", "city=lyon", "city=nice", "city=paris",
+                                      "city=<missing>", "flag", "noise")
+        assert est.scores_.weak["noise"] and len(est.rescoring_history_) > 0
+        assert est.get_params()["epochs"] == 60
+        """
+    )
+
+
+def test_the_artifact_restores_every_fitted_attribute(fitted, tmp_path):
+    est, X, y = fitted
+    est.save(tmp_path / "m.keras")
+    loaded = ag.load(tmp_path / "m.keras")
+    assert loaded.get_params() == est.get_params()
+    assert loaded.plan_ == est.plan_
+    pd.testing.assert_frame_equal(loaded.scores_.to_frame(), est.scores_.to_frame())
+    pd.testing.assert_frame_equal(loaded.rescoring_history_, est.rescoring_history_, check_dtype=False)
+    assert loaded.history_.keys() == est.history_.keys()
+    for key, values in est.history_.items():
+        np.testing.assert_array_equal(loaded.history_[key], values)
+    assert (loaded.n_epochs_, loaded.best_epoch_, loaded.n_features_in_) == (est.n_epochs_, est.best_epoch_, 4)
+    assert list(loaded.feature_names_in_) == list(est.feature_names_in_)
+    assert loaded.score(X, y) == est.score(X, y)
+
+
+def test_keras_load_model_takes_raw_columns(fitted, tmp_path):
+    est, X, _ = fitted
+    path = tmp_path / "m.keras"
+    est.save(path)
+    model = keras.models.load_model(path)  # after `import archguide`, no custom_objects
+    rows = X.dropna().head(20)  # missing labels are passed as "" outside the estimator
+    direct = keras.ops.convert_to_numpy(model(dict(rows)))[:, 0]
+    np.testing.assert_allclose(direct, est.predict(rows), rtol=1e-6)
+    as_arrays = {c: rows[c].to_numpy(dtype=object if c == "city" else None) for c in rows}
+    np.testing.assert_allclose(model.predict(as_arrays, verbose=0)[:, 0], est.predict(rows), rtol=1e-6)
+
+
+def test_a_classifier_artifact_keeps_its_labels(tmp_path):
+    X, y = make_classification(n_samples=120, n_features=4, n_informative=2, n_redundant=0, random_state=0)
+    labels = np.array(["left", "right"])[y]
+    est = ag.ImportanceGuidedClassifier(random_state=0, **FAST).fit(X, labels)
+    est.save(tmp_path / "c.keras")
+    loaded = ag.load(tmp_path / "c.keras")
+    assert type(loaded).__name__ == "ImportanceGuidedClassifier"
+    np.testing.assert_array_equal(loaded.classes_, est.classes_)
+    assert loaded.classes_.dtype == est.classes_.dtype
+    np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+
+
+def test_loading_what_is_not_an_artifact_says_so(tmp_path, fitted):
+    with pytest.raises(FileNotFoundError, match="nothing.keras"):
+        ag.load(tmp_path / "nothing.keras")
+    text = tmp_path / "notes.keras"
+    text.write_text("hello")
+    with pytest.raises(DataError, match="not a .keras file"):
+        ag.load(text)
+    inputs = keras.Input(shape=(2,))
+    plain = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    plain.save(tmp_path / "plain.keras")
+    with pytest.raises(DataError, match="not an archguide artifact.*keras.models.load_model"):
+        ag.load(tmp_path / "plain.keras")
+    zipped = tmp_path / "other.keras"
+    with zipfile.ZipFile(zipped, "w") as archive:
+        archive.writestr("readme.txt", "not a model")
+    with pytest.raises(DataError, match="no readable config.json"):
+        ag.load(zipped)
+
+
+def test_a_failed_save_leaves_the_existing_file_as_it_was(fitted, tmp_path, monkeypatch):
+    est, _, _ = fitted
+    path = tmp_path / "model.keras"
+    path.write_bytes(b"previous model")
+    with pytest.raises(ConfigError, match="ending in '.keras'"):
+        est.save(tmp_path / "model.h5")
+
+    def broken(target, *args, **kwargs):
+        with open(target, "wb") as f:
+            f.write(b"half")
+        raise OSError("disk full")
+
+    copy_ = copy.copy(est)
+    copy_.model_ = copy.copy(est.model_)
+    monkeypatch.setattr(copy_.model_, "save", broken)
+    with pytest.raises(OSError, match="disk full"):
+        copy_.save(path)
+    assert path.read_bytes() == b"previous model"
+    assert sorted(os.listdir(tmp_path)) == ["model.keras"]
+
+
+def test_the_artifact_carries_its_metadata_as_plain_json(fitted, tmp_path):
+    est, _, _ = fitted
+    est.save(tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as archive:
+        config = json.loads(archive.read("config.json"))
+    text = json.dumps(config)
+    assert '"registered_name": "archguide>ArtifactInfo"' in text and "ImportanceGuidedRegressor" in text
+
+
+def test_a_fitted_estimator_pickles(fitted):
+    est, X, _ = fitted
+    clone = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(clone.predict(X), est.predict(X))
+
+
+# ------------------------------------------------------------------ scikit-learn's checks
+
+
+def _check_instances():
+    # Few epochs and small networks: these checks test the API, not accuracy (a few need 83% on easy data).
+    fast = {"epochs": 10, "n_repeats": 2, "total_units": 32}
+    return [ag.ImportanceGuidedRegressor(random_state=0, **fast), ag.ImportanceGuidedClassifier(random_state=0, **fast)]
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::archguide.ArchguideWarning")
+@parametrize_with_checks(_check_instances())
+def test_scikit_learn_estimator_checks(estimator, check):
+    check(estimator)
