@@ -40,7 +40,7 @@ from archguide.exceptions import ArchguideWarning, ConfigError, DataError, NotFi
 from archguide.network import METHODS
 from archguide.planning import GROUPINGS, WEAK_MODES, ArchitecturePlan, plan_architecture
 from archguide.preprocessing import ColumnEncoding, frame_of
-from archguide.schema import as_table, check_target, format_names
+from archguide.schema import as_table, check_target, format_names, repeated, unique_name
 from archguide.scoring import MIN_ROWS, FeatureScores, correlation_groups, score_features
 
 keras = import_keras()
@@ -139,11 +139,11 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         rescoring: str | None = "gradient",
         rescoring_period: int = 1,
         epochs: int = 300,
-        batch_size: int = 32,
+        batch_size: int = 64,
         learning_rate: float = 1e-3,
         validation_fraction: float = 0.2,
         patience: int = 20,
-        lr_patience: int | None = None,
+        lr_patience: int | None = 5,
         refit: bool = False,
         random_state=None,
         verbose: int = 0,
@@ -284,7 +284,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             frame_of(X_enc if rows is None else X_enc[rows], encoding.features),
             y_score if rows is None else y_score[rows],
             task=task if task == "regression" else "classification",
-            groups=self._feature_groups(encoding, table, X_enc),
+            groups=self._feature_groups(encoding, X_enc),
             n_repeats=self.n_repeats,
             test_size=test_size,
             random_state=score_seed,
@@ -306,11 +306,14 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         network, history, rescoring = self._train(
             plan, task, X_enc, y_net, train, val, model_seed=model_seed, rescoring_seed=rescoring_seed
         )
-        self.n_epochs_ = len(history[DATA_LOSS_METRIC])
-        self.best_epoch_ = int(np.argmin(history["val_" + DATA_LOSS_METRIC])) + 1
+        best_epoch = int(np.argmin(history["val_" + DATA_LOSS_METRIC])) + 1
         if self.refit:
             strengths = network.get_layer("gate").get_strengths()
-            network = self._refit(plan, task, X_enc, y_net, strengths, model_seed=model_seed)
+            rates = history.get("learning_rate", [self.learning_rate] * best_epoch)[:best_epoch]
+            network = self._refit(plan, task, X_enc, y_net, strengths, rates, model_seed=model_seed)
+
+        self.n_epochs_ = len(history[DATA_LOSS_METRIC])
+        self.best_epoch_ = best_epoch
 
         self.encoding_ = encoding
         self.scores_ = scores
@@ -331,41 +334,56 @@ class _ImportanceGuidedEstimator(BaseEstimator):
     def _n_outputs(task: str) -> int:
         return 1
 
-    def _feature_groups(self, encoding: ColumnEncoding, table, X_enc: np.ndarray) -> dict[str, list[str]]:
-        """Feature groups in the encoded features' names: one per source column, merged as ``groups`` says."""
-        by_column = encoding.groups
-        if self.groups is None:
-            return by_column
-        if self.groups == "auto":
-            # Numeric and boolean columns that correlate strongly are scored together, as score_features does.
-            first = {c.name: encoding.features.index(c.features[0]) for c in encoding.columns}
-            names = encoding.names
-            eligible = [j for j, c in enumerate(encoding.columns) if c.kind != "categorical"]
-            values = X_enc[:, [first[n] for n in names]]
-            clusters = correlation_groups(values, names, eligible, 0.8)
-        else:
-            clusters = self._named_clusters(encoding.names)
-        out: dict[str, list[str]] = {}
-        for members in clusters:
-            columns = [encoding.names[j] for j in members]
-            out["+".join(columns) if len(columns) > 1 else columns[0]] = [f for c in columns for f in by_column[c]]
-        return out
+    def _feature_groups(self, encoding: ColumnEncoding, X_enc: np.ndarray) -> dict[str, list[str]]:
+        """Feature groups in the encoded features' names: one per source column, merged as ``groups`` says.
 
-    def _named_clusters(self, names: list[str]) -> list[list[int]]:
-        position = {n: j for j, n in enumerate(names)}
-        clusters, seen = [], set()
+        Groups are named as :func:`~archguide.scoring.score_features` names
+        them: a lone column by its name, columns scored together by ``"a+b"``
+        (``"a+b#2"`` if a column is called ``"a+b"``), a hand-made group by its key.
+        """
+        names, by_column = encoding.names, encoding.groups
+        if self.groups is None:
+            named = [(n, [n]) for n in names]
+        elif self.groups == "auto":
+            # Numeric and boolean columns that correlate strongly are scored together, as score_features does.
+            first = [encoding.features.index(c.features[0]) for c in encoding.columns]
+            eligible = [j for j, c in enumerate(encoding.columns) if c.kind != "categorical"]
+            clusters = correlation_groups(X_enc[:, first], names, eligible, 0.8)
+            used = {names[m[0]] for m in clusters if len(m) == 1}
+            named = [
+                (
+                    names[m[0]] if len(m) == 1 else unique_name("+".join(names[j] for j in m), used, separator="#"),
+                    [names[j] for j in m],
+                )
+                for m in clusters
+            ]
+        else:
+            named = self._named_groups(names)
+        return {group: [f for c in columns for f in by_column[c]] for group, columns in named}
+
+    def _named_groups(self, names: list[str]) -> list[tuple[str, list[str]]]:
+        """``groups`` given as a dict of column names, checked; the other columns alone."""
+        known, owner, named = set(names), {}, []
         for group, members in self.groups.items():
+            group = str(group)
             members = [members] if isinstance(members, str) else [str(m) for m in members]
-            unknown = [m for m in members if m not in position]
+            unknown = [m for m in members if m not in known]
             if unknown:
-                raise DataError(f"groups[{str(group)!r}] names columns that are not in X: {format_names(unknown)}.")
-            twice = [m for m in members if m in seen]
+                raise DataError(f"groups[{group!r}] names columns that are not in X: {format_names(unknown)}.")
+            if not members:
+                raise DataError(f"groups[{group!r}] is empty; every group needs at least one column.")
+            twice = [m for m in members if m in owner] + repeated(members)
             if twice:
                 raise DataError(f"groups lists columns {format_names(twice)} more than once; a column has one group.")
-            seen.update(members)
-            clusters.append(sorted(position[m] for m in members))
-        clusters += [[j] for j, n in enumerate(names) if n not in seen]
-        return sorted(clusters, key=lambda m: m[0])
+            owner.update(dict.fromkeys(members, group))
+            named.append((group, members))
+        for n in names:
+            if n not in owner:
+                if any(group == n for group, _ in named):
+                    raise DataError(f"Group name {n!r} is also the name of a column outside it; rename the group.")
+                named.append((n, [n]))
+        position = {n: j for j, n in enumerate(names)}
+        return sorted(named, key=lambda item: min(position[c] for c in item[1]))
 
     @staticmethod
     def _scoring_rows(y_score, task: str):
@@ -478,11 +496,15 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         )
         return network, history, rescoring
 
-    def _refit(self, plan, task, X_enc, y_net, strengths, *, model_seed: int):
-        """A fresh network trained on every row for the best epoch count, with the final strengths held fixed."""
+    def _refit(self, plan, task, X_enc, y_net, strengths, rates, *, model_seed: int):
+        """A fresh network trained on every row for the best epoch count, with the final strengths held fixed.
+
+        It replays the first run's learning rate, epoch by epoch (``rates``).
+        """
         network = self._network(plan, task, model_seed)
         network.get_layer("gate").set_strengths(strengths)
-        self._keras_fit(network, X_enc, y_net, [], model_seed, epochs=self.best_epoch_)
+        replay = keras.callbacks.LearningRateScheduler(lambda epoch, _: float(rates[epoch]))
+        self._keras_fit(network, X_enc, y_net, [replay], model_seed, epochs=len(rates))
         return network
 
     def _output_layers(self, outputs, task: str):
@@ -618,6 +640,11 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
     restoring the best weights. The target is standardised for training and
     the model predicts in its original units.
 
+    The training defaults (``lr_patience=5``, ``batch_size=64``, ``refit=False``)
+    were chosen by ``benchmarks/bench_estimators.py --study``: four data sets
+    (Friedman #1, diabetes and wine with noise columns, breast cancer), three
+    seeds each; the figures are in the README.
+
     Args:
         total_units: First-layer units of all branches together (the budget).
         grouping: ``"tiers"`` or ``"groups"`` (see :func:`~archguide.planning.plan_architecture`).
@@ -641,8 +668,12 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
         validation_fraction: Rows held out for early stopping and re-scoring.
         patience: Epochs without improvement of the validation data loss
             before stopping.
+        lr_patience: Epochs without improvement of the validation data loss
+            before the learning rate is halved (Keras' ``ReduceLROnPlateau``);
+            None keeps it constant.
         refit: After early stopping, train a fresh network on every row
-            for the best number of epochs (strengths fixed at their final values).
+            for the best number of epochs, replaying the learning rates
+            (strengths fixed at their final values).
         random_state: Seed (int), ``numpy.random.RandomState`` or None. An
             integer gives identical predictions on two CPU fits; it also sets
             Keras' global seed for the fit.
@@ -654,7 +685,8 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
         model_: The Keras model: raw columns (a dict of arrays) in, predictions out.
         network_: The trained network inside ``model_`` (encoded features in).
         encoding_: The :class:`~archguide.preprocessing.ColumnEncoding`.
-        history_: Keras' training history (dict of lists).
+        history_: Keras' training history (dict of lists; the regressor's
+            losses are in units of the standardised target).
         rescoring_history_: pd.DataFrame, one row per re-scoring.
         n_epochs_: Epochs trained; best_epoch_: the epoch whose weights were kept.
         n_features_in_: Number of columns seen at fit.
