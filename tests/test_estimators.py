@@ -216,6 +216,19 @@ def test_groups_name_columns_scored_together():
             ag.ImportanceGuidedRegressor(groups=groups, **FAST).fit(X, y)
 
 
+def test_scikit_learn_tools_take_the_estimators():
+    from sklearn.model_selection import GridSearchCV, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    X, y = make_friedman1(n_samples=120, n_features=5, random_state=0)
+    pipe = make_pipeline(FunctionTransformer(), ag.ImportanceGuidedRegressor(random_state=0, **FAST))
+    assert cross_val_score(pipe, X, y, cv=2).shape == (2,)
+    search = GridSearchCV(ag.ImportanceGuidedRegressor(random_state=0, **FAST), {"total_units": [16, 32]}, cv=2)
+    search.fit(X, y)
+    assert search.best_params_["total_units"] in (16, 32) and search.best_estimator_.plan_.total_units in (16, 32)
+
+
 def test_refit_trains_on_every_row_for_the_best_epoch_count():
     X, y = make_friedman1(n_samples=200, n_features=6, random_state=0)
     plain = ag.ImportanceGuidedRegressor(random_state=0, **FAST).fit(X, y)
