@@ -13,7 +13,6 @@ penalty-free validation loss. The fitted ``model_`` takes raw columns;
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import numbers
@@ -39,9 +38,9 @@ from archguide.callbacks import ImportanceRescoring
 from archguide.exceptions import ArchguideWarning, ConfigError, DataError, NotFittedError, TrainingError
 from archguide.network import METHODS
 from archguide.planning import GROUPINGS, WEAK_MODES, ArchitecturePlan, plan_architecture
-from archguide.preprocessing import ColumnEncoding, frame_of
-from archguide.schema import as_table, check_target, format_names, repeated, unique_name
-from archguide.scoring import MIN_ROWS, FeatureScores, correlation_groups, score_features
+from archguide.preprocessing import ColumnEncoding, dict_keys_not_names, frame_of
+from archguide.schema import as_table, check_target, column_mismatch, format_names, repeated
+from archguide.scoring import MIN_ROWS, FeatureScores, named_correlation_groups, score_features
 
 keras = import_keras()
 
@@ -93,14 +92,6 @@ class _StopOnNonFinite(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
-
-
-@contextlib.contextmanager
-def _dict_keys_not_names():
-    """Silence Keras' warning that a dict key is not its input's name: a column name with "/" cannot be one."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="When providing `inputs` as a dict", category=UserWarning)
-        yield
 
 
 def _json_safe(value):
@@ -348,15 +339,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             # Numeric and boolean columns that correlate strongly are scored together, as score_features does.
             first = [encoding.features.index(c.features[0]) for c in encoding.columns]
             eligible = [j for j, c in enumerate(encoding.columns) if c.kind != "categorical"]
-            clusters = correlation_groups(X_enc[:, first], names, eligible, 0.8)
-            used = {names[m[0]] for m in clusters if len(m) == 1}
-            named = [
-                (
-                    names[m[0]] if len(m) == 1 else unique_name("+".join(names[j] for j in m), used, separator="#"),
-                    [names[j] for j in m],
-                )
-                for m in clusters
-            ]
+            named = list(named_correlation_groups(X_enc[:, first], names, eligible, 0.8).items())
         else:
             named = self._named_groups(names)
         return {group: [f for c in columns for f in by_column[c]] for group, columns in named}
@@ -515,7 +498,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         inputs = encoding.inputs()
         outputs = self._output_layers(network(encoding.encode_layers(inputs)), task)
         outputs = ArtifactInfo(self._info(task), name=_INFO_LAYER)(outputs)
-        with _dict_keys_not_names():
+        with dict_keys_not_names():
             return keras.Model(inputs, outputs, name="archguide_" + type(self).__name__)
 
     def _info(self, task: str) -> dict[str, Any]:
@@ -566,14 +549,11 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         fitted_names = getattr(self, "feature_names_in_", None)
         if isinstance(X, pd.DataFrame) and fitted_names is not None:
             columns = [str(c) for c in X.columns]
-            missing = [n for n in names if n not in set(columns)]
-            unexpected = [c for c in columns if c not in set(names)]
-            if missing or unexpected:
-                problems = [f"missing {format_names(missing)}"] if missing else []
-                problems += [f"unexpected {format_names(unexpected)}"] if unexpected else []
+            problems = column_mismatch(names, columns)
+            if problems:
                 raise DataError(
                     f"X has columns that are not the ones {type(self).__name__} was fitted with: "
-                    f"{'; '.join(problems)}. Columns are matched by name, in any order."
+                    f"{problems}. Columns are matched by name, in any order."
                 )
             X = X.loc[:, [X.columns[columns.index(n)] for n in names]]
         table = as_table(X, allow_missing_columns=True)
@@ -867,7 +847,7 @@ def load(path: str | Path):
     """
     path = Path(path)
     info = _artifact_info(path)
-    with _dict_keys_not_names():
+    with dict_keys_not_names():
         model = keras.models.load_model(path, safe_mode=True, compile=False)
     cls = _ESTIMATORS[info["estimator"]]
     params = {k: v for k, v in info["params"].items() if k in cls().get_params()}

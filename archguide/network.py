@@ -46,7 +46,7 @@ from archguide._checks import check_choice, check_int, check_seed
 from archguide._permutation import copies_per_chunk, effective_permutations, stacked_copies
 from archguide.exceptions import ConfigError, DataError
 from archguide.layers import FeatureGate
-from archguide.schema import format_names, repeated
+from archguide.schema import column_mismatch, format_names, repeated
 
 keras = import_keras()
 
@@ -149,13 +149,10 @@ def aligned_input(model, X, *, feature_names: Sequence[str] | None = None, argum
         raise DataError(f"feature_names has {len(known)} names but the model takes {n} features.")
     columns = _named_columns(X)
     if columns is not None and known is not None:
-        missing = [f for f in known if f not in set(columns)]
-        unexpected = [c for c in columns if c not in set(known)]
-        if missing or unexpected:
-            problems = [f"missing {format_names(missing)}"] if missing else []
-            problems += [f"unexpected {format_names(unexpected)}"] if unexpected else []
+        problems = column_mismatch(known, columns)
+        if problems:
             raise DataError(
-                f"{argument} is a DataFrame whose columns are not the model's features: {'; '.join(problems)}. "
+                f"{argument} is a DataFrame whose columns are not the model's features: {problems}. "
                 "Columns are matched by name."
             )
         X = X[known]

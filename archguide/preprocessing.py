@@ -21,6 +21,8 @@ column, so that scores, plans and penalties speak in the user's column names.
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,10 +37,26 @@ from archguide.schema import Table, unique_name
 keras = import_keras()
 ops = keras.ops
 
-__all__ = ["CategoryEncoder", "Column", "ColumnEncoding", "MISSING_LABEL", "NumericEncoder", "frame_of"]
+__all__ = [
+    "CategoryEncoder",
+    "Column",
+    "ColumnEncoding",
+    "MISSING_LABEL",
+    "NumericEncoder",
+    "dict_keys_not_names",
+    "frame_of",
+]
 
 #: The label a missing categorical value is passed to the model as.
 MISSING_LABEL = ""
+
+
+@contextlib.contextmanager
+def dict_keys_not_names():
+    """Silence Keras' warning that a dict key is not its input's name: a column name with "/" cannot be one."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="When providing `inputs` as a dict", category=UserWarning)
+        yield
 
 
 @keras.saving.register_keras_serializable(package="archguide")
@@ -269,11 +287,8 @@ class ColumnEncoding:
 
     def encoder_model(self):
         """A Keras model: raw columns (a dict) -> the feature matrix."""
-        import warnings
-
         inputs = self.inputs()
-        with warnings.catch_warnings():  # a column name with "/" cannot be its input's name; the key matches
-            warnings.filterwarnings("ignore", message="When providing `inputs` as a dict", category=UserWarning)
+        with dict_keys_not_names():
             return keras.Model(inputs, self.encode_layers(inputs), name="archguide_encoder")
 
     def encode(self, raw: Mapping[str, np.ndarray], batch_size: int = 65_536) -> np.ndarray:

@@ -28,7 +28,7 @@ from pandas.api import types as ptypes
 
 from archguide.exceptions import DataError
 
-__all__ = ["Table", "as_table", "check_target", "format_names", "repeated", "unique_name"]
+__all__ = ["Table", "as_table", "check_target", "column_mismatch", "format_names", "repeated", "unique_name"]
 
 KINDS = ("numeric", "boolean", "categorical")
 
@@ -41,6 +41,15 @@ def format_names(names: Sequence[object], limit: int = 5) -> str:
     """Format at most ``limit`` names for an error message, then ``...``."""
     shown = ", ".join(repr(str(n)) for n in list(names)[:limit])
     return shown + (", ..." if len(names) > limit else "")
+
+
+def column_mismatch(expected: Sequence[str], columns: Sequence[str]) -> str | None:
+    """``"missing 'a'; unexpected 'b'"`` for columns that differ from ``expected`` (at most five each), else None."""
+    missing = [n for n in expected if n not in set(columns)]
+    unexpected = [c for c in columns if c not in set(expected)]
+    problems = [f"missing {format_names(missing)}"] if missing else []
+    problems += [f"unexpected {format_names(unexpected)}"] if unexpected else []
+    return "; ".join(problems) or None
 
 
 def repeated(items) -> list:

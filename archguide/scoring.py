@@ -488,6 +488,21 @@ def correlation_groups(X: np.ndarray, names: list[str], eligible: list[int], thr
     return sorted((sorted(m) for m in out), key=lambda m: m[0])
 
 
+def named_correlation_groups(X: np.ndarray, names: list[str], eligible: list[int], threshold: float):
+    """:func:`correlation_groups` as ``{group name: members}``: a lone feature by its name, others ``"a+b"``.
+
+    A generated name ("a+b") must not collide with a feature's own name (a
+    column called "a+b"): it then becomes ``"a+b#2"``.
+    """
+    clusters = correlation_groups(X, names, eligible, threshold)
+    used = {names[m[0]] for m in clusters if len(m) == 1}
+    named = {}
+    for m in clusters:
+        members = [names[j] for j in m]
+        named[members[0] if len(m) == 1 else unique_name(_group_name(members), used, separator="#")] = members
+    return named
+
+
 def _resolve_groups(
     groups, table: Table, X_train: np.ndarray, constant_train: np.ndarray, threshold: float
 ) -> dict[str, list[str]]:
@@ -496,14 +511,7 @@ def _resolve_groups(
         return {n: [n] for n in names}
     if isinstance(groups, str):
         eligible = [j for j, n in enumerate(names) if table.kinds[n] != "categorical" and not constant_train[j]]
-        clusters = correlation_groups(X_train, names, eligible, threshold)
-        # A generated name ("a+b") must not collide with a feature's own name (a column called "a+b").
-        used = {names[m[0]] for m in clusters if len(m) == 1}
-        named = {}
-        for m in clusters:
-            members = [names[j] for j in m]
-            named[members[0] if len(m) == 1 else unique_name(_group_name(members), used, separator="#")] = members
-        return named
+        return named_correlation_groups(X_train, names, eligible, threshold)
     known = set(names)
     out: dict[str, list[str]] = {}
     owner: dict[str, str] = {}
