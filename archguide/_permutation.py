@@ -7,8 +7,13 @@ them in a few large calls. No Keras here.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
+from sklearn.metrics import get_scorer
 from sklearn.utils import check_random_state
+
+from archguide._metrics import BATCHED_METRICS, row_loss_for
 
 # A predict call gets at most this many matrix cells (about 64 MB of float32).
 CHUNK_CELLS = 16_000_000
@@ -50,3 +55,108 @@ def stacked_copies(X: np.ndarray, edits) -> np.ndarray:
     for i, (cols, values) in enumerate(edits):
         stacked[i * n : (i + 1) * n, cols] = values
     return stacked
+
+
+class PermutationResult(NamedTuple):
+    """What shuffling each column set of one block of held-out rows did.
+
+    Attributes:
+        baseline: The held-out score with nothing shuffled.
+        drops: ``(n_sets, n_repeats)``: baseline minus the shuffled score.
+        row_deltas: ``(n_sets, n_rows)``: each row's loss increase when its
+            set is shuffled, averaged over the repeats (the per-row loss of
+            the metric; see :func:`archguide._metrics.row_loss_for`).
+    """
+
+    baseline: float
+    drops: np.ndarray
+    row_deltas: np.ndarray
+
+
+def permutation_drops(
+    estimator,
+    X_eval: np.ndarray,
+    y_eval: np.ndarray,
+    column_sets: list[list[int]],
+    *,
+    n_repeats: int,
+    metric,
+    task: str = "regression",
+    random_state=None,
+    n_classes: int | None = None,
+    progress=None,
+) -> PermutationResult:
+    """Score drops and per-row loss increases when each set of columns is shuffled jointly, batched.
+
+    Args:
+        estimator: A fitted scikit-learn estimator.
+        X_eval: Held-out rows, shape ``(n_eval, n_columns)``; not modified.
+        y_eval: Held-out targets (class indices for classifiers).
+        column_sets: Lists of column indices; each list is shuffled as one block.
+        n_repeats: Shuffles per set.
+        metric: A scikit-learn scorer name or callable. The names in
+            ``BATCHED_METRICS`` are computed from stacked predictions; any
+            other scorer is called once per shuffled copy (exact, slower).
+        task: ``"regression"``, ``"binary"`` or ``"multiclass"``: the per-row
+            loss of a scorer outside the registry.
+        random_state: Seed for the shuffles, as in ``permutation_importance``:
+            the same seed gives scikit-learn's shuffles, so ``drops`` are its
+            importances to the last digit.
+        n_classes: For classifiers, the number of classes ``y_eval`` indexes;
+            probability columns are laid out by the estimator's ``classes_``,
+            so a class the estimator never saw gets probability 0.
+        progress: Anything with ``update(n)`` (a tqdm bar), told of each copy.
+    """
+    n_eval = X_eval.shape[0]
+    perms = effective_permutations(n_eval, n_repeats, random_state)
+    jobs = [(s, r) for s in range(len(column_sets)) for r in range(n_repeats)]
+    scores = np.empty(len(jobs))
+    deltas = np.zeros((len(column_sets), n_eval))
+    response, row_loss = row_loss_for(metric, task)
+    if response == "proba" and not hasattr(estimator, "predict_proba"):  # a scorer on labels alone
+        response, row_loss = "predict", BATCHED_METRICS["accuracy"].row_loss
+    respond = aligned_proba(estimator, n_classes) if response == "proba" else estimator.predict
+    batched = BATCHED_METRICS.get(metric) if isinstance(metric, str) else None
+
+    def stacked(pred, k):
+        return np.asarray(pred).reshape((k, n_eval) + np.shape(pred)[1:])
+
+    base_pred = stacked(respond(X_eval), 1)
+    base_loss = row_loss(y_eval, base_pred)[0]
+    if batched is not None and batched.response == response:
+        baseline = float(batched.score(y_eval, base_pred)[0])
+    else:
+        scorer = get_scorer(metric) if isinstance(metric, str) else metric
+        baseline = float(scorer(estimator, X_eval, y_eval))
+    for start in range(0, len(jobs), copies_per_chunk(X_eval)):
+        chunk = jobs[start : start + copies_per_chunk(X_eval)]
+        copies = stacked_copies(X_eval, [(column_sets[s], X_eval[np.ix_(perms[r], column_sets[s])]) for s, r in chunk])
+        pred = stacked(respond(copies), len(chunk))
+        if batched is not None and batched.response == response:
+            scores[start : start + len(chunk)] = batched.score(y_eval, pred)
+        else:
+            for i in range(len(chunk)):
+                scores[start + i] = scorer(estimator, copies[i * n_eval : (i + 1) * n_eval], y_eval)
+        np.add.at(deltas, [s for s, _ in chunk], row_loss(y_eval, pred) - base_loss)
+        if progress is not None:
+            progress.update(len(chunk))
+    return PermutationResult(baseline, baseline - scores.reshape(len(column_sets), n_repeats), deltas / n_repeats)
+
+
+def aligned_proba(estimator, n_classes: int | None):
+    """``predict_proba`` with one column per class index ``0 .. n_classes - 1``.
+
+    A classifier fitted on a sample that lacks a class returns fewer columns than
+    there are classes; its ``classes_`` say which indices the columns are.
+    """
+    classes = np.asarray(getattr(estimator, "classes_", []))
+    if n_classes is None or len(classes) == n_classes:
+        return estimator.predict_proba
+
+    def predict_proba(X):
+        proba = estimator.predict_proba(X)
+        full = np.zeros((len(proba), n_classes), dtype=proba.dtype)
+        full[:, classes.astype(int)] = proba
+        return full
+
+    return predict_proba

@@ -143,7 +143,7 @@ def _run_scoring(X, y, config, args) -> int:
     n_weak = int(scores.weak.sum())
     print(
         f"\ntask: {scores.task}; score: held-out {scores.metric} (baseline {scores.baseline_score:.3f}); "
-        f"{len(scores.groups)} groups; {n_weak} weak (importance <= noise threshold {scores.noise_threshold:.4g})"
+        f"{len(scores.groups)} groups; {n_weak} weak (false discovery rate {scores.noise_alpha:g})"
     )
     outputs = []
     if args.out:

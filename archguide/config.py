@@ -35,7 +35,7 @@ def default_config() -> dict[str, Any]:
 
     return {
         "data": {"target": None, "sep": ","},
-        "scoring": _section_defaults(score_features, exclude=("estimator", "verbose")),
+        "scoring": _section_defaults(score_features, exclude=("estimator", "verbose", "n_shadow")),
     }
 
 

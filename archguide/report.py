@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from archguide.scoring import FeatureScores
+    from archguide.feature_scores import FeatureScores
 
 __all__ = ["plot_scores"]
 
@@ -17,9 +17,10 @@ def plot_scores(scores: FeatureScores, ax=None, *, top: int | None = None):
     """Horizontal bar chart of feature importances.
 
     Bars carry the repeats' spread as error bars and are sorted, most
-    important on top. Weak features are grey and hatched, and the noise
-    threshold is a dashed line. Features of a multi-feature group share a
-    colour, and the group's name follows theirs.
+    important on top. Weak features are grey and hatched, and the largest
+    importance among weak groups is a dashed line (every group right of it
+    is not weak). Features of a multi-feature group share a colour, and the
+    group's name follows theirs.
 
     Args:
         scores: A :class:`~archguide.scoring.FeatureScores`.
@@ -50,7 +51,7 @@ def plot_scores(scores: FeatureScores, ax=None, *, top: int | None = None):
     for bar, weak in zip(bars, frame["weak"]):
         if weak:
             bar.set_hatch("//")
-    ax.axvline(scores.noise_threshold, color="#d62728", linestyle="--", linewidth=1, label="noise threshold")
+    ax.axvline(scores.noise_threshold, color="#d62728", linestyle="--", linewidth=1, label="largest weak importance")
     ax.axvline(0.0, color="black", linewidth=0.5)
     ax.set_xlabel(f"drop in held-out {scores.metric} when shuffled")
     ax.set_title(f"Feature importance ({scores.task}); grey, hatched: weak")

@@ -18,7 +18,7 @@ def test_plot_marks_weak_features_groups_and_threshold(friedman, tmp_path):
     assert sum(1 for b in bars if b.get_hatch()) == int(scores.weak.sum())
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert "x0  [x0+x20]" in labels and "x20  [x0+x20]" in labels
-    threshold = [line for line in ax.get_lines() if line.get_label() == "noise threshold"]
+    threshold = [line for line in ax.get_lines() if line.get_label() == "largest weak importance"]
     assert threshold and threshold[0].get_xdata()[0] == scores.noise_threshold
     assert len(scores.plot(top=5).patches) == 5
     ax.figure.savefig(tmp_path / "scores.png")

@@ -18,8 +18,11 @@ def _check_truth(scores, informative):
     imp = scores.importances
     noise = [f for f in scores.features if f not in informative]
     assert imp[informative].min() > imp[noise].max(), scores.to_frame()
-    assert scores.weak[noise].all(), f"noise not weak: {scores.weak[noise][~scores.weak[noise]].index.tolist()}"
     assert not scores.weak[informative].any(), f"informative weak: {scores.weak[informative]}"
+    # The weak test controls the false discovery rate at 5%: with five real discoveries a noise feature
+    # may come through now and then (a quarter of one on average), two or more would break the rule.
+    kept_noise = scores.weak[noise][~scores.weak[noise]].index.tolist()
+    assert len(kept_noise) <= 1, f"noise not weak: {kept_noise}"
 
 
 # ------------------------------------------------------------------ behaviour
@@ -181,11 +184,16 @@ def test_read_only_array_is_accepted_and_not_copied_whole(friedman):
 
 
 def test_subsampling_bounds_the_rows_used(friedman):
-    X, y = friedman
-    scores = ag.score_features(X, y, random_state=0, max_train_samples=500, max_eval_samples=300)
-    assert (scores.n_train, scores.n_eval) == (500, 300)
-    full = ag.score_features(X, y, random_state=0, max_train_samples=None, max_eval_samples=None)
-    assert (full.n_train, full.n_eval) == (2400, 600)
+    X, y = friedman  # 3,000 rows
+    scores = ag.score_features(X, y, random_state=0, cv=None, max_train_samples=500, max_eval_samples=300)
+    assert (scores.n_folds, scores.n_train, scores.n_eval) == (1, 500, 300)
+    full = ag.score_features(X, y, random_state=0, cv=None, max_train_samples=None, max_eval_samples=None)
+    assert (full.n_folds, full.n_train, full.n_eval) == (1, 2400, 600)
+    # Cross-fitting: the bounds hold per forest; each of the 5 folds holds out 600 rows.
+    folds = ag.score_features(X, y, random_state=0, max_train_samples=500, max_eval_samples=300)
+    assert (folds.n_folds, folds.n_train, folds.n_eval) == (5, 500, 1500)
+    every_row = ag.score_features(X, y, random_state=0, max_train_samples=None, max_eval_samples=None)
+    assert (every_row.n_folds, every_row.n_train, every_row.n_eval) == (5, 2400, 3000)
 
 
 def test_custom_estimator_is_used_as_proxy(friedman):
@@ -266,6 +274,7 @@ def test_to_frame_and_repr(friedman):
         "group",
         "group_importance",
         "weak",
+        "p_value",
         "individual_importance",
         "type",
     ]
@@ -326,7 +335,10 @@ def test_bad_data_raises_data_error(make, match):
         ({"n_repeats": 0}, "n_repeats"),
         ({"n_estimators": 2.5}, "n_estimators"),
         ({"test_size": 1.5}, "test_size"),
-        ({"n_shadow": -1}, "n_shadow"),
+        ({"cv": 1}, "cv"),
+        ({"cv": "yes"}, "cv"),
+        ({"n_estimators": "many"}, "n_estimators"),
+        ({"noise_alpha": 0.0}, "noise_alpha"),
         ({"max_eval_samples": 0}, "max_eval_samples"),
         ({"scoring": "accuracy"}, "does not apply"),
     ],
@@ -419,8 +431,10 @@ def test_a_target_too_large_to_square_is_refused(friedman):
 
 def test_few_held_out_rows_come_with_a_warning(friedman):
     X, y = friedman
+    with pytest.warns(ag.ArchguideWarning, match="only 10 held-out rows"):
+        ag.score_features(X[:10], y[:10], random_state=0)  # 5 folds of 2 rows
     with pytest.warns(ag.ArchguideWarning, match="only 2 held-out rows"):
-        ag.score_features(X[:10], y[:10], random_state=0)
+        ag.score_features(X[:10], y[:10], random_state=0, cv=None)
 
 
 @pytest.mark.parametrize(
@@ -452,3 +466,131 @@ def test_an_estimator_option_is_a_config_error_and_data_problems_stay_data_error
     X_nan[::7, 0] = np.nan
     with pytest.raises(DataError, match="encoded features"):
         ag.score_features(X_nan, y[:300], estimator=LinearRegression())
+
+
+# ------------------------------------------------- cross-fitting and the weak test
+
+
+def _truth(task, n, seed, p=30):
+    """Six informative features of 30: faint linear x2, a pure interaction x3 * x4, an even x5."""
+    rng = np.random.RandomState(seed)
+    X = rng.randn(n, p)
+    eta = X[:, 0] + 0.5 * X[:, 1] + 0.25 * X[:, 2] + X[:, 3] * X[:, 4] + 0.5 * (X[:, 5] ** 2 - 1)
+    if task == "regression":
+        return X, eta + rng.randn(n)
+    return X, (rng.rand(n) < 1 / (1 + np.exp(-1.5 * eta))).astype(int)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["regression", "classification"])
+def test_faint_interacting_and_even_features_are_kept_on_small_data(task):
+    # 1,000 rows: the single 200-row split of the former rule missed the interaction pair in most runs.
+    informative = [f"x{i}" for i in range(6)]
+    for seed in (0, 1):
+        scores = ag.score_features(*_truth(task, 1000, seed), random_state=seed)
+        assert scores.n_folds == 5 and scores.n_eval == 1000
+        assert not scores.weak[informative].any(), scores.to_frame().head(8)
+        assert (~scores.weak.drop(informative)).mean() <= 0.05
+
+
+@pytest.mark.slow
+def test_on_pure_noise_any_column_is_kept_in_few_runs():
+    # On pure noise every non-weak column is a false discovery, so the false discovery rate bounds the
+    # share of runs with any: 5% of 30 runs is 1.5 expected; 5 or more has probability 0.8% if it holds.
+    runs_with_any = 0
+    for run in range(30):
+        rng = np.random.RandomState(run)
+        X, y = rng.randn(200, 100), rng.randn(200)
+        runs_with_any += int((~ag.score_features(X, y, random_state=run).weak).any())
+    assert runs_with_any <= 4
+
+
+def test_columns_no_tree_reads_are_weak_with_p_value_one():
+    rng = np.random.RandomState(0)
+    X = rng.randn(300, 4)
+    X[:, 3] = np.where(rng.rand(300) < 0.01, 1.0, 0.0)  # nearly constant: too rare to split on
+    scores = ag.score_features(X, X[:, 0] + 0.1 * rng.randn(300), random_state=0, groups=None)
+    assert not scores.weak["x0"] and scores.group_p_values["x0"] < 1e-6
+    assert scores.weak[["x1", "x2", "x3"]].all()
+    assert ((scores.group_p_values >= 0) & (scores.group_p_values <= 1)).all()
+
+
+def test_cross_fitting_holds_every_row_out_once_and_keeps_every_class():
+    from archguide.scoring import row_splits
+
+    y = np.r_[np.zeros(90), np.ones(40), np.full(6, 2)].astype(int)
+    splits = row_splits(
+        y, "multiclass", len(y), n_folds=5, test_size=0.2, max_train_samples=None, max_eval_samples=None, seed=0
+    )
+    held_out = np.sort(np.concatenate([e for _, e in splits]))
+    np.testing.assert_array_equal(held_out, np.arange(len(y)))
+    for train, evaluate in splits:
+        assert not np.intersect1d(train, evaluate).size
+        assert set(y[train]) == {0, 1, 2} and set(y[evaluate]) == {0, 1, 2}
+    capped = row_splits(y, "multiclass", len(y), n_folds=5, test_size=0.2, max_train_samples=20, max_eval_samples=10,
+                        seed=0)  # fmt: skip
+    for train, evaluate in capped:
+        assert set(y[train]) == {0, 1, 2} and len(train) <= 22 and len(evaluate) <= 12
+
+
+def test_folds_follow_cv_rows_and_the_smallest_class(friedman):
+    from archguide.scoring import n_folds_for
+
+    assert n_folds_for("auto", 4999, 0.2) == 5 and n_folds_for("auto", 5000, 0.2) == 1
+    assert n_folds_for("auto", 1000, 0.25) == 4 and n_folds_for(3, 50_000, 0.2) == 3
+    assert n_folds_for(None, 100, 0.2) == 1
+    assert n_folds_for("auto", 1000, 0.2, np.array([500, 3])) == 3
+    X, y = friedman
+    assert ag.score_features(X[:400], y[:400], random_state=0, cv=2).n_folds == 2
+
+
+@pytest.mark.parametrize(
+    ("metric", "scale"),
+    [("neg_mean_squared_error", 1.0), ("neg_mean_absolute_error", 1.0), ("accuracy", 1.0), ("neg_brier_score", 0.5),
+     ("neg_log_loss", 1.0)],
+)  # fmt: skip
+def test_per_row_loss_increases_average_to_the_score_drop(friedman, classification, metric, scale):
+    from archguide._permutation import permutation_drops
+
+    X, y = classification if metric in ("accuracy", "neg_brier_score", "neg_log_loss") else friedman
+    task = "binary" if metric in ("accuracy", "neg_brier_score", "neg_log_loss") else "regression"
+    kind = RandomForestRegressor if task == "regression" else ag.scoring.RandomForestClassifier
+    model = kind(n_estimators=10, random_state=0).fit(X[:1000], y[:1000])
+    result = permutation_drops(
+        model, X[1000:1400], y[1000:1400], [[0], [1], [7]], n_repeats=3, metric=metric, task=task, random_state=0
+    )
+    np.testing.assert_allclose(result.row_deltas.mean(axis=1) * scale, result.drops.mean(axis=1), atol=1e-12)
+
+
+def test_weak_test_helpers():
+    from scipy.stats import false_discovery_control
+
+    from archguide._weak_test import discoveries, row_p_values
+
+    rng = np.random.RandomState(0)
+    deltas = np.vstack([np.zeros(100), np.full(100, -0.5), rng.randn(100) + 1.0, rng.randn(100)])
+    p = row_p_values(deltas)
+    assert p[0] == 1.0 and p[1] == 1.0 and p[2] < 1e-10 and 0.0 < p[3] < 1.0
+    ps = np.array([0.001, 0.008, 0.039, 0.041, 0.9])
+    np.testing.assert_array_equal(discoveries(ps, 0.05), false_discovery_control(ps) <= 0.05)
+    assert discoveries(np.array([]), 0.05).size == 0
+
+
+def test_scores_record_their_decisions_and_p_values(friedman):
+    X, y = friedman
+    scores = ag.score_features(X[:600], y[:600], random_state=0, task="auto")
+    text = " ".join(scores.decisions)
+    assert "5 folds" in text and "100 trees" in text and "Benjamini-Hochberg" in text and "0.05" in text
+    assert set(scores.group_p_values.index) == set(scores.groups)
+    again = ag.FeatureScores.from_dict(json.loads(json.dumps(scores.to_dict())))
+    pd.testing.assert_series_equal(again.group_p_values, scores.group_p_values)
+    assert again.decisions == scores.decisions and again.n_folds == 5 and again.noise_alpha == 0.05
+    # every group above the reported threshold is not weak
+    above = scores.group_importances[scores.group_importances > scores.noise_threshold].index
+    assert not any(scores.weak[scores.groups[g]].any() for g in above)
+
+
+def test_n_shadow_is_deprecated(friedman):
+    X, y = friedman
+    with pytest.warns(FutureWarning, match="n_shadow is no longer used"):
+        ag.score_features(X[:300], y[:300], random_state=0, n_shadow=20)
