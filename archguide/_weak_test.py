@@ -27,14 +27,15 @@ def row_p_values(row_deltas: np.ndarray) -> np.ndarray:
         proxy never reads changes no row) gets 1 unless they are positive.
     """
     n_sets, n_rows = row_deltas.shape
-    p = np.where(row_deltas.mean(axis=1) > 0, 0.0, 1.0)
     if n_rows < 2:
         return np.ones(n_sets)
-    spread = row_deltas.std(axis=1)
+    # The t statistic does not depend on the scale: scaled to at most 1, huge losses do not overflow.
     scale = np.abs(row_deltas).max(axis=1)
-    varies = spread > 1e-12 * np.where(scale > 0, scale, 1.0)
+    scaled = row_deltas / np.where(scale > 0, scale, 1.0)[:, None]
+    p = np.where(scaled.mean(axis=1) > 0, 0.0, 1.0)
+    varies = scaled.std(axis=1) > 1e-12
     if varies.any():
-        p[varies] = ttest_1samp(row_deltas[varies], 0.0, axis=1, alternative="greater").pvalue
+        p[varies] = ttest_1samp(scaled[varies], 0.0, axis=1, alternative="greater").pvalue
     return p
 
 
