@@ -117,22 +117,26 @@ def permutation_drops(
         response, row_loss = "predict", BATCHED_METRICS["accuracy"].row_loss
     respond = aligned_proba(estimator, n_classes) if response == "proba" else estimator.predict
     batched = BATCHED_METRICS.get(metric) if isinstance(metric, str) else None
+    if batched is not None and batched.response != response:  # no predictions of the kind it scores
+        batched = None
+    if batched is None:
+        scorer = get_scorer(metric) if isinstance(metric, str) else metric
 
     def stacked(pred, k):
         return np.asarray(pred).reshape((k, n_eval) + np.shape(pred)[1:])
 
     base_pred = stacked(respond(X_eval), 1)
     base_loss = row_loss(y_eval, base_pred)[0]
-    if batched is not None and batched.response == response:
+    if batched is not None:
         baseline = float(batched.score(y_eval, base_pred)[0])
     else:
-        scorer = get_scorer(metric) if isinstance(metric, str) else metric
         baseline = float(scorer(estimator, X_eval, y_eval))
-    for start in range(0, len(jobs), copies_per_chunk(X_eval)):
-        chunk = jobs[start : start + copies_per_chunk(X_eval)]
+    per_chunk = copies_per_chunk(X_eval)
+    for start in range(0, len(jobs), per_chunk):
+        chunk = jobs[start : start + per_chunk]
         copies = stacked_copies(X_eval, [(column_sets[s], X_eval[np.ix_(perms[r], column_sets[s])]) for s, r in chunk])
         pred = stacked(respond(copies), len(chunk))
-        if batched is not None and batched.response == response:
+        if batched is not None:
             scores[start : start + len(chunk)] = batched.score(y_eval, pred)
         else:
             for i in range(len(chunk)):

@@ -105,6 +105,7 @@ class FeatureScores:
             sort: Most important first (the default); otherwise input order.
         """
         group_of = self.group_of
+        p_values = self._p_values
         frame = pd.DataFrame(
             {
                 "importance": self.importances,
@@ -112,7 +113,7 @@ class FeatureScores:
                 "group": [group_of[f] for f in self.features],
                 "group_importance": [self.group_importances[group_of[f]] for f in self.features],
                 "weak": self.weak,
-                "p_value": [self._p_values.get(group_of[f], float("nan")) for f in self.features],
+                "p_value": [p_values.get(group_of[f], float("nan")) for f in self.features],
                 "individual_importance": self.individual_importances,
                 "type": [self.feature_types.get(f, "numeric") for f in self.features],
             },

@@ -137,18 +137,9 @@ def permutation_scores(
 ) -> tuple[float, np.ndarray]:
     """Score drops when each set of columns is shuffled jointly, batched.
 
-    Args:
-        estimator: A fitted scikit-learn estimator.
-        X_eval: Held-out rows, shape ``(n_eval, n_columns)``; not modified.
-        y_eval: Held-out targets (class indices for classifiers).
-        column_sets: Lists of column indices; each list is shuffled as one block.
-        n_repeats: Shuffles per set.
-        metric: A scikit-learn scorer name. The names in ``BATCHED_METRICS``
-            are computed from stacked predictions; any other scorer is called
-            once per shuffled copy (exact, slower).
-        random_state: Seed for the shuffles, as in ``permutation_importance``.
-        verbose: Show a progress bar when positive.
-        n_classes: For classifiers, the number of classes ``y_eval`` indexes.
+    The arguments are :func:`archguide._permutation.permutation_drops`'s
+    (the per-row loss follows from whether ``estimator`` is a classifier);
+    ``verbose`` shows a progress bar when positive.
 
     Returns:
         ``(baseline_score, importances)`` with importances of shape
@@ -407,8 +398,7 @@ def _measure(splits, X_rows, position, y_fit, column_sets, fit, *, n_repeats, me
                 f"The held-out {metric} of the proxy is not finite (baseline {result.baseline}), so no importance "
                 "can be measured. Check y for extreme values, or pass another scoring."
             )
-        if progress is not None:
-            progress.update((len(column_sets) - len(active)) * n_repeats)
+        progress.update((len(column_sets) - len(active)) * n_repeats)
         baselines.append(result.baseline)
         drops.append(np.zeros((len(column_sets), n_repeats)))
         drops[-1][active] = result.drops
