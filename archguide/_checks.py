@@ -12,12 +12,13 @@ from sklearn.utils import check_random_state
 from archguide.exceptions import ConfigError
 
 
-def check_int(name: str, value, *, low: int = 1, allow_none: bool = False) -> None:
-    """Raise ConfigError unless ``value`` is an integer >= ``low`` (or None when allowed)."""
-    if value is None and allow_none:
+def check_int(name: str, value, *, low: int = 1, allow_none: bool = False, words: tuple[str, ...] = ()) -> None:
+    """Raise ConfigError unless ``value`` is an integer >= ``low`` (or None when allowed, or one of ``words``)."""
+    if (value is None and allow_none) or (isinstance(value, str) and value in words):
         return
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         expected = ("a positive integer" if low == 1 else f"an integer >= {low}") + (" or None" if allow_none else "")
+        expected += "".join(f" or {word!r}" for word in words)
         raise ConfigError(f"Received an invalid value for {name}, expected {expected}. Received: {name}={value!r}")
 
 

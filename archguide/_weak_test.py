@@ -6,21 +6,38 @@ to it (the shuffled values are as unrelated to the row as the real ones). So a
 group's per-row loss increases are tested against zero, one-sided, with a
 Student-t test over the held-out rows, and the p-values of all groups go
 through the Benjamini-Hochberg procedure. No Keras, no forests.
+
+With cross-fitting the rows are not quite independent: the forest that scores
+fold k was fitted on the other folds, so a chance association between a noise
+column and the target in the whole sample raises every fold's increases a
+little together. On pure noise (5 folds; classification and regression; 300 x
+500 to 3,000 x 50) the folds' t statistics correlated by 0.016 to 0.045, which
+widens the pooled statistic's variance by a factor of 1.09 to 1.18 and made the
+test liberal in the far tail that a test of hundreds of groups reaches (4 runs
+in 20 with a noise column kept at 1,000 x 100). :data:`FOLD_CORRELATION` covers
+the largest of those: the statistic is divided by ``sqrt(1 + (K - 1) * 0.05)``.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import false_discovery_control, ttest_1samp
+from scipy.stats import false_discovery_control
+from scipy.stats import t as student_t
 
-__all__ = ["row_p_values", "discoveries"]
+__all__ = ["FOLD_CORRELATION", "row_p_values", "discoveries"]
+
+#: The correlation assumed between the t statistics of two cross-fitted folds (largest measured: 0.045).
+FOLD_CORRELATION = 0.05
 
 
-def row_p_values(row_deltas: np.ndarray) -> np.ndarray:
+def row_p_values(row_deltas: np.ndarray, n_folds: int = 1) -> np.ndarray:
     """One-sided p-values that each row of ``row_deltas`` has a mean above zero.
 
     Args:
         row_deltas: ``(n_sets, n_rows)`` per-row loss increases.
+        n_folds: How many cross-fitted forests scored the rows (1: one split).
+            With K folds the t statistic is divided by
+            ``sqrt(1 + (K - 1) * FOLD_CORRELATION)``.
 
     Returns:
         ``n_sets`` p-values. A set whose increases are all equal (a column the
@@ -35,7 +52,9 @@ def row_p_values(row_deltas: np.ndarray) -> np.ndarray:
     p = np.where(scaled.mean(axis=1) > 0, 0.0, 1.0)
     varies = scaled.std(axis=1) > 1e-12
     if varies.any():
-        p[varies] = ttest_1samp(scaled[varies], 0.0, axis=1, alternative="greater").pvalue
+        rows = scaled[varies]
+        t = rows.mean(axis=1) / (rows.std(axis=1, ddof=1) / np.sqrt(n_rows))
+        p[varies] = student_t.sf(t / np.sqrt(1 + (n_folds - 1) * FOLD_CORRELATION), df=n_rows - 1)
     return p
 
 
