@@ -9,7 +9,10 @@ Rules (each is a documented, tested invariant):
 - **Branches.** ``grouping="tiers"``: weak features form the last tier; the other
   features, sorted by importance, are cut into the remaining tiers where the
   importance drops most steeply (the largest ratios between consecutive
-  importances). ``grouping="groups"``: one branch per feature group of the
+  importances). The least important kept features that together carry no
+  more importance than the weak tier place no cut: they join the last tier
+  above them (a near-zero keep is the steepest drop of all, and a tier of its
+  own there would put every strong feature in one tier). ``grouping="groups"``: one branch per feature group of the
   scores (correlated clusters, groups given by hand).
 - **Units.** A branch's first-layer width is proportional to its importance (the
   sum of its features' importances, negatives counted as zero, capped at the
@@ -367,16 +370,22 @@ def allocate_units(weights: Sequence[float], total_units: int, *, min_units: int
 def _tiers(order: list[str], importances: dict[str, float], weak: set[str], n_tiers: int) -> list[list[str]]:
     strong = [f for f in order if f not in weak]
     weak_tier = [f for f in order if f in weak]
+    # The least important kept features that together weigh no more than the weak tier place no cut.
+    weak_weight = sum(max(importances[f], 0.0) for f in weak_tier)
+    tail = np.cumsum([max(importances[f], 0.0) for f in reversed(strong)])
+    clear = strong[: len(strong) - int(np.sum(tail <= weak_weight))] if weak_tier else strong
+    clear = clear or strong
     n_strong_tiers = max(1, n_tiers - (1 if weak_tier else 0))
-    n_strong_tiers = min(n_strong_tiers, len(strong))
+    n_strong_tiers = min(n_strong_tiers, len(clear))
     tiers: list[list[str]] = []
     if strong:
-        values = np.array([max(importances[f], 0.0) for f in strong])
+        values = np.array([max(importances[f], 0.0) for f in clear])
         floor = max(values.max() * 1e-6, np.finfo(float).tiny)
         drops = np.log(np.maximum(values[:-1], floor)) - np.log(np.maximum(values[1:], floor))
         cuts = sorted(np.argsort(-drops, kind="stable")[: n_strong_tiers - 1] + 1) if n_strong_tiers > 1 else []
-        bounds = [0, *cuts, len(strong)]
-        tiers = [strong[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        bounds = [0, *cuts, len(clear)]
+        tiers = [clear[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        tiers[-1].extend(strong[len(clear) :])
     if weak_tier:
         if len(tiers) < n_tiers:
             tiers.append(weak_tier)

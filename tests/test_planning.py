@@ -87,6 +87,19 @@ def test_tiers_cut_where_importance_drops_most_and_weak_take_the_last():
     assert [b.name for b in plan.branches] == ["tier_1", "tier_2", "tier_3"]
 
 
+def test_kept_features_that_weigh_less_than_the_weak_tier_take_no_tier_of_their_own():
+    # "k" was kept by the weak test but weighs less than the weak tier (0.018 in all): it places no cut.
+    importances = {**FRIEDMAN_LIKE, "k": 0.001}
+    plan = plan_architecture(make_scores(importances, weak=NOISE), n_tiers=3)
+    assert [b.features for b in plan.branches] == [("a", "b"), ("c", "d", "e", "k"), tuple(NOISE)]
+    # heavier than the weak tier it is an ordinary kept feature: here the steepest drop isolates it
+    plan = plan_architecture(make_scores({**importances, "k": 0.03}, weak=NOISE), n_tiers=3)
+    assert [b.features for b in plan.branches] == [("a", "b", "c", "d", "e"), ("k",), tuple(NOISE)]
+    # when every kept feature together weighs less than the weak tier, the cuts are placed among them all
+    plan = plan_architecture(make_scores({"a": 0.001, "b": 0.0001, "n": 0.002}, weak=["n"]), n_tiers=3)
+    assert [b.features for b in plan.branches] == [("a",), ("b",), ("n",)]
+
+
 def test_depth_and_shrink_rule():
     plan = plan_architecture(make_scores(FRIEDMAN_LIKE, weak=NOISE), total_units=128, depth=3, min_units=4)
     for b in plan.branches:
@@ -284,7 +297,8 @@ def test_plans_hash_by_content():
 
 
 def test_many_weak_features_never_outweigh_a_stronger_tier():
-    importances = {"a": 1.0, "b": 0.9, "c": 0.03, "d": 0.02, **{f"w{i}": 0.006 for i in range(60)}}
+    # the kept features together (0.35) weigh less than the 60 weak ones (0.36): the cuts fall among them all
+    importances = {"a": 0.2, "b": 0.1, "c": 0.03, "d": 0.02, **{f"w{i}": 0.006 for i in range(60)}}
     weak = [f"w{i}" for i in range(60)]
     plan = plan_architecture(make_scores(importances, weak=weak), total_units=64, n_tiers=3)
     assert [b.name for b in plan.branches] == ["tier_1", "tier_2", "tier_3"]
@@ -292,6 +306,7 @@ def test_many_weak_features_never_outweigh_a_stronger_tier():
     widths = [b.units[0] for b in plan.branches]
     assert widths == sorted(widths, reverse=True), widths
     assert sum(widths) == 64
+    assert plan.branches[1].features == ("c", "d")
     assert plan.branches[2].importance > plan.branches[1].importance  # what used to buy it the units
 
 
