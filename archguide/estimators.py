@@ -36,10 +36,11 @@ from archguide._files import atomic_write
 from archguide.builder import DATA_LOSS_METRIC, build_model
 from archguide.callbacks import ImportanceRescoring
 from archguide.exceptions import ArchguideWarning, ConfigError, DataError, NotFittedError, TrainingError
+from archguide.grouping import named_groups
 from archguide.network import METHODS
 from archguide.planning import GROUPINGS, WEAK_MODES, ArchitecturePlan, plan_architecture
 from archguide.preprocessing import ColumnEncoding, dict_keys_not_names, frame_of
-from archguide.schema import as_table, check_target, column_mismatch, format_names, repeated
+from archguide.schema import as_table, check_target, column_mismatch
 from archguide.scoring import MIN_ROWS, FeatureScores, named_correlation_groups, score_features
 
 keras = import_keras()
@@ -341,32 +342,8 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             eligible = [j for j, c in enumerate(encoding.columns) if c.kind != "categorical"]
             named = list(named_correlation_groups(X_enc[:, first], names, eligible, 0.8).items())
         else:
-            named = self._named_groups(names)
+            named = list(named_groups(self.groups, names, noun="column").items())
         return {group: [f for c in columns for f in by_column[c]] for group, columns in named}
-
-    def _named_groups(self, names: list[str]) -> list[tuple[str, list[str]]]:
-        """``groups`` given as a dict of column names, checked; the other columns alone."""
-        known, owner, named = set(names), {}, []
-        for group, members in self.groups.items():
-            group = str(group)
-            members = [members] if isinstance(members, str) else [str(m) for m in members]
-            unknown = [m for m in members if m not in known]
-            if unknown:
-                raise DataError(f"groups[{group!r}] names columns that are not in X: {format_names(unknown)}.")
-            if not members:
-                raise DataError(f"groups[{group!r}] is empty; every group needs at least one column.")
-            twice = [m for m in members if m in owner] + repeated(members)
-            if twice:
-                raise DataError(f"groups lists columns {format_names(twice)} more than once; a column has one group.")
-            owner.update(dict.fromkeys(members, group))
-            named.append((group, members))
-        for n in names:
-            if n not in owner:
-                if any(group == n for group, _ in named):
-                    raise DataError(f"Group name {n!r} is also the name of a column outside it; rename the group.")
-                named.append((n, [n]))
-        position = {n: j for j, n in enumerate(names)}
-        return sorted(named, key=lambda item: min(position[c] for c in item[1]))
 
     @staticmethod
     def _scoring_rows(y_score, task: str):

@@ -17,7 +17,7 @@ from scipy.stats import rankdata
 from archguide.exceptions import DataError
 from archguide.schema import Table, format_names, repeated, unique_name
 
-__all__ = ["correlation_groups", "named_correlation_groups", "resolve_groups"]
+__all__ = ["correlation_groups", "named_correlation_groups", "named_groups", "resolve_groups"]
 
 
 def correlation_groups(X: np.ndarray, names: list[str], eligible: list[int], threshold: float) -> list[list[int]]:
@@ -89,35 +89,46 @@ def resolve_groups(
     if isinstance(groups, str):
         eligible = [j for j, n in enumerate(names) if table.kinds[n] != "categorical" and not constant[j]]
         return named_correlation_groups(X, names, eligible, threshold)
+    return named_groups(groups, names)
+
+
+def named_groups(groups, names: list[str], *, noun: str = "feature") -> dict[str, list[str]]:
+    """Hand-made ``{group: [members]}`` checked against ``names``; the others alone; all in ``names``' order.
+
+    ``noun`` is what the messages call a member ("feature", or "column" for
+    the estimators, whose groups name raw columns).
+
+    Raises:
+        DataError: a group names an unknown member, is empty, lists a member
+            twice, shares a member with another group, or is named like a
+            member outside it.
+    """
     known = set(names)
     out: dict[str, list[str]] = {}
     owner: dict[str, str] = {}
     for group, members in groups.items():
+        group = str(group)
         members = [members] if isinstance(members, str) else [str(m) for m in members]
         unknown = [m for m in members if m not in known]
         if unknown:
-            raise DataError(
-                f"groups[{str(group)!r}] names features that are not columns of X: {format_names(unknown)}."
-            )
+            raise DataError(f"groups[{group!r}] names {noun}s that are not in X: {format_names(unknown)}.")
         if not members:
-            raise DataError(f"groups[{str(group)!r}] is empty; every group needs at least one feature.")
+            raise DataError(f"groups[{group!r}] is empty; every group needs at least one {noun}.")
         twice = repeated(members)
         if twice:
-            raise DataError(
-                f"groups[{str(group)!r}] lists {format_names(twice)} more than once; list each feature once."
-            )
+            raise DataError(f"groups[{group!r}] lists {format_names(twice)} more than once; list each {noun} once.")
         twice = [m for m in members if m in owner]
         if twice:
             raise DataError(
-                f"Features {format_names(twice)} are in groups[{owner[twice[0]]!r}] and groups[{str(group)!r}]; "
-                "a feature belongs to one group."
+                f"{noun.capitalize()}s {format_names(twice)} are in groups[{owner[twice[0]]!r}] and "
+                f"groups[{group!r}]; a {noun} belongs to one group."
             )
-        owner.update(dict.fromkeys(members, str(group)))
-        out[str(group)] = members
+        owner.update(dict.fromkeys(members, group))
+        out[group] = members
     for n in names:
         if n not in owner:
             if n in out:
-                raise DataError(f"Group name {n!r} is also the name of a feature outside it; rename the group.")
+                raise DataError(f"Group name {n!r} is also the name of a {noun} outside it; rename the group.")
             out[n] = [n]
     position = {n: j for j, n in enumerate(names)}
     return {

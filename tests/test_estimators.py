@@ -209,7 +209,7 @@ def test_groups_name_columns_scored_together():
     for groups, match in [
         ({"g": ["a", "zz"]}, "groups\\['g'\\] names columns that are not in X: 'zz'"),
         ({"g": []}, "is empty"),
-        ({"g": ["a"], "h": ["a", "b"]}, "lists columns 'a' more than once"),
+        ({"g": ["a"], "h": ["a", "b"]}, "Columns 'a' are in groups\\['g'\\] and groups\\['h'\\]; a column belongs"),
         ({"a": ["b", "c"]}, "Group name 'a' is also the name of a column outside it"),
     ]:
         with pytest.raises(DataError, match=match):
