@@ -26,9 +26,11 @@ Tables:
    its weak flag agrees with its majority flag. "clear" features are those whose median
    p-value is below 0.001 or above 0.5, away from the threshold.
 
-Usage: python benchmarks/bench_power.py [--quick] [--study] [--only power|calibration|stability]
-(--quick: two seeds and 5 calibration runs per shape; --study: also the trees study
-that chose ``n_estimators="auto"``.)
+Usage: python benchmarks/bench_power.py [--quick] [--study] [--only power|calibration|stability|trees|cv|folds]
+(--quick: two seeds and 5 calibration runs per shape; --study: also the studies behind
+the defaults: trees per forest (``n_estimators="auto"``), number of folds (``cv="auto"``,
+14 seeds) and the fold-correlation study that chose
+``archguide._weak_test.FOLD_CORRELATION``.)
 """
 
 from __future__ import annotations
@@ -215,25 +217,86 @@ def stability_table(n_states: int = 10) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def trees_study(seeds: list[int]) -> pd.DataFrame:
+STUDY_LABELS = {"n_estimators": "trees", "cv": "folds"}
+
+
+def knob_study(seeds: list[int], option: str, values: tuple) -> pd.DataFrame:
+    """Power, interaction power, false keep and seconds as one ``score_features`` option varies."""
     rows = []
     noise = np.setdiff1d(np.arange(N_FEATURES), INFORMATIVE)
     for task in ("regression", "classification"):
         for n in (500, 1000):
-            for trees in (30, 50, 100):
-                runs = [run_scores(*make_truth(task, n, s), s, n_estimators=trees) for s in seeds]
+            for value in values:
+                runs = [run_scores(*make_truth(task, n, s), s, **{option: value}) for s in seeds]
                 kept = np.array([k[0.05] for k, _ in runs])
                 rows.append(
                     {
                         "task": task,
                         "rows": n,
-                        "trees": trees,
+                        STUDY_LABELS[option]: value,
                         "power": kept[:, INFORMATIVE].mean(),
                         "interaction": kept[:, KINDS["interaction"]].mean(),
                         "false keep": kept[:, noise].mean(),
                         "seconds": np.mean([s for _, s in runs]),
                     }
                 )
+    return pd.DataFrame(rows)
+
+
+def fold_correlation_study(n_runs: int) -> pd.DataFrame:
+    """How much the cross-fitted folds' t statistics move together on pure noise (chose FOLD_CORRELATION).
+
+    For every noise column, each fold's own t statistic of the per-row loss increases is computed; under
+    the null each has variance 1, and the pooled statistic's variance is 1 + (K - 1) * correlation.
+    """
+    import archguide.scoring as scoring
+
+    seen = {}
+    row_p_values, row_splits = scoring.row_p_values, scoring.row_splits
+
+    def record_deltas(deltas, n_folds=1):
+        seen["deltas"] = deltas
+        return row_p_values(deltas, n_folds)
+
+    def record_splits(*args, **kwargs):
+        splits = row_splits(*args, **kwargs)
+        seen["sizes"] = [len(evaluate) for _, evaluate in splits]
+        return splits
+
+    rows = []
+    scoring.row_p_values, scoring.row_splits = record_deltas, record_splits
+    try:
+        for task, n, p in [("classification", 300, 500), ("classification", 1000, 100), ("classification", 3000, 50),
+                           ("regression", 300, 500), ("regression", 1000, 100)]:  # fmt: skip
+            z = []
+            for run in range(n_runs):
+                rng = np.random.RandomState(20_000 + run)
+                X = rng.randn(n, p)
+                y = rng.randn(n) if task == "regression" else rng.randint(0, 2, n)
+                run_scores(X, y, run, groups=None)
+                bounds = np.cumsum([0, *seen["sizes"]])
+                folds = [seen["deltas"][:, a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    t = np.stack([f.mean(1) / (f.std(1, ddof=1) / np.sqrt(f.shape[1])) for f in folds], axis=1)
+                z.append(t[np.isfinite(t).all(axis=1)])
+            z = np.concatenate(z)
+            k = z.shape[1]
+            pairs = [np.corrcoef(z[:, i], z[:, j])[0, 1] for i in range(k) for j in range(i)]
+            rows.append(
+                {
+                    "task": task,
+                    "rows x columns": f"{n:,} x {p:,}",
+                    "runs": n_runs,
+                    "noise columns": len(z),
+                    "fold t variance": z.var(),
+                    "fold correlation": np.mean(pairs),
+                    "pooled variance": (z.sum(axis=1) / np.sqrt(k)).var(),
+                    "covered by 1 + 4 x 0.05": 1 + (k - 1) * 0.05,
+                }
+            )
+            print(f"  done: {task}, {n} x {p}", flush=True)
+    finally:
+        scoring.row_p_values, scoring.row_splits = row_p_values, row_splits
     return pd.DataFrame(rows)
 
 
@@ -245,8 +308,9 @@ def show(title: str, frame: pd.DataFrame) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="two seeds, 5 calibration runs per shape")
-    parser.add_argument("--study", action="store_true", help="also the trees study behind n_estimators='auto'")
-    parser.add_argument("--only", choices=["power", "calibration", "stability"], help="run one table")
+    parser.add_argument("--study", action="store_true", help="also the studies behind the defaults (trees, cv, folds)")
+    tables = ["power", "calibration", "stability", "trees", "cv", "folds"]
+    parser.add_argument("--only", choices=tables, help="one table")
     args = parser.parse_args()
     seeds = [0, 1] if args.quick else [0, 1, 2, 3, 4]
     print(f"bench_power: {os.cpu_count()} cores, archguide {ag.__version__}, seeds {seeds}")
@@ -259,8 +323,12 @@ def main() -> None:
     if args.only in (None, "stability"):
         show("3. Stability of the weak flag over random_state 0..9", stability_table())
         print("Target: agreement >= 0.9 on every clear feature.")
-    if args.study:
-        show("Study: trees per forest with folds (n_estimators)", trees_study(seeds))
+    if (args.study and args.only is None) or args.only == "trees":
+        show("Study: trees per forest with folds (n_estimators)", knob_study(seeds, "n_estimators", (30, 50, 100)))
+    if (args.study and args.only is None) or args.only == "cv":
+        show("Study: number of folds (cv), seeds 0..13", knob_study(list(range(14)), "cv", (5, 4, 3)))
+    if (args.study and args.only is None) or args.only == "folds":
+        show("Study: correlation of the folds' t statistics on pure noise", fold_correlation_study(20))
 
 
 if __name__ == "__main__":
