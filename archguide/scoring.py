@@ -471,8 +471,8 @@ def score_features(
     used it. For each group, every held-out row's loss increase (averaged
     over the repeats; the metric's own per-row loss, squared error for
     ``"r2"``, the Brier score for classification) is tested against zero
-    with a one-sided Student-t test (with folds, its statistic is shrunk a
-    little for the folds' measured correlation: :mod:`archguide._weak_test`),
+    with a one-sided Student-t test (with folds, its statistic is divided by
+    ``sqrt(1.2)`` for the folds' measured dependence: :mod:`archguide._weak_test`),
     and the groups' p-values go through the
     Benjamini-Hochberg procedure at false discovery rate ``noise_alpha``: a
     group it does not reject is weak. On pure noise (no group matters) that

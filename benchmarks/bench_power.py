@@ -30,7 +30,7 @@ Usage: python benchmarks/bench_power.py [--quick] [--study] [--only power|calibr
 (--quick: two seeds and 5 calibration runs per shape; --study: also the studies behind
 the defaults: trees per forest (``n_estimators="auto"``), number of folds (``cv="auto"``,
 14 seeds) and the fold-correlation study that chose
-``archguide._weak_test.FOLD_CORRELATION``.)
+``archguide._weak_test.FOLD_VARIANCE``.)
 """
 
 from __future__ import annotations
@@ -48,11 +48,14 @@ from scipy.special import expit
 from scipy.stats import false_discovery_control
 
 import archguide as ag
+from archguide._weak_test import FOLD_VARIANCE
 
 N_FEATURES = 30
 INFORMATIVE = list(range(6))
 KINDS = {"faint": [2], "interaction": [3, 4], "nonlinear": [5]}
 NOISE_SHAPES = [(300, 500), (300, 2000), (1000, 100), (5000, 50)]
+FOLD_SHAPES = [("classification", 300, 500), ("classification", 1000, 100), ("classification", 3000, 50),
+               ("regression", 300, 500), ("regression", 1000, 100)]  # fmt: skip
 
 
 def make_truth(task: str, n: int, seed: int, p: int = N_FEATURES):
@@ -243,11 +246,12 @@ def knob_study(seeds: list[int], option: str, values: tuple) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def fold_correlation_study(n_runs: int) -> pd.DataFrame:
-    """How much the cross-fitted folds' t statistics move together on pure noise (chose FOLD_CORRELATION).
+def fold_correlation_study(n_runs: int, folds: tuple[int, ...] = (5, 4, 3)) -> pd.DataFrame:
+    """How much the cross-fitted folds' t statistics move together on pure noise (chose FOLD_VARIANCE).
 
     For every noise column, each fold's own t statistic of the per-row loss increases is computed; under
-    the null each has variance 1, and the pooled statistic's variance is 1 + (K - 1) * correlation.
+    the null each has variance 1, and the pooled statistic's variance is 1 + (K - 1) * correlation;
+    "widening" is what the weak test divides the squared t statistic by (the same for every K).
     """
     import archguide.scoring as scoring
 
@@ -266,35 +270,35 @@ def fold_correlation_study(n_runs: int) -> pd.DataFrame:
     rows = []
     scoring.row_p_values, scoring.row_splits = record_deltas, record_splits
     try:
-        for task, n, p in [("classification", 300, 500), ("classification", 1000, 100), ("classification", 3000, 50),
-                           ("regression", 300, 500), ("regression", 1000, 100)]:  # fmt: skip
-            z = []
-            for run in range(n_runs):
-                rng = np.random.RandomState(20_000 + run)
-                X = rng.randn(n, p)
-                y = rng.randn(n) if task == "regression" else rng.randint(0, 2, n)
-                run_scores(X, y, run, groups=None)
-                bounds = np.cumsum([0, *seen["sizes"]])
-                folds = [seen["deltas"][:, a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    t = np.stack([f.mean(1) / (f.std(1, ddof=1) / np.sqrt(f.shape[1])) for f in folds], axis=1)
-                z.append(t[np.isfinite(t).all(axis=1)])
-            z = np.concatenate(z)
-            k = z.shape[1]
-            pairs = [np.corrcoef(z[:, i], z[:, j])[0, 1] for i in range(k) for j in range(i)]
-            rows.append(
-                {
-                    "task": task,
-                    "rows x columns": f"{n:,} x {p:,}",
-                    "runs": n_runs,
-                    "noise columns": len(z),
-                    "fold t variance": z.var(),
-                    "fold correlation": np.mean(pairs),
-                    "pooled variance": (z.sum(axis=1) / np.sqrt(k)).var(),
-                    "covered by 1 + 4 x 0.05": 1 + (k - 1) * 0.05,
-                }
-            )
-            print(f"  done: {task}, {n} x {p}", flush=True)
+        for cv in folds:
+            for task, n, p in FOLD_SHAPES:
+                z = []
+                for run in range(n_runs):
+                    rng = np.random.RandomState(20_000 + run)
+                    X = rng.randn(n, p)
+                    y = rng.randn(n) if task == "regression" else rng.randint(0, 2, n)
+                    run_scores(X, y, run, groups=None, cv=cv)
+                    bounds = np.cumsum([0, *seen["sizes"]])
+                    folds = [seen["deltas"][:, a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        t = np.stack([f.mean(1) / (f.std(1, ddof=1) / np.sqrt(f.shape[1])) for f in folds], axis=1)
+                    z.append(t[np.isfinite(t).all(axis=1)])
+                z = np.concatenate(z)
+                pairs = [np.corrcoef(z[:, i], z[:, j])[0, 1] for i in range(cv) for j in range(i)]
+                rows.append(
+                    {
+                        "task": task,
+                        "rows x columns": f"{n:,} x {p:,}",
+                        "folds": cv,
+                        "runs": n_runs,
+                        "noise columns": len(z),
+                        "fold t variance": z.var(),
+                        "fold correlation": np.mean(pairs),
+                        "pooled variance": (z.sum(axis=1) / np.sqrt(cv)).var(),
+                        "widening": FOLD_VARIANCE,
+                    }
+                )
+                print(f"  done: {cv} folds, {task}, {n} x {p}", flush=True)
     finally:
         scoring.row_p_values, scoring.row_splits = row_p_values, row_splits
     return pd.DataFrame(rows)

@@ -570,7 +570,7 @@ def test_weak_test_helpers():
     from scipy.stats import false_discovery_control, ttest_1samp
     from scipy.stats import t as student_t
 
-    from archguide._weak_test import FOLD_CORRELATION, discoveries, row_p_values
+    from archguide._weak_test import FOLD_VARIANCE, discoveries, row_p_values
 
     rng = np.random.RandomState(0)
     deltas = np.vstack([np.zeros(100), np.full(100, -0.5), rng.randn(100) + 1.0, rng.randn(100)])
@@ -579,10 +579,12 @@ def test_weak_test_helpers():
     # one split: the one-sided one-sample t-test of scipy
     varying = deltas[2:]
     np.testing.assert_allclose(p[2:], ttest_1samp(varying, 0.0, axis=1, alternative="greater").pvalue, rtol=1e-10)
-    # K folds: the statistic is shrunk by sqrt(1 + (K - 1) * FOLD_CORRELATION), so p grows; never for constant rows
+    # folds: the statistic is shrunk by sqrt(FOLD_VARIANCE) whatever their number, so p grows; never for constant rows
     t = ttest_1samp(varying, 0.0, axis=1).statistic
     folded = row_p_values(deltas, n_folds=5)
-    np.testing.assert_allclose(folded[2:], student_t.sf(t / np.sqrt(1 + 4 * FOLD_CORRELATION), df=99), rtol=1e-10)
+    np.testing.assert_allclose(folded[2:], student_t.sf(t / np.sqrt(FOLD_VARIANCE), df=99), rtol=1e-10)
+    np.testing.assert_array_equal(row_p_values(deltas, n_folds=2), folded)
+    np.testing.assert_array_equal(row_p_values(deltas, n_folds=10), folded)
     assert np.all(folded[2:] > p[2:]) and folded[0] == 1.0 and folded[1] == 1.0
     ps = np.array([0.001, 0.008, 0.039, 0.041, 0.9])
     np.testing.assert_array_equal(discoveries(ps, 0.05), false_discovery_control(ps) <= 0.05)
