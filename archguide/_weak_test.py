@@ -26,7 +26,7 @@ is 4% above it.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import false_discovery_control
+from scipy.stats import false_discovery_control, ttest_1samp
 from scipy.stats import t as student_t
 
 __all__ = ["FOLD_VARIANCE", "row_p_values", "discoveries"]
@@ -57,8 +57,7 @@ def row_p_values(row_deltas: np.ndarray, n_folds: int = 1) -> np.ndarray:
     p = np.where(scaled.mean(axis=1) > 0, 0.0, 1.0)
     varies = scaled.std(axis=1) > 1e-12
     if varies.any():
-        rows = scaled[varies]
-        t = rows.mean(axis=1) / (rows.std(axis=1, ddof=1) / np.sqrt(n_rows))
+        t = ttest_1samp(scaled[varies], 0.0, axis=1).statistic
         p[varies] = student_t.sf(t / np.sqrt(FOLD_VARIANCE if n_folds > 1 else 1.0), df=n_rows - 1)
     return p
 

@@ -279,9 +279,9 @@ def fold_correlation_study(n_runs: int, folds: tuple[int, ...] = (5, 4, 3)) -> p
                     y = rng.randn(n) if task == "regression" else rng.randint(0, 2, n)
                     run_scores(X, y, run, groups=None, cv=cv)
                     bounds = np.cumsum([0, *seen["sizes"]])
-                    folds = [seen["deltas"][:, a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+                    parts = [seen["deltas"][:, a:b] for a, b in zip(bounds[:-1], bounds[1:])]
                     with np.errstate(invalid="ignore", divide="ignore"):
-                        t = np.stack([f.mean(1) / (f.std(1, ddof=1) / np.sqrt(f.shape[1])) for f in folds], axis=1)
+                        t = np.stack([f.mean(1) / (f.std(1, ddof=1) / np.sqrt(f.shape[1])) for f in parts], axis=1)
                     z.append(t[np.isfinite(t).all(axis=1)])
                 z = np.concatenate(z)
                 pairs = [np.corrcoef(z[:, i], z[:, j])[0, 1] for i in range(cv) for j in range(i)]
@@ -313,25 +313,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="two seeds, 5 calibration runs per shape")
     parser.add_argument("--study", action="store_true", help="also the studies behind the defaults (trees, cv, folds)")
-    tables = ["power", "calibration", "stability", "trees", "cv", "folds"]
-    parser.add_argument("--only", choices=tables, help="one table")
+    tables, studies = ["power", "calibration", "stability"], ["trees", "cv", "folds"]
+    parser.add_argument("--only", choices=tables + studies, help="one table")
     args = parser.parse_args()
+    run = {args.only} if args.only else set(tables + (studies if args.study else []))
     seeds = [0, 1] if args.quick else [0, 1, 2, 3, 4]
     print(f"bench_power: {os.cpu_count()} cores, archguide {ag.__version__}, seeds {seeds}")
-    if args.only in (None, "power"):
+    if "power" in run:
         show("1. Power and false keep (mean over seeds); seconds per run", power_table(seeds))
         print("Target: power >= 0.9 at 1,000 rows with false keep <= 0.05, in at most a tenth of Boruta's time.")
-    if args.only in (None, "calibration"):
+    if "calibration" in run:
         show("2. Calibration on pure noise", calibration_table(5 if args.quick else 20))
         print("Target: share of runs with any column kept within noise_alpha = 0.05.")
-    if args.only in (None, "stability"):
+    if "stability" in run:
         show("3. Stability of the weak flag over random_state 0..9", stability_table())
         print("Target: agreement >= 0.9 on every clear feature.")
-    if (args.study and args.only is None) or args.only == "trees":
+    if "trees" in run:
         show("Study: trees per forest with folds (n_estimators)", knob_study(seeds, "n_estimators", (30, 50, 100)))
-    if (args.study and args.only is None) or args.only == "cv":
+    if "cv" in run:
         show("Study: number of folds (cv), seeds 0..13", knob_study(list(range(14)), "cv", (5, 4, 3)))
-    if (args.study and args.only is None) or args.only == "folds":
+    if "folds" in run:
         show("Study: correlation of the folds' t statistics on pure noise", fold_correlation_study(20))
 
 
