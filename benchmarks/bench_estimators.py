@@ -15,6 +15,7 @@ The oracle MLP is the same network fed only the 5 informative features.
 Usage:
     python benchmarks/bench_estimators.py            # the table (about 3 minutes on 2 cores)
     python benchmarks/bench_estimators.py --study    # the defaults study (about 15 minutes): variants
+    python benchmarks/bench_estimators.py --proxy    # the scoring proxy's effect downstream (about 7 minutes)
 """
 
 from __future__ import annotations
@@ -194,11 +195,61 @@ def study(names):
     print(pd.DataFrame(rows).set_index("variant").to_string())
 
 
+def _extra_trees(task, n_estimators, n_jobs, seed):
+    from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor
+
+    kind = ExtraTreesRegressor if task == "regression" else ExtraTreesClassifier
+    max_features = 1 / 3 if task == "regression" else "sqrt"
+    return kind(
+        n_estimators=n_estimators, max_features=max_features, min_samples_leaf=5, n_jobs=n_jobs, random_state=seed
+    )
+
+
+def proxy_study(seeds=(0, 1, 2, 3, 4, 5)):
+    """The default estimator with the default scoring proxy and with extremely randomized trees.
+
+    bench_power.py --only proxy measures the weak flag's power; this measures the network built from the
+    scores. The alternative proxy replaces ``archguide.scoring._default_proxy`` for the run. "x2 / x4" is
+    the proxy's importance of Friedman's x2 (20 (x2 - 0.5)^2) over that of x4 (5 x4): the two contribute
+    about the same variance to y (2.2 and 2.1), so 1 is faithful.
+    """
+    import archguide.scoring as scoring
+
+    default = scoring._default_proxy
+    rows = []
+    for label, proxy in (("random forest, leaf 3 (default)", default), ("extra trees, leaf 5", _extra_trees)):
+        scoring._default_proxy = proxy
+        try:
+            line = {"proxy": label}
+            for name, data in (("Friedman #1", friedman), ("diabetes + 10 noise", diabetes_noise)):
+                metrics, ratios = [], []
+                for seed in seeds:
+                    X, y, task = data(seed)
+                    X_tr, X_te, y_tr, y_te = split(X, y, task, seed)
+                    est = ag.ImportanceGuidedRegressor(random_state=seed).fit(X_tr, y_tr)
+                    metrics.append(mean_squared_error(y_te, est.predict(X_te)))
+                    if data is friedman:
+                        imp = est.scores_.importances.to_numpy()
+                        ratios.append(imp[2] / imp[4])
+                line[f"{name} MSE"] = f"{np.mean(metrics):.3f} ± {np.std(metrics):.3f}"
+                line[f"{name} per seed"] = " ".join(f"{m:.3f}" if m < 100 else f"{m:.0f}" for m in metrics)
+                if data is friedman:
+                    line["x2 / x4"] = f"{np.mean(ratios):.2f}"
+            rows.append(line)
+        finally:
+            scoring._default_proxy = default
+    print(f"Scoring proxy downstream: the default regressor, seeds {list(seeds)}")
+    print(pd.DataFrame(rows).set_index("proxy").T.to_string())
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--study", nargs="*", metavar="VARIANT", help=f"variants among {list(STUDY)} (default: all)")
+    parser.add_argument("--proxy", action="store_true", help="the scoring proxy's effect on the fitted network")
     args = parser.parse_args()
-    if args.study is not None:
+    if args.proxy:
+        proxy_study()
+    elif args.study is not None:
         study(args.study or list(STUDY))
     else:
         main_table()

@@ -26,11 +26,11 @@ Tables:
    its weak flag agrees with its majority flag. "clear" features are those whose median
    p-value is below 0.001 or above 0.5, away from the threshold.
 
-Usage: python benchmarks/bench_power.py [--quick] [--study] [--only power|calibration|stability|trees|cv|folds]
+Usage: python benchmarks/bench_power.py [--quick] [--study] [--only power|calibration|stability|proxy|trees|cv|folds]
 (--quick: two seeds and 5 calibration runs per shape; --study: also the studies behind
-the defaults: trees per forest (``n_estimators="auto"``), number of folds (``cv="auto"``,
-14 seeds) and the fold-correlation study that chose
-``archguide._weak_test.FOLD_VARIANCE``.)
+the defaults: the proxy forest against extremely randomized trees (30 seeds), trees per
+forest (``n_estimators="auto"``), number of folds (``cv="auto"``, 14 seeds) and the
+fold-correlation study that chose ``archguide._weak_test.FOLD_VARIANCE``.)
 """
 
 from __future__ import annotations
@@ -246,6 +246,51 @@ def knob_study(seeds: list[int], option: str, values: tuple) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+PROXIES = {  # (kind, min_samples_leaf); max_features 1/3 for regression, sqrt for classification
+    "random forest, leaf 3 (default)": ("RandomForest", 3),
+    "extra trees, leaf 3": ("ExtraTrees", 3),
+    "extra trees, leaf 5": ("ExtraTrees", 5),
+    "extra trees, leaf 10": ("ExtraTrees", 10),
+}
+
+
+def proxy_study(seeds: list[int]) -> pd.DataFrame:
+    """Power, false keep and seconds of the default proxy against extremely randomized trees.
+
+    Each forest is passed as ``estimator=`` with ``random_state`` = the seed. What the proxy does to the
+    fitted network downstream is measured by ``benchmarks/bench_estimators.py --proxy``.
+    """
+    from sklearn import ensemble
+
+    rows = []
+    noise = np.setdiff1d(np.arange(N_FEATURES), INFORMATIVE)
+    for task in ("regression", "classification"):
+        suffix, max_features = ("Regressor", 1 / 3) if task == "regression" else ("Classifier", "sqrt")
+        for n in (500, 1000):
+            for label, (kind, leaf) in PROXIES.items():
+                runs = []
+                for s in seeds:
+                    forest = getattr(ensemble, kind + suffix)(
+                        n_estimators=100, max_features=max_features, min_samples_leaf=leaf, random_state=s
+                    )
+                    runs.append(run_scores(*make_truth(task, n, s), s, estimator=forest))
+                kept = np.array([k[0.05] for k, _ in runs])
+                rows.append(
+                    {
+                        "task": task,
+                        "rows": n,
+                        "proxy": label,
+                        "power": kept[:, INFORMATIVE].mean(),
+                        "faint": kept[:, KINDS["faint"]].mean(),
+                        "interaction": kept[:, KINDS["interaction"]].mean(),
+                        "false keep": kept[:, noise].mean(),
+                        "seconds": np.mean([s for _, s in runs]),
+                    }
+                )
+            print(f"  done: {task}, {n} rows", flush=True)
+    return pd.DataFrame(rows)
+
+
 def fold_correlation_study(n_runs: int, folds: tuple[int, ...] = (5, 4, 3)) -> pd.DataFrame:
     """How much the cross-fitted folds' t statistics move together on pure noise (chose FOLD_VARIANCE).
 
@@ -312,8 +357,10 @@ def show(title: str, frame: pd.DataFrame) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="two seeds, 5 calibration runs per shape")
-    parser.add_argument("--study", action="store_true", help="also the studies behind the defaults (trees, cv, folds)")
-    tables, studies = ["power", "calibration", "stability"], ["trees", "cv", "folds"]
+    parser.add_argument(
+        "--study", action="store_true", help="also the studies behind the defaults (proxy, trees, cv, folds)"
+    )
+    tables, studies = ["power", "calibration", "stability"], ["proxy", "trees", "cv", "folds"]
     parser.add_argument("--only", choices=tables + studies, help="one table")
     args = parser.parse_args()
     run = {args.only} if args.only else set(tables + (studies if args.study else []))
@@ -328,6 +375,13 @@ def main() -> None:
     if "stability" in run:
         show("3. Stability of the weak flag over random_state 0..9", stability_table())
         print("Target: agreement >= 0.9 on every clear feature.")
+    if "proxy" in run:
+        frame = proxy_study(list(range(30)))
+        show("Study: the proxy forest (100 trees), seeds 0..29", frame)
+        show(
+            "Mean over the four task x rows rows",
+            frame.groupby("proxy", sort=False)[["power", "false keep", "seconds"]].mean().reset_index(),
+        )
     if "trees" in run:
         show("Study: trees per forest with folds (n_estimators)", knob_study(seeds, "n_estimators", (30, 50, 100)))
     if "cv" in run:
