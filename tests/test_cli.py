@@ -77,8 +77,14 @@ def test_target_from_config_file(csv_path, tmp_path):
         (["score", "{csv}", "--target", "price", "--set", "scoring.n_repeat=2"], "Allowed keys in scoring"),
         (["demo", "--set", "scoring.n_repeats=0"], "n_repeats"),
         (["score", "{csv}", "--target", "price", "--set", "scoring.scoring=foo"], "scoring='foo'"),
-        (["score", "{csv}", "--target", "price", "--set", "scoring.random_state=abc"], "random_state='abc'"),
-        (["score", "{csv}", "--target", "price", "--set", "scoring.n_jobs=two"], "n_jobs='two'"),
+        (
+            ["score", "{csv}", "--target", "price", "--set", "scoring.random_state=abc"],
+            "'scoring.random_state' must be an integer or null",
+        ),
+        (
+            ["score", "{csv}", "--target", "price", "--set", "scoring.n_jobs=two"],
+            "'scoring.n_jobs' must be an integer or null",
+        ),
         (["score", "{csv}", "--target", "price", "--plot", "{tmp}/x.xyz"], "expected one of .avif"),
         (["score", "{csv}", "--target", "price", "--plot", "{tmp}/noext"], "no extension"),
         (["score", "{csv}", "--target", "price", "--config", "{missing}"], "Could not read config file"),

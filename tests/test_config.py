@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from archguide.config import apply_override, default_config, load_config
+from archguide.config import SCHEMA, apply_override, default_config, estimator_params, load_config, validate
 from archguide.exceptions import ConfigError
 from archguide.scoring import score_features
 
@@ -13,6 +13,8 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 def test_scoring_defaults_are_the_functions_defaults():
     params = inspect.signature(score_features).parameters
+    options = {p.name for p in params.values() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    assert set(default_config()["scoring"]) == options - {"estimator", "verbose", "n_shadow"}
     for key, value in default_config()["scoring"].items():
         assert params[key].default == value
 
@@ -54,7 +56,7 @@ def test_file_then_overrides(tmp_path):
 def test_unknown_key_lists_the_allowed_ones(tmp_path):
     with pytest.raises(ConfigError, match=r"Unknown config key 'scoring.n_repeat'.*n_repeats"):
         load_config(None, ["scoring.n_repeat=3"])
-    with pytest.raises(ConfigError, match=r"Unknown config key 'trainig'.*Allowed keys: data, scoring"):
+    with pytest.raises(ConfigError, match=r"Unknown config key 'trainig'.*Allowed keys: data, planning, rescoring"):
         load_config(None, ["trainig.epochs=3"])
     path = tmp_path / "c.yaml"
     path.write_text("scoring:\n  bogus: 1\n")
@@ -79,3 +81,92 @@ def test_unreadable_or_invalid_files(tmp_path):
     scalar.write_text("42\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(scalar)
+
+
+def test_estimator_sections_default_to_the_estimators_defaults():
+    from archguide import ImportanceGuidedClassifier, ImportanceGuidedRegressor
+
+    params = estimator_params(default_config())
+    for cls in (ImportanceGuidedRegressor, ImportanceGuidedClassifier):
+        defaults = cls().get_params()
+        assert set(params) == set(defaults) - {"verbose"}
+        assert {k: defaults[k] for k in params} == params
+
+
+def test_estimator_params_build_the_configured_estimator():
+    from archguide import ImportanceGuidedRegressor
+
+    config = load_config(
+        None,
+        ["training.epochs=7", "rescoring.method=null", "rescoring.every_n_epochs=2", "planning.head_units=[16, 8]"],
+    )
+    est = ImportanceGuidedRegressor(**estimator_params(config))
+    assert est.epochs == 7 and est.rescoring is None and est.rescoring_period == 2
+    assert est.head_units == (16, 8)
+
+
+@pytest.mark.parametrize(
+    ("override", "nearest"),
+    [("training.epochz=5", "epochs"), ("planning.total_unit=64", "total_units"), ("scoring.n_repeat=3", "n_repeats"),
+     ("traning.epochs=5", "training")],
+)  # fmt: skip
+def test_unknown_key_suggests_the_nearest(override, nearest):
+    with pytest.raises(ConfigError, match=f"Did you mean '{nearest}'"):
+        load_config(None, [override])
+
+
+def test_no_suggestion_when_nothing_is_near():
+    with pytest.raises(ConfigError) as info:
+        load_config(None, ["training.zzzzzz=1"])
+    assert "Did you mean" not in str(info.value) and "epochs" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("training.epochs=ten", r"'training.epochs' must be an integer. Received: 'ten' \(str\)"),
+        ("training.epochs=2.5", r"'training.epochs' must be an integer. Received: 2.5 \(float\)"),
+        ("training.epochs=true", r"'training.epochs' must be an integer. Received: True \(bool\)"),
+        ("training.refit=1", r"'training.refit' must be true or false"),
+        ("planning.l1=strong", r"'planning.l1' must be a number"),
+        ("planning.weak=ignore", r"'planning.weak' must be 'penalize' or 'drop'. Received: 'ignore'"),
+        ("scoring.cv=five", r"'scoring.cv' must be 'auto', an integer or null"),
+        ("scoring.task=regresion", r"'scoring.task' must be 'auto', 'regression'"),
+        ("training.batch_size=null", r"'training.batch_size' must be an integer. Received: null"),
+        ("planning.head_units=16", r"'planning.head_units' must be a list or null"),
+    ],
+)
+def test_wrong_types_name_the_key_and_the_type(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_wrong_type_in_a_file_names_the_file_and_the_key(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("training:\n  epochs: many\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: Config key 'training.epochs' must be an integer"):
+        load_config(path)
+    path.write_text("training: 5\n")
+    with pytest.raises(ConfigError, match="'training' must be a mapping"):
+        load_config(path)
+
+
+def test_integers_are_numbers_and_become_floats():
+    config = load_config(None, ["planning.l1=1", "scoring.test_size=0.25"])
+    assert config["planning"]["l1"] == 1.0 and isinstance(config["planning"]["l1"], float)
+
+
+def test_validate_fills_defaults_and_does_not_modify_its_input():
+    partial = {"training": {"epochs": 3}}
+    config = validate(partial)
+    assert partial == {"training": {"epochs": 3}}
+    assert config["training"]["epochs"] == 3 and config["training"]["batch_size"] == 64
+    assert set(config) == set(SCHEMA)
+
+
+def test_every_key_has_a_default_of_its_own_type():
+    from archguide.config import _check_value
+
+    for section, keys in default_config().items():
+        for key, value in keys.items():
+            _check_value(f"{section}.{key}", value, SCHEMA[section][key][1])
