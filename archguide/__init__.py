@@ -27,6 +27,7 @@ from archguide.exceptions import (  # noqa: E402
 from archguide.layers import ColumnSelector, FeatureGate  # noqa: E402
 from archguide.network import network_importance  # noqa: E402
 from archguide.planning import ArchitecturePlan, Branch, l1_strengths, plan_architecture  # noqa: E402
+from archguide.plotting import plot_history, plot_plan, plot_scores  # noqa: E402
 from archguide.scoring import FeatureScores, score_features  # noqa: E402
 
 __version__ = "0.1.0"
@@ -52,6 +53,9 @@ __all__ = [
     "load",
     "network_importance",
     "plan_architecture",
+    "plot_history",
+    "plot_plan",
+    "plot_scores",
     "score_features",
 ]
 

@@ -209,7 +209,7 @@ class FeatureScores:
         Returns:
             The matplotlib Axes.
         """
-        from archguide.report import plot_scores
+        from archguide.plotting import plot_scores
 
         return plot_scores(self, ax=ax, top=top)
 

@@ -1,13 +1,21 @@
-"""Plots and reports. Uses matplotlib, never Keras."""
+"""Plots of archguide's results: feature scores, plans and training histories.
+
+Each function takes a result object (or what a saved run holds) and returns
+matplotlib objects that users can restyle or save. This module depends on the
+result types, never the other way round (``FeatureScores.plot`` imports it
+only when called). matplotlib is imported inside the functions; no Keras.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from archguide.feature_scores import FeatureScores
+    from archguide.planning import ArchitecturePlan
 
-__all__ = ["plot_scores"]
+__all__ = ["plot_history", "plot_plan", "plot_scores"]
 
 _WEAK_COLOR = "#b0b0b0"
 _SINGLE_COLOR = "#1f77b4"
@@ -58,3 +66,127 @@ def plot_scores(scores: FeatureScores, ax=None, *, top: int | None = None):
     ax.legend(loc="lower right")
     ax.figure.tight_layout()
     return ax
+
+
+def plot_plan(plan: ArchitecturePlan, ax=None, *, max_names: int = 6):
+    """The plan drawn as branches: each branch's layers as boxes as wide as their units, with the
+    features it reads and their L1 strengths, merging into the shared head.
+
+    Args:
+        plan: An :class:`~archguide.planning.ArchitecturePlan`.
+        ax: A matplotlib Axes to draw on; a new figure when None.
+        max_names: Features named per branch; the rest are counted.
+
+    Returns:
+        The matplotlib Axes. Each layer is one rectangle patch whose label is
+        ``"<branch> layer <i>: <units>"`` (the head's ``"head layer <i>: <units>"``).
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    branches = plan.branches
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, max(2.5, 0.9 * len(branches) + 1.2)))
+    widest = max([u for b in branches for u in b.units] + list(plan.head_units) + [1])
+    depth = max([len(b.units) for b in branches] + [1])
+    head_x = 2.2 + depth * 1.1
+    centre = (len(branches) - 1) / 2
+    strengths = plan.l1_strengths
+    floor = min(strengths.values()) if strengths else 1.0
+    for row, branch in enumerate(branches):
+        y = len(branches) - 1 - row
+        names = list(branch.features)
+        shown = ", ".join(names[:max_names]) + (f" (+{len(names) - max_names})" if len(names) > max_names else "")
+        ratio = [strengths[f] / floor for f in branch.features if f in strengths]
+        penalty = f"L1 x{min(ratio):.3g}-{max(ratio):.3g}" if ratio else ""
+        ax.text(2.0, y + 0.18, branch.name, ha="right", va="center", fontsize=9, fontweight="bold")
+        ax.text(2.0, y - 0.12, shown, ha="right", va="center", fontsize=7.5, color="#444444")
+        ax.text(2.0, y - 0.35, penalty, ha="right", va="center", fontsize=7, color="#b22222")
+        for i, units in enumerate(branch.units):
+            height = 0.15 + 0.6 * units / widest
+            box = Rectangle((2.3 + i * 1.1, y - height / 2), 0.8, height, color="#1f77b4", alpha=0.8,
+                            label=f"{branch.name} layer {i + 1}: {units}")  # fmt: skip
+            ax.add_patch(box)
+            ax.text(2.7 + i * 1.1, y, str(units), ha="center", va="center", fontsize=8, color="white")
+        last = 2.3 + (len(branch.units) - 1) * 1.1 + 0.8
+        ax.annotate("", xy=(head_x, centre), xytext=(last, y), arrowprops={"arrowstyle": "->", "color": "#888888"})
+    for i, units in enumerate(plan.head_units):
+        height = 0.15 + 0.6 * units / widest
+        box = Rectangle((head_x + i * 1.1, centre - height / 2), 0.8, height, color="#2ca02c", alpha=0.8,
+                        label=f"head layer {i + 1}: {units}")  # fmt: skip
+        ax.add_patch(box)
+        ax.text(head_x + 0.4 + i * 1.1, centre, str(units), ha="center", va="center", fontsize=8, color="white")
+    ax.set_xlim(-2.5, head_x + max(1, len(plan.head_units)) * 1.1 + 0.3)
+    ax.set_ylim(-0.8, len(branches) - 0.2)
+    ax.axis("off")
+    ax.set_title(
+        f"Plan: {len(branches)} branches, {sum(b.units[0] for b in branches)} first-layer units; "
+        "box height = units, red: L1 strength relative to the weakest penalty"
+    , fontsize=9)  # fmt: skip
+    ax.figure.tight_layout()
+    return ax
+
+
+def _history_of(source) -> tuple[Mapping, object]:
+    """``(training history, re-scoring history or None)`` from an estimator or a history mapping."""
+    if isinstance(source, Mapping):
+        return source, None
+    history = getattr(source, "history_", None)
+    if not isinstance(history, Mapping):
+        raise TypeError(
+            "plot_history takes a fitted archguide estimator or a training history (a mapping of metric -> "
+            f"values per epoch). Received: {type(source).__name__}"
+        )
+    return history, getattr(source, "rescoring_history_", None)
+
+
+def plot_history(source, *, rescoring_history=None, top: int = 8):
+    """Training curves (data loss and penalty apart) and, when re-scored, importance over epochs.
+
+    Args:
+        source: A fitted :class:`~archguide.ImportanceGuidedRegressor` /
+            :class:`~archguide.ImportanceGuidedClassifier`, or a training
+            history (``{"data_loss": [...], "val_data_loss": [...], "loss": [...], ...}``).
+        rescoring_history: The re-scoring history (``epoch`` and one column per
+            feature) when ``source`` is a mapping; an estimator brings its own.
+        top: Features drawn in the importance panel (the most important at the end).
+
+    Returns:
+        The matplotlib Figure: axes ``[loss, penalty]``, plus ``importance``
+        when there is a re-scoring history.
+
+    Raises:
+        TypeError: ``source`` is neither.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    history, own = _history_of(source)
+    rescored = own if rescoring_history is None else rescoring_history
+    has_rescoring = rescored is not None and len(rescored) > 0 and "epoch" in rescored
+    fig, axes = plt.subplots(1, 3 if has_rescoring else 2, figsize=(13 if has_rescoring else 9, 3.6))
+    loss_ax, penalty_ax = axes[0], axes[1]
+    for key, label, style in (("data_loss", "training", "-"), ("val_data_loss", "validation", "-")):
+        if key in history:
+            values = history[key]
+            loss_ax.plot(np.arange(1, len(values) + 1), values, style, label=f"{label} data loss")
+    loss_ax.set_xlabel("epoch")
+    loss_ax.set_title("Data loss (without the penalty)", fontsize=10)
+    loss_ax.legend(fontsize=8)
+    if "loss" in history and "data_loss" in history:
+        penalty = np.asarray(history["loss"], dtype=float) - np.asarray(history["data_loss"], dtype=float)
+        penalty_ax.plot(np.arange(1, len(penalty) + 1), penalty, color="#b22222", label="L1 penalty")
+        penalty_ax.legend(fontsize=8)
+    penalty_ax.set_xlabel("epoch")
+    penalty_ax.set_title("Penalty (loss - data loss)", fontsize=10)
+    if has_rescoring:
+        imp_ax = axes[2]
+        features = [c for c in rescored.columns if c != "epoch"]
+        last = rescored[features].iloc[-1].sort_values()
+        for feature in list(last.index[-top:]):
+            imp_ax.plot(rescored["epoch"], rescored[feature], label=str(feature))
+        imp_ax.set_xlabel("epoch")
+        imp_ax.set_title(f"Network importance (top {min(top, len(features))}, smoothed)", fontsize=10)
+        imp_ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return fig

@@ -5,7 +5,7 @@ matplotlib.use("Agg")
 import numpy as np
 
 import archguide as ag
-from archguide.report import plot_scores
+from archguide.plotting import plot_scores
 
 
 def test_plot_marks_weak_features_groups_and_threshold(friedman, tmp_path):

@@ -1,0 +1,69 @@
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import archguide as ag
+
+
+@pytest.fixture(scope="module")
+def friedman_scores(friedman):
+    X, y = friedman
+    return ag.score_features(X[:600], y[:600], random_state=0)
+
+
+def test_plot_plan_draws_every_layer_with_its_units(friedman_scores, tmp_path):
+    plan = ag.plan_architecture(friedman_scores, total_units=64, head_units=(16,))
+    ax = ag.plot_plan(plan)
+    labels = sorted(p.get_label() for p in ax.patches)
+    expected = sorted(
+        [f"{b.name} layer {i + 1}: {u}" for b in plan.branches for i, u in enumerate(b.units)] + ["head layer 1: 16"]
+    )
+    assert labels == expected
+    texts = " ".join(t.get_text() for t in ax.texts)
+    for branch in plan.branches:
+        assert branch.name in texts
+    # the widest layer is drawn tallest
+    heights = {p.get_label(): p.get_height() for p in ax.patches}
+    widest = max(plan.branches, key=lambda b: b.units[0])
+    assert heights[f"{widest.name} layer 1: {widest.units[0]}"] == max(heights.values())
+    ax.figure.savefig(tmp_path / "plan.png")
+    assert (tmp_path / "plan.png").stat().st_size > 1000
+
+
+def test_plot_plan_names_few_features_and_counts_the_rest(friedman_scores):
+    plan = ag.plan_architecture(friedman_scores, total_units=64)
+    ax = ag.plot_plan(plan, max_names=2)
+    biggest = max(plan.branches, key=lambda b: len(b.features))
+    assert any(f"(+{len(biggest.features) - 2})" in t.get_text() for t in ax.texts)
+
+
+def test_plot_history_from_a_mapping_splits_data_loss_and_penalty():
+    history = {"loss": [3.0, 2.0, 1.5], "data_loss": [2.5, 1.6, 1.2], "val_data_loss": [2.7, 1.9, 1.4]}
+    rescoring = pd.DataFrame({"epoch": [1, 2, 3], "a": [0.1, 0.2, 0.3], "b": [0.5, 0.4, 0.3], "c": [0, 0, 0.01]})
+    fig = ag.plot_history(history, rescoring_history=rescoring, top=2)
+    loss_ax, penalty_ax, imp_ax = fig.axes
+    assert [line.get_label() for line in loss_ax.get_lines()] == ["training data loss", "validation data loss"]
+    np.testing.assert_allclose(penalty_ax.get_lines()[0].get_ydata(), [0.5, 0.4, 0.3])
+    assert sorted(line.get_label() for line in imp_ax.get_lines()) == ["a", "b"]  # the top 2 at the end
+    assert len(ag.plot_history(history).axes) == 2
+
+
+def test_plot_history_of_a_fitted_estimator(friedman, tmp_path):
+    X, y = friedman
+    est = ag.ImportanceGuidedRegressor(epochs=3, random_state=0).fit(X[:300], y[:300])
+    fig = ag.plot_history(est)
+    assert len(fig.axes) == 3
+    assert len(fig.axes[0].get_lines()[0].get_ydata()) == len(est.history_["data_loss"])
+    fig.savefig(tmp_path / "history.png")
+    assert (tmp_path / "history.png").stat().st_size > 1000
+
+
+def test_plot_history_refuses_what_it_cannot_draw():
+    with pytest.raises(TypeError, match="fitted archguide estimator or a training history.*list"):
+        ag.plot_history([1, 2, 3])
+    with pytest.raises(TypeError, match="ImportanceGuidedRegressor"):
+        ag.plot_history(ag.ImportanceGuidedRegressor())
