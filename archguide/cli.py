@@ -21,6 +21,7 @@ umask's. The plot's format comes from its extension (``.png``, ``.pdf``,
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
 from collections.abc import Sequence
@@ -124,8 +125,13 @@ def _split_target(frame, target: str | None):
     if not target:
         raise ConfigError("No target column given: pass --target NAME (or set data.target in the config).")
     if target not in frame.columns:
+        columns = [str(c) for c in frame.columns]
+        nearest = difflib.get_close_matches(target, columns, n=1, cutoff=0.6)
+        if not nearest:  # a difference of case only is near too
+            nearest = [c for c in columns if c.lower() == target.lower()][:1]
+        hint = f" Did you mean {nearest[0]!r}?" if nearest else ""
         raise DataError(
-            f"Target column {target!r} is not in the data. Columns: {format_names(list(frame.columns), limit=10)}."
+            f"Target column {target!r} is not in the data.{hint} Columns: {format_names(columns, limit=10)}."
         )
     return frame.drop(columns=[target]), frame[target]
 

@@ -98,7 +98,10 @@ def plot_plan(plan: ArchitecturePlan, ax=None, *, max_names: int = 6):
         names = list(branch.features)
         shown = ", ".join(names[:max_names]) + (f" (+{len(names) - max_names})" if len(names) > max_names else "")
         ratio = [strengths[f] / floor for f in branch.features if f in strengths]
-        penalty = f"L1 x{min(ratio):.3g}-{max(ratio):.3g}" if ratio else ""
+        low, high = (min(ratio), max(ratio)) if ratio else (None, None)
+        penalty = (
+            "" if low is None else f"L1 x{low:.3g}" if f"{low:.3g}" == f"{high:.3g}" else f"L1 x{low:.3g}-{high:.3g}"
+        )
         ax.text(2.0, y + 0.18, branch.name, ha="right", va="center", fontsize=9, fontweight="bold")
         ax.text(2.0, y - 0.12, shown, ha="right", va="center", fontsize=7.5, color="#444444")
         ax.text(2.0, y - 0.35, penalty, ha="right", va="center", fontsize=7, color="#b22222")

@@ -71,7 +71,9 @@ def test_target_from_config_file(csv_path, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["score", "{csv}", "--target", "nope"], "Target column 'nope' is not in the data"),
+        (["score", "{csv}", "--target", "nope"], "Target column 'nope' is not in the data. Columns: "),
+        (["score", "{csv}", "--target", "prise"], "Target column 'prise' is not in the data. Did you mean 'price'?"),
+        (["score", "{csv}", "--target", "PRICE"], "Did you mean 'price'?"),
         (["score", "{csv}"], "No target column given"),
         (["score", "{missing}", "--target", "y"], "does not exist"),
         (["score", "{csv}", "--target", "price", "--set", "scoring.n_repeat=2"], "Allowed keys in scoring"),

@@ -39,6 +39,11 @@ def test_plot_plan_names_few_features_and_counts_the_rest(friedman_scores):
     ax = ag.plot_plan(plan, max_names=2)
     biggest = max(plan.branches, key=lambda b: len(b.features))
     assert any(f"(+{len(biggest.features) - 2})" in t.get_text() for t in ax.texts)
+    penalties = [t.get_text() for t in ax.texts if t.get_text().startswith("L1 x")]
+    assert len(penalties) == len(plan.branches)
+    for text in penalties:  # a range only where the strengths differ
+        parts = text[len("L1 x") :].split("-")
+        assert len(parts) == 1 or parts[0] != parts[1]
 
 
 def test_plot_history_from_a_mapping_splits_data_loss_and_penalty():
