@@ -7,6 +7,11 @@ Commands:
   that the grouping and the noise test have something to find) and print the
   table. Nothing is downloaded.
 - ``archguide score data.csv --target y``: score the features of a CSV file.
+- ``archguide predict model.keras data.csv --out preds.csv``: predictions of a
+  saved estimator, from the model's columns in any order (other columns, such
+  as the target or an id, are ignored; a missing one is an error). For a
+  classifier: the predicted label and one probability column per class,
+  ``proba_<class>``.
 
 Options come from a YAML file (``--config configs/default.yaml``) and dotted
 overrides (``--set scoring.n_repeats=10``). Every error prints one line and
@@ -52,6 +57,13 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument("--plot", metavar="FILE", help="also save a bar chart of the scores (.png, .pdf, .svg, ...)")
         p.add_argument("--out", metavar="JSON", help="also save the scores as JSON")
         p.add_argument("-v", "--verbose", action="store_true", help="say what is decided, show progress")
+
+    predict = sub.add_parser("predict", help="predict with a saved model.keras (raw columns in, predictions out)")
+    predict.add_argument("model", help="a .keras file saved by an archguide estimator")
+    predict.add_argument("data", help="CSV file with a header row (the model's columns, any order; extra ones ignored)")
+    predict.add_argument("--out", required=True, metavar="CSV", help="where to write the predictions")
+    predict.add_argument("--sep", default=",", help="CSV field separator of DATA (default ',')")
+    predict.add_argument("-v", "--verbose", action="store_true", help="show the traceback of an unexpected error")
 
     demo = sub.add_parser("demo", help="score a built-in data set and print the table (no download)")
     common(demo)
@@ -165,6 +177,30 @@ def _run_scoring(X, y, config, args) -> int:
     return 0
 
 
+def _run_predict(args) -> int:
+    import pandas as pd
+
+    from archguide.estimators import load
+
+    try:
+        model = load(args.model)
+    except FileNotFoundError as exc:
+        from archguide.exceptions import DataError
+
+        raise DataError(f"Model file {args.model!r} does not exist.") from exc
+    frame = _read_table(args.data, args.sep)
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:  # a file often also holds the target or an id: read the model's columns only
+        frame = frame[[c for c in frame.columns if c in set(names)]]
+    out = pd.DataFrame({"prediction": model.predict(frame)})
+    if hasattr(model, "predict_proba"):
+        proba = pd.DataFrame(model.predict_proba(frame), columns=[f"proba_{c}" for c in model.classes_])
+        out = pd.concat([out, proba], axis=1)
+    write_files([(args.out, lambda p: out.to_csv(p, index=False))])
+    print(f"{len(out)} predictions written to {args.out}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = _build_parser()
@@ -182,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from archguide.exceptions import ArchguideError
 
     try:
+        if args.command == "predict":
+            return _run_predict(args)
         config = load_config(args.config, args.overrides)
         if args.command == "demo":
             if config["scoring"]["random_state"] is None:

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 from conftest import run_python
 
+import archguide as ag
 from archguide._files import atomic_write
 from archguide.cli import demo_data, main
 
@@ -179,3 +180,47 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
 def test_python_dash_m_entry_point():
     result = run_python("", "-m", "archguide", "--version")
     assert result.stdout.startswith("archguide ")
+
+
+@pytest.mark.parametrize("task", ["regression", "classification"])
+def test_predict_writes_what_the_saved_model_predicts(tmp_path, friedman, task, capsys):
+    X, y = friedman
+    frame = pd.DataFrame(X[:300, :5], columns=[f"f{i}" for i in range(5)])
+    if task == "regression":
+        est = ag.ImportanceGuidedRegressor(epochs=2, random_state=0)
+        target = y[:300]
+    else:
+        est = ag.ImportanceGuidedClassifier(epochs=2, random_state=0)
+        target = np.where(y[:300] > np.median(y[:300]), "high", "low")
+    est.fit(frame, target)
+    est.save(tmp_path / "model.keras")
+    data = tmp_path / "new.csv"
+    frame[frame.columns[::-1]].assign(extra=1.0).to_csv(data, index=False)  # other order, an extra column
+    out = tmp_path / "preds.csv"
+    assert main(["predict", str(tmp_path / "model.keras"), str(data), "--out", str(out)]) == 0
+    assert "300 predictions written" in capsys.readouterr().out
+    written = pd.read_csv(out)
+    if task == "regression":
+        assert list(written.columns) == ["prediction"]
+        np.testing.assert_allclose(written["prediction"], est.predict(frame), rtol=1e-6)
+    else:
+        assert list(written.columns) == ["prediction", "proba_high", "proba_low"]
+        assert (written["prediction"] == est.predict(frame)).all()
+        np.testing.assert_allclose(written[["proba_high", "proba_low"]], est.predict_proba(frame), rtol=1e-6)
+
+
+def test_predict_errors_are_one_line(tmp_path, csv_path, capsys):
+    out = tmp_path / "preds.csv"
+    assert main(["predict", str(tmp_path / "missing.keras"), str(csv_path), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("archguide: error: Model file") and "does not exist" in err and err.count("\n") == 1
+    assert not out.exists()
+    frame = pd.read_csv(csv_path).iloc[:200]
+    ag.ImportanceGuidedRegressor(epochs=1, random_state=0).fit(frame[["f0", "f1"]], frame["price"]).save(
+        tmp_path / "m.keras"
+    )
+    frame[["f1", "price"]].to_csv(tmp_path / "lacking.csv", index=False)
+    assert main(["predict", str(tmp_path / "m.keras"), str(tmp_path / "lacking.csv"), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("archguide: error: ") and "f0" in err and err.count("\n") == 1
+    assert not out.exists()
