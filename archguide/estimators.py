@@ -37,7 +37,7 @@ from archguide.builder import DATA_LOSS_METRIC, build_model
 from archguide.callbacks import ImportanceRescoring
 from archguide.exceptions import ArchguideWarning, ConfigError, DataError, NotFittedError, TrainingError
 from archguide.grouping import named_groups
-from archguide.network import METHODS
+from archguide.network import METHODS, network_importance
 from archguide.planning import GROUPINGS, WEAK_MODES, ArchitecturePlan, plan_architecture
 from archguide.preprocessing import ColumnEncoding, dict_keys_not_names, frame_of
 from archguide.schema import as_table, check_target, column_mismatch
@@ -49,6 +49,9 @@ __all__ = ["ImportanceGuidedClassifier", "ImportanceGuidedRegressor", "load"]
 
 #: Version of the artifact's metadata layout.
 ARTIFACT_FORMAT = 1
+#: Training importance over held-out importance above which a column is flagged (``sensitivity_``);
+#: the re-scoring callback's ``overfit_ratio`` default.
+SENSITIVITY_RATIO = 3.0
 _INFO_LAYER = "archguide_info"
 _NETWORK = "archguide_network"
 _PREDICT_BATCH = 4096
@@ -93,6 +96,35 @@ class _StopOnNonFinite(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+
+
+class _EpochProgress(keras.callbacks.Callback):
+    """One progress bar over epochs (``verbose=1``), with the validation data loss and the best so far."""
+
+    def __init__(self, epochs: int, description: str, monitor: str = "val_" + DATA_LOSS_METRIC):
+        super().__init__()
+        self.epochs, self.description, self.monitor = epochs, description, monitor
+
+    def on_train_begin(self, logs=None):
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=self.epochs, desc=self.description, unit="epoch", mininterval=0.5, leave=True)
+        self._best = float("inf")
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        val = logs.get(self.monitor)
+        postfix = {}
+        if val is not None:
+            self._best = min(self._best, float(val))
+            postfix = {self.monitor: f"{float(val):.4g}", "best": f"{self._best:.4g}"}
+        self._bar.set_postfix(postfix, refresh=False)
+        self._bar.update(1)
+
+    def on_train_end(self, logs=None):
+        self._bar.total = self._bar.n  # stopped early: the bar ends full
+        self._bar.refresh()
+        self._bar.close()
 
 
 def _json_safe(value):
@@ -299,6 +331,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             plan, task, X_enc, y_net, train, val, model_seed=model_seed, rescoring_seed=rescoring_seed
         )
         best_epoch = int(np.argmin(history["val_" + DATA_LOSS_METRIC])) + 1
+        sensitivity = self._sensitivity(network, scores, X_enc, y_net, train, val, rescoring_seed)
         if self.refit:
             strengths = network.get_layer("gate").get_strengths()
             rates = history.get("learning_rate", [self.learning_rate] * best_epoch)[:best_epoch]
@@ -312,6 +345,8 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         self.plan_ = plan
         self.history_ = history
         self.rescoring_history_ = rescoring.history_ if rescoring is not None else pd.DataFrame()
+        self.strengths_history_ = rescoring.strengths_history_ if rescoring is not None else pd.DataFrame()
+        self.sensitivity_ = sensitivity
         self.n_features_in_ = table.n_features
         if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
             self.feature_names_in_ = np.asarray(X.columns, dtype=object)
@@ -408,8 +443,15 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             keras.utils.set_random_seed(seed)  # the shuffles of model.fit come from the backend's global seed
             with warnings.catch_warnings(record=True) as caught:  # only what the caller's filters let through
                 warnings.simplefilter("always", ArchguideWarning)  # ours are decided on below
+                if self.verbose == 1:
+                    callbacks = [*callbacks, _EpochProgress(kwargs["epochs"], "training")]
                 fitted = network.fit(
-                    X, y, batch_size=self.batch_size, verbose=self.verbose, callbacks=[*callbacks, stopper], **kwargs
+                    X,
+                    y,
+                    batch_size=self.batch_size,
+                    verbose=2 if self.verbose == 2 else 0,
+                    callbacks=[*callbacks, stopper],
+                    **kwargs,
                 )
         finally:
             np.random.set_state(numpy_state)  # noqa: NPY002
@@ -456,6 +498,21 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         )
         return network, history, rescoring
 
+    def _sensitivity(self, network, scores, X_enc, y_net, train, val, seed: int) -> pd.DataFrame:
+        """Permutation importance of each source column on training rows and on the held-out rows.
+
+        A column the network leans on for its training rows but not for the held-out ones is
+        *sensitive* without being *important*: the network fits noise through it (see
+        :func:`sensitive_not_important`).
+        """
+        rng = np.random.RandomState(seed)
+        groups = {g: list(f) for g, f in scores.groups.items()}
+        kwargs = {"method": "permutation", "groups": groups, "n_repeats": 3, "max_rows": 2000}
+        held_out = network_importance(network, X_enc[val], y_net[val], random_state=rng, **kwargs)
+        training = network_importance(network, X_enc[train], y_net[train], random_state=rng, **kwargs)
+        flagged = sensitive_not_important(held_out, training)
+        return pd.DataFrame({"held_out": held_out, "training": training, "flagged": flagged})
+
     def _refit(self, plan, task, X_enc, y_net, strengths, rates, *, model_seed: int):
         """A fresh network trained on every row for the best epoch count, with the final strengths held fixed.
 
@@ -488,7 +545,9 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             "scores": self.scores_.to_dict(),
             "plan": self.plan_.to_dict(),
             "history": self.history_,
-            "rescoring_history": json.loads(self.rescoring_history_.to_json(orient="split")),
+            "rescoring_history": json.loads(self.rescoring_history_.to_json(orient="split", double_precision=15)),
+            "strengths_history": json.loads(self.strengths_history_.to_json(orient="split", double_precision=15)),
+            "sensitivity": json.loads(self.sensitivity_.to_json(orient="split", double_precision=15)),
             "feature_names_in": None if not hasattr(self, "feature_names_in_") else list(self.feature_names_in_),
             "n_epochs": self.n_epochs_,
             "best_epoch": self.best_epoch_,
@@ -503,9 +562,11 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         self.scores_ = FeatureScores.from_dict(info["scores"])
         self.plan_ = ArchitecturePlan.from_dict(info["plan"])
         self.history_ = {k: list(v) for k, v in info["history"].items()}
-        split = info["rescoring_history"]
-        frame = pd.DataFrame(split["data"], columns=split["columns"], index=split["index"])
-        self.rescoring_history_ = frame.apply(pd.to_numeric)
+        self.rescoring_history_ = _frame(info["rescoring_history"]).apply(pd.to_numeric)
+        self.strengths_history_ = _frame(info.get("strengths_history")).apply(pd.to_numeric)
+        sensitivity = _frame(info.get("sensitivity")).reindex(columns=["held_out", "training", "flagged"])
+        sensitivity.index = pd.Index(sensitivity.index, dtype=object)
+        self.sensitivity_ = sensitivity.astype({"held_out": float, "training": float, "flagged": bool})
         self.n_features_in_ = len(self.encoding_.columns)
         if info.get("feature_names_in") is not None:
             self.feature_names_in_ = np.asarray(info["feature_names_in"], dtype=object)
@@ -572,6 +633,31 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         atomic_write(path, lambda tmp: self.model_.save(tmp))
 
 
+def sensitive_not_important(held_out: pd.Series, training: pd.Series) -> pd.Series:
+    """Which features are sensitive (on training rows) but not important (on held-out rows).
+
+    A feature is flagged when its training importance is more than ``SENSITIVITY_RATIO`` (3) times
+    its held-out importance (negative counts as 0) and more than 1% of the largest training
+    importance, and its held-out importance is below 10% of the largest held-out one. The last
+    condition keeps a strong feature whose held-out estimate is low by chance (a few held-out rows
+    make it noisy) from being called unimportant.
+    """
+    training_floor = 0.01 * max(float(training.max()), 0.0)
+    held_out_ceiling = 0.1 * max(float(held_out.max()), 0.0)
+    return (
+        (training > SENSITIVITY_RATIO * held_out.clip(lower=0.0))
+        & (training > training_floor)
+        & (held_out < held_out_ceiling)
+    )
+
+
+def _frame(split) -> pd.DataFrame:
+    """A DataFrame from ``to_json(orient="split")``'s content (an artifact before a key existed: empty)."""
+    if not split:
+        return pd.DataFrame()
+    return pd.DataFrame(split["data"], columns=split["columns"], index=split["index"])
+
+
 def _renamed(table, names):
     """``table`` with the fitted column names (X given by position)."""
     from dataclasses import replace
@@ -634,7 +720,9 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
         random_state: Seed (int), ``numpy.random.RandomState`` or None. An
             integer gives identical predictions on two CPU fits; it also sets
             Keras' global seed for the fit.
-        verbose: 0 silent, 1 a Keras progress bar, 2 one line per epoch.
+        verbose: 0 silent; 1 what is decided and one progress bar over epochs
+            (validation data loss, best so far); 2 what is decided and Keras'
+            line per epoch.
 
     Attributes:
         scores_: The :class:`~archguide.scoring.FeatureScores`, one group per source column.
@@ -644,7 +732,16 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
         encoding_: The :class:`~archguide.preprocessing.ColumnEncoding`.
         history_: Keras' training history (dict of lists; the regressor's
             losses are in units of the standardised target).
-        rescoring_history_: pd.DataFrame, one row per re-scoring.
+        rescoring_history_: pd.DataFrame, one row per re-scoring: ``epoch`` and
+            each feature's smoothed network importance.
+        strengths_history_: pd.DataFrame, one row per re-scoring: ``epoch`` and
+            each feature's L1 strength after it.
+        sensitivity_: pd.DataFrame, one row per source column: the network's
+            permutation importance on the held-out rows (``held_out``) and on
+            training rows (``training``), and ``flagged``: sensitive but not
+            important (training above 3 times held-out, and above 1% of the
+            largest): what the network overfits. With ``refit``, measured on
+            the first network (the one with held-out rows).
         n_epochs_: Epochs trained; best_epoch_: the epoch whose weights were kept.
         n_features_in_: Number of columns seen at fit.
         feature_names_in_: Column names seen at fit (only for a DataFrame with string names).

@@ -130,21 +130,25 @@ def plot_plan(plan: ArchitecturePlan, ax=None, *, max_names: int = 6):
     return ax
 
 
-def _history_of(source) -> tuple[Mapping, object]:
-    """``(training history, re-scoring history or None)`` from an estimator or a history mapping."""
+def _history_of(source) -> tuple[Mapping, object, object]:
+    """``(training history, re-scoring history, strengths history)`` from an estimator or a mapping."""
     if isinstance(source, Mapping):
-        return source, None
+        return source, None, None
     history = getattr(source, "history_", None)
     if not isinstance(history, Mapping):
         raise TypeError(
             "plot_history takes a fitted archguide estimator or a training history (a mapping of metric -> "
             f"values per epoch). Received: {type(source).__name__}"
         )
-    return history, getattr(source, "rescoring_history_", None)
+    return history, getattr(source, "rescoring_history_", None), getattr(source, "strengths_history_", None)
 
 
-def plot_history(source, *, rescoring_history=None, top: int = 8):
-    """Training curves (data loss and penalty apart) and, when re-scored, importance over epochs.
+def _has_epochs(frame) -> bool:
+    return frame is not None and len(frame) > 0 and "epoch" in frame
+
+
+def plot_history(source, *, rescoring_history=None, strengths_history=None, top: int = 8, ncols: int | None = None):
+    """Training curves (data loss and penalty apart) and, when re-scored, importance and L1 strengths over epochs.
 
     Args:
         source: A fitted :class:`~archguide.ImportanceGuidedRegressor` /
@@ -152,11 +156,16 @@ def plot_history(source, *, rescoring_history=None, top: int = 8):
             history (``{"data_loss": [...], "val_data_loss": [...], "loss": [...], ...}``).
         rescoring_history: The re-scoring history (``epoch`` and one column per
             feature) when ``source`` is a mapping; an estimator brings its own.
-        top: Features drawn in the importance panel (the most important at the end).
+        strengths_history: The L1 strengths after each re-scoring (``epoch`` and
+            one column per feature), likewise.
+        top: Features drawn in the importance and strength panels (the most
+            important at the end of training).
+        ncols: Panels per row (default: all in one row).
 
     Returns:
-        The matplotlib Figure: axes ``[loss, penalty]``, plus ``importance``
-        when there is a re-scoring history.
+        The matplotlib Figure: axes ``[loss, penalty]``, then ``importance``
+        when there is a re-scoring history and ``strength`` when there is a
+        strengths history.
 
     Raises:
         TypeError: ``source`` is neither.
@@ -164,10 +173,17 @@ def plot_history(source, *, rescoring_history=None, top: int = 8):
     import matplotlib.pyplot as plt
     import numpy as np
 
-    history, own = _history_of(source)
-    rescored = own if rescoring_history is None else rescoring_history
-    has_rescoring = rescored is not None and len(rescored) > 0 and "epoch" in rescored
-    fig, axes = plt.subplots(1, 3 if has_rescoring else 2, figsize=(13 if has_rescoring else 9, 3.6))
+    history, own_rescoring, own_strengths = _history_of(source)
+    rescored = own_rescoring if rescoring_history is None else rescoring_history
+    strengths = own_strengths if strengths_history is None else strengths_history
+    panels = 2 + _has_epochs(rescored) + _has_epochs(strengths)
+    ncols = panels if ncols is None else max(1, min(int(ncols), panels))
+    nrows = -(-panels // ncols)
+    fig, grid = plt.subplots(nrows, ncols, figsize=(4.4 * ncols + 0.4, 3.6 * nrows), squeeze=False)
+    axes = grid.ravel()
+    for extra in axes[panels:]:
+        extra.remove()
+    axes = axes[:panels]
     loss_ax, penalty_ax = axes[0], axes[1]
     for key, label, style in (("data_loss", "training", "-"), ("val_data_loss", "validation", "-")):
         if key in history:
@@ -182,14 +198,26 @@ def plot_history(source, *, rescoring_history=None, top: int = 8):
         penalty_ax.legend(fontsize=8)
     penalty_ax.set_xlabel("epoch")
     penalty_ax.set_title("Penalty (loss - data loss)", fontsize=10)
-    if has_rescoring:
+    shown = None
+    if _has_epochs(rescored):
         imp_ax = axes[2]
         features = [c for c in rescored.columns if c != "epoch"]
-        last = rescored[features].iloc[-1].sort_values()
-        for feature in list(last.index[-top:]):
+        shown = list(rescored[features].iloc[-1].sort_values().index[-top:])
+        for feature in shown:
             imp_ax.plot(rescored["epoch"], rescored[feature], label=str(feature))
         imp_ax.set_xlabel("epoch")
         imp_ax.set_title(f"Network importance (top {min(top, len(features))}, smoothed)", fontsize=10)
         imp_ax.legend(fontsize=7, loc="upper left")
+    if _has_epochs(strengths):
+        l1_ax = axes[-1]
+        features = [c for c in strengths.columns if c != "epoch"]
+        if shown is None:  # the weakest penalties: the features the network leans on
+            shown = list(strengths[features].iloc[-1].sort_values(ascending=False).index[-top:])
+        for feature in [f for f in shown if f in strengths]:
+            l1_ax.plot(strengths["epoch"], strengths[feature], label=str(feature))
+        l1_ax.set_yscale("log")
+        l1_ax.set_xlabel("epoch")
+        l1_ax.set_title("L1 strength (same features)", fontsize=10)
+        l1_ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     return fig

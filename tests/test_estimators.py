@@ -66,6 +66,16 @@ def test_the_regressor_learns_the_mixed_frame_and_scores_speak_in_column_names(f
     assert len(est.history_["loss"]) == est.n_epochs_ and 1 <= est.best_epoch_ <= est.n_epochs_
     assert list(est.rescoring_history_.columns) == ["epoch", *est.plan_.features]
     assert len(est.rescoring_history_) == est.n_epochs_
+    assert list(est.strengths_history_.columns) == ["epoch", *est.plan_.features]
+    best = est.strengths_history_[est.strengths_history_["epoch"] == est.best_epoch_]  # restored with the weights
+    np.testing.assert_allclose(
+        best.iloc[0, 1:].to_numpy(dtype=float),
+        est.network_.get_layer("gate").get_strengths(),
+        rtol=1e-6,
+    )
+    assert list(est.sensitivity_.index) == ["num", "city", "flag", "noise"]
+    assert list(est.sensitivity_.columns) == ["held_out", "training", "flagged"]
+    assert est.sensitivity_["held_out"]["num"] > est.sensitivity_["held_out"]["noise"]
     assert est.predict(X).shape == (len(X),) and est.predict(X).dtype == np.float64
 
 
@@ -372,6 +382,8 @@ def test_the_artifact_restores_every_fitted_attribute(fitted, tmp_path):
     assert loaded.plan_ == est.plan_
     pd.testing.assert_frame_equal(loaded.scores_.to_frame(), est.scores_.to_frame())
     pd.testing.assert_frame_equal(loaded.rescoring_history_, est.rescoring_history_, check_dtype=False)
+    pd.testing.assert_frame_equal(loaded.strengths_history_, est.strengths_history_, check_dtype=False)
+    pd.testing.assert_frame_equal(loaded.sensitivity_, est.sensitivity_)
     assert loaded.history_.keys() == est.history_.keys()
     for key, values in est.history_.items():
         np.testing.assert_array_equal(loaded.history_[key], values)
@@ -475,3 +487,27 @@ def _check_instances():
 @parametrize_with_checks(_check_instances())
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
+
+
+def test_sensitive_not_important_flags_training_only_importance():
+    from archguide.estimators import sensitive_not_important
+
+    held_out = pd.Series({"strong": 0.40, "noisy_strong": 0.05, "overfit": 0.001, "tiny": 0.0, "negative": -0.01})
+    training = pd.Series({"strong": 0.50, "noisy_strong": 1.45, "overfit": 0.10, "tiny": 0.004, "negative": 0.05})
+    flagged = sensitive_not_important(held_out, training)
+    # noisy_strong: 29 times its held-out importance, but that is 12% of the largest: important
+    # tiny: above 3 times 0 but below 1% of the largest training importance
+    assert flagged.to_dict() == {
+        "strong": False, "noisy_strong": False, "overfit": True, "tiny": False, "negative": True
+    }  # fmt: skip
+
+
+def test_the_fitted_sensitivity_follows_the_rule(fitted):
+    from archguide.estimators import sensitive_not_important
+
+    est, _, _ = fitted
+    sens = est.sensitivity_
+    pd.testing.assert_series_equal(
+        sens["flagged"], sensitive_not_important(sens["held_out"], sens["training"]), check_names=False
+    )
+    assert not sens["flagged"][["num", "city", "flag"]].any()

@@ -57,11 +57,30 @@ def test_plot_history_from_a_mapping_splits_data_loss_and_penalty():
     assert len(ag.plot_history(history).axes) == 2
 
 
+def test_plot_history_draws_the_strengths_of_the_features_it_draws_the_importance_of():
+    history = {"loss": [3.0, 2.0], "data_loss": [2.5, 1.6], "val_data_loss": [2.7, 1.9]}
+    rescoring = pd.DataFrame({"epoch": [1, 2], "a": [0.1, 0.3], "b": [0.5, 0.4], "c": [0.0, 0.01]})
+    strengths = pd.DataFrame({"epoch": [1, 2], "a": [3e-3, 1e-3], "b": [1e-3, 1.5e-3], "c": [1e-2, 1e-2]})
+    fig = ag.plot_history(history, rescoring_history=rescoring, strengths_history=strengths, top=2)
+    assert len(fig.axes) == 4
+    l1_ax = fig.axes[3]
+    assert sorted(line.get_label() for line in l1_ax.get_lines()) == ["a", "b"]
+    a = next(line for line in l1_ax.get_lines() if line.get_label() == "a")
+    np.testing.assert_allclose(a.get_ydata(), [3e-3, 1e-3])
+    assert l1_ax.get_yscale() == "log"
+    # strengths alone: the weakest penalties (the features the network leans on)
+    alone = ag.plot_history(history, strengths_history=strengths, top=2)
+    assert sorted(line.get_label() for line in alone.axes[2].get_lines()) == ["a", "b"]
+    grid = ag.plot_history(history, rescoring_history=rescoring, strengths_history=strengths, ncols=2)
+    assert [ax.get_subplotspec().get_geometry()[:2] for ax in grid.axes] == [(2, 2)] * 4
+
+
 def test_plot_history_of_a_fitted_estimator(friedman, tmp_path):
     X, y = friedman
     est = ag.ImportanceGuidedRegressor(epochs=3, random_state=0).fit(X[:300], y[:300])
     fig = ag.plot_history(est)
-    assert len(fig.axes) == 3
+    assert len(fig.axes) == 4  # loss, penalty, importance, strengths
+    assert len(fig.axes[3].get_lines()) == min(8, len(est.plan_.features))
     assert len(fig.axes[0].get_lines()[0].get_ydata()) == len(est.history_["data_loss"])
     fig.savefig(tmp_path / "history.png")
     assert (tmp_path / "history.png").stat().st_size > 1000
