@@ -28,6 +28,7 @@ from archguide.layers import ColumnSelector, FeatureGate  # noqa: E402
 from archguide.network import network_importance  # noqa: E402
 from archguide.planning import ArchitecturePlan, Branch, l1_strengths, plan_architecture  # noqa: E402
 from archguide.plotting import plot_history, plot_plan, plot_scores  # noqa: E402
+from archguide.report import load_run, save_run, write_report  # noqa: E402
 from archguide.scoring import FeatureScores, score_features  # noqa: E402
 
 __version__ = "0.1.0"
@@ -51,12 +52,15 @@ __all__ = [
     "build_model",
     "l1_strengths",
     "load",
+    "load_run",
     "network_importance",
     "plan_architecture",
     "plot_history",
     "plot_plan",
     "plot_scores",
+    "save_run",
     "score_features",
+    "write_report",
 ]
 
 del keras

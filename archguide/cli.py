@@ -2,25 +2,40 @@
 
 Commands:
 
-- ``archguide demo``: score a built-in data set (scikit-learn's diabetes
-  table, with a near-copy of one feature and three noise columns added, so
-  that the grouping and the noise test have something to find) and print the
-  table. Nothing is downloaded.
-- ``archguide score data.csv --target y``: score the features of a CSV file.
+- ``archguide demo``: the main job on a built-in table (scikit-learn's
+  diabetes data with a near-copy of ``bmi`` and three noise columns added, so
+  that the grouping and the noise test have a known truth to find): scores,
+  plan, training with re-scoring, a plain Keras MLP on the same split, a
+  summary in the terminal and a report in ``./archguide-demo/`` (a previous
+  demo there is replaced; any other non-empty directory is refused). Nothing
+  is downloaded.
+- ``archguide score data.csv --target y``: score the features of a file.
+- ``archguide fit data.csv --target y --out runs/a``: score, plan and train;
+  write a run directory (``model.keras``, ``config.yaml``, ``run.json``,
+  ``scores.json``, ``plan.yaml``, ``history.csv``, ``rescoring.csv``,
+  ``strengths.csv``, ``sensitivity.csv``, ``report.html``, ``report.md``,
+  ``figures/``; see :mod:`archguide.report`). The task follows
+  ``scoring.task`` (``auto``: from the target). A non-empty ``--out`` is
+  refused before any work unless ``--overwrite``; the run is written to a
+  temporary directory beside it and moved into place at the end, so a failed
+  fit leaves the old one as it was.
 - ``archguide predict model.keras data.csv --out preds.csv``: predictions of a
   saved estimator, from the model's columns in any order (other columns, such
   as the target or an id, are ignored; a missing one is an error). For a
   classifier: the predicted label and one probability column per class,
   ``proba_<class>``.
+- ``archguide report runs/a``: rebuild ``report.html``, ``report.md`` and the
+  figures from a run directory's files (no data, no training).
 
-Options come from a YAML file (``--config configs/default.yaml``) and dotted
-overrides (``--set scoring.n_repeats=10``). Every error prints one line and
-exits with status 1 (2 for a malformed command line; ``-v`` shows the
-traceback of an unexpected one). Output files are written all or nothing:
-every file goes to a temporary place first and all are moved into place only
-when all succeeded; a replaced file keeps its mode, a new one gets the
-umask's. The plot's format comes from its extension (``.png``, ``.pdf``,
-``.svg``, ...).
+Data files are CSV, or Parquet by the extension ``.parquet`` / ``.pq`` (with
+the ``parquet`` extra: pyarrow). Options come from a YAML file (``--config
+configs/default.yaml``) and dotted overrides (``--set training.epochs=50``).
+Every error prints one line and exits with status 1 (2 for a malformed
+command line; ``-v`` shows the traceback of an unexpected one). Output files
+are written all or nothing: every file goes to a temporary place first and
+all are moved into place only when all succeeded; a replaced file keeps its
+mode, a new one gets the umask's. The plot's format comes from its extension
+(``.png``, ``.pdf``, ``.svg``, ...).
 """
 
 from __future__ import annotations
@@ -60,15 +75,44 @@ def _build_parser() -> argparse.ArgumentParser:
 
     predict = sub.add_parser("predict", help="predict with a saved model.keras (raw columns in, predictions out)")
     predict.add_argument("model", help="a .keras file saved by an archguide estimator")
-    predict.add_argument("data", help="CSV file with a header row (the model's columns, any order; extra ones ignored)")
+    predict.add_argument("data", help="CSV or Parquet file (the model's columns, any order; extra ones ignored)")
     predict.add_argument("--out", required=True, metavar="CSV", help="where to write the predictions")
     predict.add_argument("--sep", default=",", help="CSV field separator of DATA (default ',')")
     predict.add_argument("-v", "--verbose", action="store_true", help="show the traceback of an unexpected error")
 
-    demo = sub.add_parser("demo", help="score a built-in data set and print the table (no download)")
-    common(demo)
+    fit = sub.add_parser(
+        "fit", help="score, plan and train on a data file; write the model, scores, plan, history and a report"
+    )
+    fit.add_argument("data", help="CSV or Parquet file with the features and the target")
+    fit.add_argument("--target", help="name of the target column (or data.target in the config)")
+    fit.add_argument("--out", required=True, metavar="DIR", help="run directory to write (see archguide.report)")
+    fit.add_argument("--overwrite", action="store_true", help="replace DIR if it exists and is not empty")
+    fit.add_argument("--config", metavar="FILE", help="YAML file of options (see configs/)")
+    fit.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override one option, e.g. training.epochs=50 (repeatable)")  # fmt: skip
+    fit.add_argument("-v", "--verbose", action="store_true", help="one line per epoch; tracebacks of errors")
+
+    report = sub.add_parser("report", help="(re)build report.html and report.md of a run directory")
+    report.add_argument("run", metavar="DIR", help="a run directory written by archguide fit")
+    report.add_argument("-v", "--verbose", action="store_true", help="show the traceback of an unexpected error")
+
+    demo = sub.add_parser(
+        "demo",
+        help="the main job on a built-in data set (no download): scores, plan, training with re-scoring, "
+        "a comparison with a plain MLP, and a report",
+    )
+    demo.add_argument(
+        "--out",
+        default=DEMO_DIR,
+        metavar="DIR",
+        help=f"run directory for the report (default ./{DEMO_DIR}; a previous demo there is replaced)",
+    )
+    demo.add_argument("--config", metavar="FILE", help="YAML file of options (see configs/)")
+    demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                      help="override one option, e.g. training.epochs=50 (repeatable)")  # fmt: skip
+    demo.add_argument("-v", "--verbose", action="store_true", help="one line per epoch; tracebacks of errors")
     score = sub.add_parser("score", help="score the features of a CSV file")
-    score.add_argument("data", help="CSV file with a header row")
+    score.add_argument("data", help="CSV or Parquet file with a header row")
     score.add_argument("--target", help="name of the target column (or data.target in the config)")
     common(score)
     return parser
@@ -117,20 +161,36 @@ def demo_data(random_state: int = 0):
     return X, data.target, description
 
 
+PARQUET_SUFFIXES = (".parquet", ".pq")
+DEMO_DIR = "archguide-demo"
+
+
 def _read_table(path: str, sep: str):
+    """A DataFrame from a CSV file, or a Parquet file (by its extension, ``.parquet`` or ``.pq``)."""
     import pandas as pd
 
     from archguide.exceptions import DataError
 
+    if not Path(path).exists():
+        raise DataError(f"Data file {path!r} does not exist.")
+    if Path(path).suffix.lower() in PARQUET_SUFFIXES:
+        try:
+            return pd.read_parquet(path)
+        except ImportError as exc:
+            raise DataError(
+                f"Reading {path!r} needs a Parquet engine: pip install 'archguide[parquet]' (pyarrow)."
+            ) from exc
+        except (OSError, ValueError) as exc:
+            raise DataError(f"Could not read {path!r} as Parquet: {exc}") from exc
     try:
         return pd.read_csv(path, sep=sep)
-    except FileNotFoundError as exc:
-        raise DataError(f"Data file {path!r} does not exist.") from exc
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, IsADirectoryError) as exc:
         raise DataError(f"Could not read {path!r} as CSV (sep={sep!r}): {exc}") from exc
 
 
 def _split_target(frame, target: str | None):
+    import numpy as np
+
     from archguide.exceptions import ConfigError, DataError
     from archguide.schema import format_names
 
@@ -145,7 +205,15 @@ def _split_target(frame, target: str | None):
         raise DataError(
             f"Target column {target!r} is not in the data.{hint} Columns: {format_names(columns, limit=10)}."
         )
-    return frame.drop(columns=[target]), frame[target]
+    y = frame[target]
+    n_missing = int(y.isna().sum())
+    if n_missing:
+        rows = [str(i) for i in np.flatnonzero(y.isna().to_numpy())[:5] + 2]  # + the header line, from 1
+        raise DataError(
+            f"Target column {target!r} has {n_missing} missing value{'s' if n_missing > 1 else ''} (file line"
+            f"{'s' if n_missing > 1 else ''} {', '.join(rows)}{', ...' if n_missing > 5 else ''}): remove those rows."
+        )
+    return frame.drop(columns=[target]), y
 
 
 def _run_scoring(X, y, config, args) -> int:
@@ -201,6 +269,155 @@ def _run_predict(args) -> int:
     return 0
 
 
+def _estimator_for(config, y):
+    """The estimator a configuration asks for: the task from ``scoring.task`` (``auto``: from y)."""
+    from archguide.config import SCHEMA, estimator_params
+    from archguide.estimators import ImportanceGuidedClassifier, ImportanceGuidedRegressor
+    from archguide.exceptions import ConfigError
+    from archguide.schema import check_target
+    from archguide.scoring import resolve_task
+
+    ignored = [
+        key
+        for key, (default, _) in SCHEMA["scoring"].items()
+        if key not in ("task", "groups", "n_repeats") and config["scoring"][key] != default
+    ]
+    if ignored:
+        raise ConfigError(
+            f"fit takes scoring.task, scoring.groups and scoring.n_repeats; scoring.{ignored[0]} is an option of "
+            "archguide score only (the estimators choose the rest; training.random_state seeds the whole fit)."
+        )
+    values = check_target(y, len(y))
+    task = resolve_task(config["scoring"]["task"], values)
+    cls = ImportanceGuidedRegressor if task == "regression" else ImportanceGuidedClassifier
+    return cls(**estimator_params(config))
+
+
+def _run_fit(args, config) -> int:
+    import time
+
+    from archguide.report import check_run_directory, save_run
+
+    check_run_directory(args.out, overwrite=args.overwrite)  # before the work, not after
+    frame = _read_table(args.data, config["data"]["sep"])
+    target = args.target or config["data"]["target"]
+    X, y = _split_target(frame, target)
+    estimator = _estimator_for(config, y)
+    estimator.set_params(verbose=2 if args.verbose else 1)
+    print(f"archguide fit: {type(estimator).__name__} on {len(X)} rows x {X.shape[1]} columns of {args.data}")
+    start = time.perf_counter()
+    estimator.fit(X, y)
+    seconds = time.perf_counter() - start
+    estimator.set_params(verbose=0)
+    config = {**config, "data": {**config["data"], "target": target}}
+    save_run(
+        estimator, args.out, X=X, y=y, config=config, data_path=args.data, target=target, fit_seconds=seconds,
+        overwrite=args.overwrite,
+    )  # fmt: skip
+    import json
+
+    info = json.loads((Path(args.out) / "run.json").read_text(encoding="utf-8"))
+    weak = [g for g, members in estimator.scores_.groups.items() if all(estimator.scores_.weak[f] for f in members)]
+    metrics = ", ".join(f"{k} {v:.4g}" for k, v in info["metrics"]["validation"].items())
+    print(
+        f"fitted in {seconds:.1f} s: {len(estimator.plan_.branches)} branches, {info['n_params']} parameters, "
+        f"{len(weak)} of {len(estimator.scores_.groups)} columns weak; epoch {estimator.best_epoch_} of "
+        f"{estimator.n_epochs_} kept; validation {metrics}"
+    )
+    print(f"run written to {args.out} (open {Path(args.out) / 'report.html'})")
+    return 0
+
+
+def _run_demo(args, config) -> int:
+    """The main job on the diabetes table with known extras, against a plain MLP on the same split."""
+    import time
+
+    from sklearn.metrics import mean_squared_error, r2_score
+    from sklearn.model_selection import train_test_split
+
+    from archguide._baseline import plain_mlp
+    from archguide.report import check_run_directory, save_run
+
+    out = Path(args.out)
+    overwrite = (out / "run.json").exists()  # a previous demo's run is replaced; anything else is refused
+    check_run_directory(out, overwrite=overwrite)
+    if config["training"]["random_state"] is None:
+        config["training"]["random_state"] = 0  # the demo gives the same figures every run
+    seed = config["training"]["random_state"]
+    X, y, description = demo_data()
+    print(f"archguide demo: {description}.")
+    print("Known truth: noise_0..noise_2 carry nothing; bmi_copy duplicates bmi. 20% of rows are kept for testing.\n")
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=seed)
+
+    estimator = _estimator_for(config, y_train)
+    estimator.set_params(verbose=2 if args.verbose else 1)
+    print("1/2 archguide: score the features, plan the network, train it while re-scoring")
+    start = time.perf_counter()
+    estimator.fit(X_train, y_train)
+    seconds = time.perf_counter() - start
+    estimator.set_params(verbose=0)
+    print("2/2 a plain Keras MLP (64-32, Adam, early stopping on a validation share) on the same rows")
+    start = time.perf_counter()
+    mlp = plain_mlp(X_train, y_train, config["training"], seed=seed, verbose=2 if args.verbose else 1)
+    mlp_seconds = time.perf_counter() - start
+
+    scores = estimator.scores_
+    frame = scores.to_frame()[["importance", "std", "group", "weak"]]
+    print("\nFeature scores (forest proxy, held-out rows):")
+    print(frame.to_string(float_format=lambda v: f"{v:.4f}"))
+    print("\nPlan:")
+    for branch in estimator.plan_.branches:
+        strengths = sorted({f"{estimator.plan_.l1_strengths[f]:.3g}" for f in branch.features}, key=float)
+        l1 = strengths[0] if len(strengths) == 1 else f"{strengths[0]}..{strengths[-1]}"
+        units = " -> ".join(map(str, branch.units))
+        print(f"  {branch.name}: {units} units, L1 {l1}: {', '.join(branch.features)}")
+    print(f"  head: {' -> '.join(map(str, estimator.plan_.head_units))} units")
+
+    rows = {}
+    for name, model, fit_seconds, n_params in (
+        ("archguide", estimator, seconds, _trainable(estimator.network_)),
+        ("plain MLP 64-32", mlp, mlp_seconds, _trainable(mlp.model_)),
+    ):
+        predicted = model.predict(X_test)
+        rows[name] = {
+            "mse": float(mean_squared_error(y_test, predicted)),
+            "r2": float(r2_score(y_test, predicted)),
+            "parameters": n_params,
+            "seconds": fit_seconds,
+        }
+    print(f"\nTest rows ({len(X_test)}):")
+    print(f"  {'':18}{'MSE':>10}{'R2':>8}{'parameters':>12}{'seconds':>9}")
+    for name, row in rows.items():
+        print(f"  {name:18}{row['mse']:10.1f}{row['r2']:8.3f}{row['parameters']:12d}{row['seconds']:9.1f}")
+    weak = [f"noise_{i}" for i in range(3) if scores.weak[f"noise_{i}"]]
+    together = scores.group_of["bmi"] == scores.group_of["bmi_copy"]
+    print(
+        f"\nKnown truth: {len(weak)} of 3 noise columns flagged weak; bmi and bmi_copy "
+        f"{'scored as one group' if together else 'scored apart'}."
+    )
+    metrics = {f"test, {name}": {"mse": row["mse"], "r2": row["r2"]} for name, row in rows.items()}
+    save_run(
+        estimator, out, X=X_train, y=y_train, config=config, target="disease progression", fit_seconds=seconds,
+        data_path="diabetes (scikit-learn) + bmi_copy + noise_0..noise_2", overwrite=overwrite, metrics=metrics,
+    )  # fmt: skip
+    print(f"Report: {out / 'report.html'} (and report.md)")
+    return 0
+
+
+def _trainable(model) -> int:
+    import numpy as np
+
+    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
+def _run_report(args) -> int:
+    from archguide.report import write_report
+
+    paths = write_report(args.run)
+    print(f"report written to {paths[0]} and {paths[1]}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = _build_parser()
@@ -220,15 +437,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "predict":
             return _run_predict(args)
+        if args.command == "report":
+            return _run_report(args)
         config = load_config(args.config, args.overrides)
+        if args.command == "fit":
+            return _run_fit(args, config)
         if args.command == "demo":
-            if config["scoring"]["random_state"] is None:
-                config["scoring"]["random_state"] = 0  # the demo prints the same table every run
-            X, y, description = demo_data()
-            print(f"archguide demo: scoring the features of {description}.\n")
-        else:
-            frame = _read_table(args.data, config["data"]["sep"])
-            X, y = _split_target(frame, args.target or config["data"]["target"])
+            return _run_demo(args, config)
+        frame = _read_table(args.data, config["data"]["sep"])
+        X, y = _split_target(frame, args.target or config["data"]["target"])
         return _run_scoring(X, y, config, args)
     except (ArchguideError, OSError) as exc:
         _fail(str(exc))

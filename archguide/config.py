@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -127,7 +128,12 @@ def _is_kind(value: Any, kind: str) -> bool:
     return value == kind  # a literal
 
 
+_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
 def _check_value(path: str, value: Any, kinds: tuple[str, ...]) -> Any:
+    if isinstance(value, str) and "float" in kinds and "str" not in kinds and _NUMBER.match(value.strip()):
+        value = float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string; a number is meant
     if not any(_is_kind(value, k) for k in kinds):
         shown = "null" if value is None else f"{value!r} ({type(value).__name__})"
         raise ConfigError(f"Config key {path!r} must be {_describe(kinds)}. Received: {shown}.")

@@ -20,16 +20,37 @@ def csv_path(tmp_path, friedman):
     return path
 
 
-def test_demo_scores_the_builtin_table(capsys, tmp_path):
-    assert main(["demo", "--out", str(tmp_path / "s.json")]) == 0
-    out = capsys.readouterr().out
-    assert main(["demo"]) == 0
-    assert capsys.readouterr().out == out.replace(f"scores written to {tmp_path / 's.json'}\n", "")  # reproducible
-    assert "diabetes" in out and "bmi+bmi_copy" in out
-    scores = json.loads((tmp_path / "s.json").read_text())
-    weak = dict(zip(scores["features"], scores["weak"]))
-    assert all(weak[f"noise_{i}"] for i in range(3))
-    assert not weak["bmi"] and not weak["s5"]
+def test_demo_runs_the_main_job_and_writes_a_report(capsys, tmp_path):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--set", "training.epochs=15"]) == 0
+    text = capsys.readouterr().out
+    assert "diabetes" in text and "bmi+bmi_copy" in text
+    assert "Plan:" in text and "tier_1" in text
+    rows = [line.split() for line in text.splitlines() if line.startswith(("  archguide ", "  plain MLP"))]
+    assert [r[0] for r in rows] == ["archguide", "plain"] and all(float(r[-3]) < 1 for r in rows)  # R2 column
+    assert "Known truth: 3 of 3 noise columns flagged weak; bmi and bmi_copy scored as one group." in text
+    est = ag.load(out / "model.keras")
+    assert all(est.scores_.weak[f"noise_{i}"] for i in range(3))
+    assert not est.scores_.weak["bmi"] and not est.scores_.weak["s5"]
+    info = json.loads((out / "run.json").read_text())
+    assert set(info["metrics"]) == {"validation", "training", "test, archguide", "test, plain MLP 64-32"}
+    assert "test, plain MLP 64-32" in (out / "report.html").read_text()
+    # a second run replaces the previous demo and gives the same figures (seeded); only the seconds differ
+    (out / "model.keras").unlink()
+    assert main(["demo", "--out", str(out), "--set", "training.epochs=15"]) == 0
+    again = [line.split() for line in capsys.readouterr().out.splitlines()
+             if line.startswith(("  archguide ", "  plain MLP"))]  # fmt: skip
+    assert [r[:-1] for r in again] == [r[:-1] for r in rows]
+    assert (out / "model.keras").exists()
+
+
+def test_demo_does_not_replace_a_directory_that_is_not_a_demo(tmp_path, capsys):
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep")
+    assert main(["demo", "--out", str(out)]) == 1
+    assert "exists and is not empty" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["mine.txt"]
 
 
 def test_demo_data_has_the_known_extras():
@@ -78,7 +99,7 @@ def test_target_from_config_file(csv_path, tmp_path):
         (["score", "{csv}"], "No target column given"),
         (["score", "{missing}", "--target", "y"], "does not exist"),
         (["score", "{csv}", "--target", "price", "--set", "scoring.n_repeat=2"], "Allowed keys in scoring"),
-        (["demo", "--set", "scoring.n_repeats=0"], "n_repeats"),
+        (["demo", "--out", "{tmp}/demo", "--set", "scoring.n_repeats=0"], "n_repeats"),
         (["score", "{csv}", "--target", "price", "--set", "scoring.scoring=foo"], "scoring='foo'"),
         (
             ["score", "{csv}", "--target", "price", "--set", "scoring.random_state=abc"],

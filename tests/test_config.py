@@ -170,3 +170,14 @@ def test_every_key_has_a_default_of_its_own_type():
     for section, keys in default_config().items():
         for key, value in keys.items():
             _check_value(f"{section}.{key}", value, SCHEMA[section][key][1])
+
+
+def test_exponent_notation_is_a_number_where_a_number_is_expected(tmp_path):
+    # YAML 1.1 (PyYAML) reads 1e-4 without a dot as a string; a number key takes it as the number
+    config = load_config(None, ["training.learning_rate=1e-4", "planning.l1=5E-3"])
+    assert config["training"]["learning_rate"] == 1e-4 and config["planning"]["l1"] == 5e-3
+    path = tmp_path / "c.yaml"
+    path.write_text("training:\n  learning_rate: 3e-4\n")
+    assert load_config(path)["training"]["learning_rate"] == 3e-4
+    with pytest.raises(ConfigError, match="must be an integer"):  # integers stay strict
+        load_config(None, ["training.epochs=1e2"])
