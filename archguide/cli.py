@@ -59,26 +59,27 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def common(p: argparse.ArgumentParser) -> None:
+    def options(p: argparse.ArgumentParser, example: str, verbose: str) -> None:
         p.add_argument("--config", metavar="FILE", help="YAML file of options (see configs/)")
-        p.add_argument(
-            "--set",
-            dest="overrides",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="override one option, e.g. scoring.n_repeats=10 (repeatable)",
-        )
-        p.add_argument("--plot", metavar="FILE", help="also save a bar chart of the scores (.png, .pdf, .svg, ...)")
-        p.add_argument("--out", metavar="JSON", help="also save the scores as JSON")
-        p.add_argument("-v", "--verbose", action="store_true", help="say what is decided, show progress")
+        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help=f"override one option, e.g. {example} (repeatable)")  # fmt: skip
+        p.add_argument("-v", "--verbose", action="store_true", help=verbose)
 
-    predict = sub.add_parser("predict", help="predict with a saved model.keras (raw columns in, predictions out)")
-    predict.add_argument("model", help="a .keras file saved by an archguide estimator")
-    predict.add_argument("data", help="CSV or Parquet file (the model's columns, any order; extra ones ignored)")
-    predict.add_argument("--out", required=True, metavar="CSV", help="where to write the predictions")
-    predict.add_argument("--sep", default=",", help="CSV field separator of DATA (default ',')")
-    predict.add_argument("-v", "--verbose", action="store_true", help="show the traceback of an unexpected error")
+    demo = sub.add_parser(
+        "demo",
+        help="the main job on a built-in data set (no download): scores, plan, training with re-scoring, "
+        "a comparison with a plain MLP, and a report",
+    )
+    demo.add_argument("--out", default=DEMO_DIR, metavar="DIR",
+                      help=f"run directory (default ./{DEMO_DIR}; a previous demo there is replaced)")  # fmt: skip
+    options(demo, "training.epochs=50", "one line per epoch; tracebacks of errors")
+
+    score = sub.add_parser("score", help="score the features of a data file and print the table")
+    score.add_argument("data", help="CSV or Parquet file with a header row")
+    score.add_argument("--target", help="name of the target column (or data.target in the config)")
+    score.add_argument("--plot", metavar="FILE", help="also save a bar chart of the scores (.png, .pdf, .svg, ...)")
+    score.add_argument("--out", metavar="JSON", help="also save the scores as JSON")
+    options(score, "scoring.n_repeats=10", "say what is decided, show progress")
 
     fit = sub.add_parser(
         "fit", help="score, plan and train on a data file; write the model, scores, plan, history and a report"
@@ -87,34 +88,18 @@ def _build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--target", help="name of the target column (or data.target in the config)")
     fit.add_argument("--out", required=True, metavar="DIR", help="run directory to write (see archguide.report)")
     fit.add_argument("--overwrite", action="store_true", help="replace DIR if it exists and is not empty")
-    fit.add_argument("--config", metavar="FILE", help="YAML file of options (see configs/)")
-    fit.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override one option, e.g. training.epochs=50 (repeatable)")  # fmt: skip
-    fit.add_argument("-v", "--verbose", action="store_true", help="one line per epoch; tracebacks of errors")
+    options(fit, "training.epochs=50", "one line per epoch; tracebacks of errors")
+
+    predict = sub.add_parser("predict", help="predict with a saved model.keras (raw columns in, predictions out)")
+    predict.add_argument("model", help="a .keras file saved by an archguide estimator")
+    predict.add_argument("data", help="CSV or Parquet file (the model's columns, any order; extra ones ignored)")
+    predict.add_argument("--out", required=True, metavar="CSV", help="where to write the predictions")
+    predict.add_argument("--sep", default=",", help="CSV field separator of DATA (default ',')")
+    predict.add_argument("-v", "--verbose", action="store_true", help="show the traceback of an unexpected error")
 
     report = sub.add_parser("report", help="(re)build report.html and report.md of a run directory")
     report.add_argument("run", metavar="DIR", help="a run directory written by archguide fit")
     report.add_argument("-v", "--verbose", action="store_true", help="show the traceback of an unexpected error")
-
-    demo = sub.add_parser(
-        "demo",
-        help="the main job on a built-in data set (no download): scores, plan, training with re-scoring, "
-        "a comparison with a plain MLP, and a report",
-    )
-    demo.add_argument(
-        "--out",
-        default=DEMO_DIR,
-        metavar="DIR",
-        help=f"run directory for the report (default ./{DEMO_DIR}; a previous demo there is replaced)",
-    )
-    demo.add_argument("--config", metavar="FILE", help="YAML file of options (see configs/)")
-    demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                      help="override one option, e.g. training.epochs=50 (repeatable)")  # fmt: skip
-    demo.add_argument("-v", "--verbose", action="store_true", help="one line per epoch; tracebacks of errors")
-    score = sub.add_parser("score", help="score the features of a CSV file")
-    score.add_argument("data", help="CSV or Parquet file with a header row")
-    score.add_argument("--target", help="name of the target column (or data.target in the config)")
-    common(score)
     return parser
 
 

@@ -207,7 +207,7 @@ def plot_history(source, *, rescoring_history=None, strengths_history=None, top:
             imp_ax.plot(rescored["epoch"], rescored[feature], label=str(feature))
         imp_ax.set_xlabel("epoch")
         imp_ax.set_title(f"Network importance (top {min(top, len(features))}, smoothed)", fontsize=10)
-        imp_ax.legend(fontsize=7, loc="upper left")
+        imp_ax.legend(fontsize=7, loc="best", framealpha=0.6)
     if _has_epochs(strengths):
         l1_ax = axes[-1]
         features = [c for c in strengths.columns if c != "epoch"]
@@ -218,6 +218,6 @@ def plot_history(source, *, rescoring_history=None, strengths_history=None, top:
         l1_ax.set_yscale("log")
         l1_ax.set_xlabel("epoch")
         l1_ax.set_title("L1 strength (same features)", fontsize=10)
-        l1_ax.legend(fontsize=7, loc="upper left")
+        l1_ax.legend(fontsize=7, loc="best", framealpha=0.6)
     fig.tight_layout()
     return fig

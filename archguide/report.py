@@ -314,7 +314,7 @@ def _fmt(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else ""
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return "" if value != value else f"{value:.4g}"  # NaN: a metric this row does not have
     return str(value)
 
 
@@ -385,6 +385,11 @@ def _tables(run: Run) -> dict[str, pd.DataFrame]:
         frame = flagged[["held_out", "training"]].rename(
             columns={"held_out": "importance on held-out rows", "training": "importance on training rows"}
         )
+        weak = run.scores.weak
+        groups = run.scores.groups
+        frame["forest proxy"] = [
+            ("weak" if all(weak[f] for f in groups[c]) else "important") if c in groups else "" for c in frame.index
+        ]
         tables["sensitive"] = frame.map(_fmt).reset_index()
     return tables
 
@@ -399,7 +404,7 @@ def _summary(run: Run) -> str:
     return (
         f"{info.get('estimator', 'archguide')} on {data.get('rows', '?')} rows x {data.get('columns', '?')} columns "
         f"({info.get('task', scores.task)}). Most important: {', '.join(top)}; "
-        f"{len(weak_groups)} of {len(scores.groups)} columns indistinguishable from noise. "
+        f"{len(weak_groups)} of {len(scores.groups)} feature groups indistinguishable from noise. "
         f"The network has {len(plan.branches)} branches ({plan.total_units} first-layer units, "
         f"{info.get('n_params', plan.n_params())} parameters), trained {info.get('n_epochs', '?')} epochs, "
         f"the weights of epoch {info.get('best_epoch', '?')} kept. Validation: {shown}."
@@ -421,7 +426,9 @@ _TEXT = {
     "trajectories": "Where the network's own importance (held-out rows) moved the penalties, from the first "
     "re-scoring to the best epoch (whose weights and strengths were kept): the 20 features it ranks highest there.",
     "sensitive": "Columns the network leans on for its training rows but not for held-out ones: sensitive "
-    "is not important. Such a column is what the network overfits; consider dropping it.",
+    "is not important, the network fits noise through them. Where the forest proxy calls the column weak too, "
+    "consider dropping it; where the proxy finds it important, the network has not learned its effect in a way "
+    "that carries to new rows (more rows, a stronger penalty or more dropout may help).",
 }
 
 

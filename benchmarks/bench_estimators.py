@@ -16,6 +16,9 @@ Usage:
     python benchmarks/bench_estimators.py            # the table (about 3 minutes on 2 cores)
     python benchmarks/bench_estimators.py --study    # the defaults study (about 15 minutes): variants
     python benchmarks/bench_estimators.py --proxy    # the scoring proxy's effect downstream (about 7 minutes)
+    python benchmarks/bench_estimators.py --configs [small wide classification]
+                                                     # configs/<kind>.yaml against the defaults and the
+                                                     # variants tried for it, on data of its kind
 """
 
 from __future__ import annotations
@@ -242,12 +245,110 @@ def proxy_study(seeds=(0, 1, 2, 3, 4, 5)):
     print(pd.DataFrame(rows).set_index("proxy").T.to_string())
 
 
+def friedman_wide(seed):
+    X, y = make_friedman1(n_samples=1000, n_features=200, noise=1.0, random_state=seed)
+    return X, y, "regression"
+
+
+def classification_wide(seed):
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=1000, n_features=200, n_informative=6, n_redundant=0,
+                               n_clusters_per_class=2, class_sep=1.0, random_state=seed)  # fmt: skip
+    return X, y, "classification"
+
+
+def classification_mid(seed):
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=2000, n_features=30, n_informative=6, n_redundant=4, n_classes=3,
+                               random_state=seed)  # fmt: skip
+    return X, y, "classification"
+
+
+def friedman_small(seed):
+    X, y = make_friedman1(n_samples=300, n_features=20, noise=1.0, random_state=seed)
+    return X, y, "regression"
+
+
+#: Per config kind: the data of its kind and the variants tried (config overrides).
+CONFIG_STUDY = {
+    "small": {
+        "data": {
+            "Friedman #1, 300 rows x 20 (MSE)": friedman_small,
+            "diabetes + 10 noise (MSE)": diabetes_noise,
+            "wine + 10 noise (acc)": wine_noise,
+        },
+        "variants": {
+            "refit": {"training": {"refit": True}},
+            "weak=drop": {"planning": {"weak": "drop"}},
+            "64 units, 10 repeats": {"planning": {"total_units": 64}, "scoring": {"n_repeats": 10}},
+        },
+    },
+    "wide": {
+        "data": {
+            "Friedman #1, 1000 rows x 200 (MSE)": friedman_wide,
+            "make_classification 1000 x 200, 6 informative (acc)": classification_wide,
+        },
+        "variants": {
+            "weak=drop": {"planning": {"weak": "drop"}},
+            "l1_power=2": {"planning": {"l1_power": 2.0}},
+            "weak=drop, 64 units": {"planning": {"weak": "drop", "total_units": 64}},
+        },
+    },
+    "classification": {
+        "data": {
+            "wine + 10 noise (acc)": wine_noise,
+            "breast cancer (acc)": breast_cancer,
+            "make_classification 2000 x 30, 3 classes (acc)": classification_mid,
+        },
+        "variants": {
+            "patience 30, lr_patience 10": {"training": {"patience": 30, "lr_patience": 10}},
+            "batch 32": {"training": {"batch_size": 32}},
+            "refit": {"training": {"refit": True}},
+        },
+    },
+}
+
+
+def config_study(kinds, seeds=(0, 1, 2)):
+    """Each kind's data: the defaults, each variant tried, and configs/<kind>.yaml if it exists."""
+    from pathlib import Path
+
+    from archguide.config import estimator_params, load_config, validate
+
+    for kind in kinds:
+        entry = CONFIG_STUDY[kind]
+        variants = {"defaults": {}, **entry["variants"]}
+        path = Path(__file__).resolve().parent.parent / "configs" / f"{kind}.yaml"
+        if path.exists():
+            variants[f"configs/{kind}.yaml"] = load_config(path)
+        rows = []
+        for name, overrides in variants.items():
+            params = estimator_params(validate(overrides))
+            params = {k: v for k, v in params.items() if k != "random_state"}  # the seed is the study's
+            line = {"variant": name}
+            for label, data in entry["data"].items():
+                metrics, seconds, _ = evaluate(data, "archguide", seeds=seeds, **params)
+                line[label] = f"{metrics.mean():.3f} ± {metrics.std():.3f}"
+                line[label.split(" (")[0] + " s"] = f"{seconds.mean():.1f}"
+            rows.append(line)
+            print(pd.DataFrame([line]).to_string(index=False), flush=True)
+        print()
+        print(f"Config study: {kind}, seeds {list(seeds)} (mean ± spread over seeds; fit seconds)")
+        print(pd.DataFrame(rows).set_index("variant").T.to_string())
+        print()
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--study", nargs="*", metavar="VARIANT", help=f"variants among {list(STUDY)} (default: all)")
     parser.add_argument("--proxy", action="store_true", help="the scoring proxy's effect on the fitted network")
+    parser.add_argument("--configs", nargs="*", metavar="KIND", help=f"config kinds among {list(CONFIG_STUDY)}")
     args = parser.parse_args()
-    if args.proxy:
+    if args.configs is not None:
+        config_study(args.configs or list(CONFIG_STUDY))
+    elif args.proxy:
         proxy_study()
     elif args.study is not None:
         study(args.study or list(STUDY))

@@ -181,3 +181,24 @@ def test_exponent_notation_is_a_number_where_a_number_is_expected(tmp_path):
     assert load_config(path)["training"]["learning_rate"] == 3e-4
     with pytest.raises(ConfigError, match="must be an integer"):  # integers stay strict
         load_config(None, ["training.epochs=1e2"])
+
+
+@pytest.mark.parametrize("name", ["default", "small", "wide", "classification"])
+def test_the_configs_for_fit_make_an_estimator(name):
+    """archguide fit takes these files as they are (exact.yaml is for archguide score)."""
+    import numpy as np
+
+    from archguide.cli import _estimator_for
+
+    config = load_config(CONFIGS / f"{name}.yaml")
+    labels = np.arange(100) % 3
+    estimator = _estimator_for(config, labels)
+    expected = "ImportanceGuidedClassifier" if name == "classification" else "ImportanceGuidedRegressor"
+    if name != "classification":  # three whole numbers: auto reads them as classes too
+        assert type(estimator).__name__ == "ImportanceGuidedClassifier"
+        estimator = _estimator_for(config, labels + np.linspace(0, 0.5, 100))
+    assert type(estimator).__name__ == expected
+    assert estimator.get_params()["weak"] == ("drop" if name in ("small", "wide") else "penalize")
+    estimator._check_params()
+    with pytest.raises(ConfigError, match="scoring.random_state is an option of archguide score only"):
+        _estimator_for(load_config(CONFIGS / "exact.yaml"), labels)

@@ -75,11 +75,14 @@ def test_flagged_columns_are_listed_as_sensitive_but_not_important(run_dir, tmp_
     shutil.copytree(out, copy)
     sensitivity = pd.read_csv(copy / "sensitivity.csv")
     sensitivity.loc[sensitivity["column"] == "n2", ["held_out", "training", "flagged"]] = [0.0, 0.2, True]
+    sensitivity.loc[sensitivity["column"] == "a", ["held_out", "training", "flagged"]] = [0.01, 0.5, True]
     sensitivity.to_csv(copy / "sensitivity.csv", index=False)
     write_report(copy)
     text = (copy / "report.md").read_text()
     section = text.split("## Sensitive but not important")[1]
-    assert "| n2 | 0 | 0.2 |" in section and "None was flagged" not in section
+    assert est.scores_.weak["n2"] and not est.scores_.weak["a"]
+    assert "| n2 | 0 | 0.2 | weak |" in section and "| a | 0.01 | 0.5 | important |" in section
+    assert "None was flagged" not in section
 
 
 def test_a_run_without_rescoring_has_no_trajectory_section(run_dir, tmp_path):
