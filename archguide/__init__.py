@@ -45,6 +45,7 @@ __all__ = [
     "FeatureScores",
     "ImportanceGuidedClassifier",
     "ImportanceGuidedRegressor",
+    "ImportanceHyperModel",
     "ImportanceRescoring",
     "NotFittedError",
     "TrainingError",
@@ -64,3 +65,12 @@ __all__ = [
 ]
 
 del keras
+
+
+def __getattr__(name: str):
+    # KerasTuner is imported on first use: ``import archguide`` does not pay for it.
+    if name == "ImportanceHyperModel":
+        from archguide.tuning import ImportanceHyperModel
+
+        return ImportanceHyperModel
+    raise AttributeError(f"module 'archguide' has no attribute {name!r}")
