@@ -19,6 +19,11 @@ Commands:
   refused before any work unless ``--overwrite``; the run is written to a
   temporary directory beside it and moved into place at the end, so a failed
   fit leaves the old one as it was.
+- ``archguide tune data.csv --target y --max-trials 20 --out runs/b``: search
+  the planning and training options with KerasTuner (the ``tuning`` section:
+  tuner, folds, search space), refit the best on all rows and write the same
+  run directory as ``fit``, plus ``tuning.csv`` (one row per trial) and an
+  "Architecture search" section in the report.
 - ``archguide predict model.keras data.csv --out preds.csv``: predictions of a
   saved estimator, from the model's columns in any order (other columns, such
   as the target or an id, are ignored; a missing one is an error). For a
@@ -89,6 +94,18 @@ def _build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--out", required=True, metavar="DIR", help="run directory to write (see archguide.report)")
     fit.add_argument("--overwrite", action="store_true", help="replace DIR if it exists and is not empty")
     options(fit, "training.epochs=50", "one line per epoch; tracebacks of errors")
+
+    tune = sub.add_parser(
+        "tune",
+        help="search importance-guided architectures with KerasTuner, refit the best; write a run directory "
+        "as fit does, with every trial in tuning.csv",
+    )
+    tune.add_argument("data", help="CSV or Parquet file with the features and the target")
+    tune.add_argument("--target", help="name of the target column (or data.target in the config)")
+    tune.add_argument("--max-trials", type=int, metavar="N", help="trials to run (or tuning.max_trials, default 20)")
+    tune.add_argument("--out", required=True, metavar="DIR", help="run directory to write (see archguide.report)")
+    tune.add_argument("--overwrite", action="store_true", help="replace DIR if it exists and is not empty")
+    options(tune, "tuning.tuner=random", "KerasTuner's progress and one line per epoch; tracebacks of errors")
 
     predict = sub.add_parser("predict", help="predict with a saved model.keras (raw columns in, predictions out)")
     predict.add_argument("model", help="a .keras file saved by an archguide estimator")
@@ -278,23 +295,53 @@ def _estimator_for(config, y):
     return cls(**estimator_params(config))
 
 
-def _run_fit(args, config) -> int:
+def _run_fit(args, config, *, tune: bool = False) -> int:
     import time
 
+    from archguide.exceptions import ConfigError
     from archguide.report import check_run_directory, save_run
 
-    check_run_directory(args.out, overwrite=args.overwrite)  # before the work, not after
+    if tune and args.max_trials is not None:
+        config["tuning"]["max_trials"] = args.max_trials
+    if config["tuning"]["max_trials"] < 1:
+        raise ConfigError(f"--max-trials must be a positive integer. Received: {config['tuning']['max_trials']}")
+    role = None
+    if tune:
+        from archguide.tuning import distributed_role
+
+        role = distributed_role()
+    if role in (None, "chief"):  # a distributed search's workers write nothing
+        check_run_directory(args.out, overwrite=args.overwrite)  # before the work, not after
     frame = _read_table(args.data, config["data"]["sep"])
     target = args.target or config["data"]["target"]
     X, y = _split_target(frame, target)
     estimator = _estimator_for(config, y)
-    estimator.set_params(verbose=2 if args.verbose else 1)
-    print(f"archguide fit: {type(estimator).__name__} on {len(X)} rows x {X.shape[1]} columns of {args.data}")
+    command = "tune" if tune else "fit"
+    print(f"archguide {command}: {type(estimator).__name__} on {len(X)} rows x {X.shape[1]} columns of {args.data}")
     start = time.perf_counter()
-    estimator.fit(X, y)
+    if tune:
+        tuning = config["tuning"]
+        print(f"searching: {tuning['max_trials']} trials ({tuning['tuner']}), then the best is refitted on all rows")
+        estimator.set_params(verbose=1 if args.verbose else 0)
+        if role is not None:
+            print(f"distributed search: this process is {role!r} (chief at {_oracle_address()})")
+        estimator = estimator.tune(
+            X, y, max_trials=tuning["max_trials"], tuner=tuning["tuner"], cv=tuning["cv"],
+            search_space=tuning["search_space"],
+        )  # fmt: skip
+        if estimator is None:
+            print(f"worker {role}: done in {time.perf_counter() - start:.1f} s; the chief writes the run")
+            return 0
+    else:
+        estimator.set_params(verbose=2 if args.verbose else 1)
+        estimator.fit(X, y)
     seconds = time.perf_counter() - start
     estimator.set_params(verbose=0)
     config = {**config, "data": {**config["data"], "target": target}}
+    if tune:  # the run's config is the one that refits it: the best trial's values
+        from archguide.config import with_estimator_params
+
+        config = with_estimator_params(config, estimator.get_params())
     save_run(
         estimator, args.out, X=X, y=y, config=config, data_path=args.data, target=target, fit_seconds=seconds,
         overwrite=args.overwrite,
@@ -304,13 +351,23 @@ def _run_fit(args, config) -> int:
     info = json.loads((Path(args.out) / "run.json").read_text(encoding="utf-8"))
     weak = [g for g, members in estimator.scores_.groups.items() if all(estimator.scores_.weak[f] for f in members)]
     metrics = ", ".join(f"{k} {v:.4g}" for k, v in info["metrics"]["validation"].items())
+    if tune:
+        results = estimator.tuning_results_
+        done = int((results["status"] == "COMPLETED").sum())
+        print(f"{done} of {len(results)} trials completed; best score {results['score'].iloc[0]:.4g}")
     print(
-        f"fitted in {seconds:.1f} s: {len(estimator.plan_.branches)} branches, {info['n_params']} parameters, "
-        f"{len(weak)} of {len(estimator.scores_.groups)} columns weak; epoch {estimator.best_epoch_} of "
-        f"{estimator.n_epochs_} kept; validation {metrics}"
+        f"{'tuned and fitted' if tune else 'fitted'} in {seconds:.1f} s: {len(estimator.plan_.branches)} branches, "
+        f"{info['n_params']} parameters, {len(weak)} of {len(estimator.scores_.groups)} columns weak; epoch "
+        f"{estimator.best_epoch_} of {estimator.n_epochs_} kept; validation {metrics}"
     )
     print(f"run written to {args.out} (open {Path(args.out) / 'report.html'})")
     return 0
+
+
+def _oracle_address() -> str:
+    import os
+
+    return f"{os.environ.get('KERASTUNER_ORACLE_IP')}:{os.environ.get('KERASTUNER_ORACLE_PORT')}"
 
 
 def _run_demo(args, config) -> int:
@@ -425,8 +482,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "report":
             return _run_report(args)
         config = load_config(args.config, args.overrides)
-        if args.command == "fit":
-            return _run_fit(args, config)
+        if args.command in ("fit", "tune"):
+            return _run_fit(args, config, tune=args.command == "tune")
         if args.command == "demo":
             return _run_demo(args, config)
         frame = _read_table(args.data, config["data"]["sep"])

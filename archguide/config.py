@@ -6,7 +6,8 @@ A configuration is a nested dict of sections:
 - ``scoring``: the options of :func:`~archguide.scoring.score_features`;
 - ``planning``: how the estimators plan the network (``total_units``, ``weak``, ...);
 - ``training``: how they train it (``epochs``, ``batch_size``, ...);
-- ``rescoring``: how they re-score while training (``method``, ``every_n_epochs``).
+- ``rescoring``: how they re-score while training (``method``, ``every_n_epochs``);
+- ``tuning``: how ``archguide tune`` searches (``max_trials``, ``tuner``, ``cv``, ``search_space``).
 
 Each key has a type (``SCHEMA``). A YAML file or a ``--set section.key=value``
 override may change any key; an unknown key is a
@@ -30,7 +31,15 @@ import yaml
 
 from archguide.exceptions import ConfigError
 
-__all__ = ["SCHEMA", "default_config", "load_config", "apply_override", "estimator_params", "validate"]
+__all__ = [
+    "SCHEMA",
+    "apply_override",
+    "default_config",
+    "estimator_params",
+    "load_config",
+    "validate",
+    "with_estimator_params",
+]
 
 # Kinds a key accepts. Any other string in a key's kinds is a literal value it accepts.
 _KIND_NAMES = {
@@ -91,6 +100,12 @@ SCHEMA: dict[str, dict[str, tuple[Any, tuple[str, ...]]]] = {
     "rescoring": {
         "method": ("gradient", ("str", "null")),
         "every_n_epochs": (1, ("int",)),
+    },
+    "tuning": {
+        "max_trials": (20, ("int",)),
+        "tuner": ("bayesian", ("bayesian", "random", "hyperband")),
+        "cv": (None, ("int", "null")),
+        "search_space": (None, ("mapping", "null")),
     },
 }
 
@@ -241,3 +256,26 @@ def estimator_params(config: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(params.get("head_units"), list):
         params["head_units"] = tuple(params["head_units"])
     return params
+
+
+def with_estimator_params(config: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``config`` whose estimator keys (see :func:`estimator_params`) hold ``params``' values.
+
+    NumPy scalars become Python numbers and tuples lists, so that the result writes as plain YAML.
+    """
+
+    def plain(value):
+        if isinstance(value, tuple):
+            return [plain(v) for v in value]
+        return value.item() if hasattr(value, "item") else value
+
+    config = copy.deepcopy(dict(config))
+    for section in ("planning", "training", "rescoring"):
+        for key in config[section]:
+            name = _ESTIMATOR_NAMES.get((section, key), key)
+            if name in params:
+                config[section][key] = plain(params[name])
+    for key in _ESTIMATOR_SCORING:
+        if key in params:
+            config["scoring"][key] = plain(params[key])
+    return config

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.exceptions import DataConversionWarning
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
+from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils.multiclass import type_of_target
 
@@ -278,41 +278,8 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         self._check_params()
         for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("_")]:
             delattr(self, name)  # a failed refit must not leave a half-updated estimator
-        table = as_table(X)
-        if table.n_rows < MIN_ROWS:
-            raise DataError(
-                f"{type(self).__name__} needs at least {MIN_ROWS} rows (to score, train and validate). "
-                f"Received {table.n_rows} sample{'s' if table.n_rows != 1 else ''}."
-            )
-        if y is None:
-            raise DataError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
-        shape = getattr(y, "shape", ())
-        if len(shape) == 2 and shape[1] == 1 and not isinstance(y, pd.DataFrame):
-            warnings.warn(
-                "A column-vector y was passed when a 1d array was expected. Please change the shape of y to "
-                "(n_samples,), for example using ravel().",
-                DataConversionWarning,
-                stacklevel=2,
-            )
-        task, y_score, y_net = self._target(y, table.n_rows)
-        rng = check_seed(self.random_state)
-        split_seed, score_seed, model_seed, rescoring_seed = (int(s) for s in rng.randint(2**31 - 1, size=4))
-
-        encoding = ColumnEncoding.fit(table)
-        raw = encoding.raw_inputs(table)
-        X_enc = encoding.encode(raw)
-        self._say(f"{table.n_features} columns -> {X_enc.shape[1]} features; scoring")
-
-        rows, test_size = self._scoring_rows(y_score, task)
-        scores = score_features(
-            frame_of(X_enc if rows is None else X_enc[rows], encoding.features),
-            y_score if rows is None else y_score[rows],
-            task=task if task == "regression" else "classification",
-            groups=self._feature_groups(encoding, X_enc),
-            n_repeats=self.n_repeats,
-            test_size=test_size,
-            random_state=score_seed,
-        )
+        table, task, y_score, y_net, seeds, encoding, X_enc, scores = self._prepare(X, y)
+        split_seed, _, model_seed, rescoring_seed = seeds
         plan = plan_architecture(
             scores,
             total_units=self.total_units,
@@ -352,6 +319,195 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.model_ = self._assemble(encoding, network, task)
         return self
+
+    def tune(
+        self,
+        X,
+        y,
+        *,
+        max_trials: int = 20,
+        tuner: str = "bayesian",
+        cv=None,
+        search_space: Mapping[str, Any] | None = None,
+        directory: str | Path | None = None,
+        project_name: str = "archguide",
+        overwrite: bool = False,
+        worker_timeout: float = 3600.0,
+        timeout: float | None = None,
+    ):
+        """Search importance-guided architectures with KerasTuner; return an estimator fitted with the best.
+
+        The features are encoded and scored once, as ``fit`` does, and
+        :class:`~archguide.tuning.ImportanceHyperModel` searches the plan's and the
+        training's options over them: ``max_trials`` trials, each trained on ``fit``'s
+        training rows and scored by its best penalty-free validation loss (or, with
+        ``cv``, by the mean over folds of all rows). Every trial uses this estimator's
+        ``epochs``, ``batch_size``, ``patience`` and ``lr_patience``. The best trial's
+        values are set on a clone of this estimator, which is fitted on all of ``X`` and
+        returned; this estimator is left as it was. With an integer ``random_state``
+        the returned estimator's scores and plan are those the search used.
+
+        Args:
+            X, y: As in ``fit``.
+            max_trials: Trials to run.
+            tuner: ``"bayesian"`` (``keras_tuner.BayesianOptimization``), ``"random"``
+                or ``"hyperband"`` (``max_epochs`` = this estimator's ``epochs``; Hyperband
+                sets its own number of trials from it and ignores ``max_trials``).
+            cv: Folds per trial, or a scikit-learn splitter (see ``ImportanceHyperModel``).
+            search_space: Bounds that replace ``ImportanceHyperModel``'s defaults, for
+                example ``{"depth": (1, 2), "weak": ["drop"]}``. The allocation exponent
+                ``alpha`` is not an estimator parameter and stays at 1.
+            directory: Where KerasTuner keeps its trials (to resume a search, or to inspect
+                it); None: a temporary directory, removed at the end.
+            project_name: The search's name inside ``directory``.
+            overwrite: Start over in an existing ``directory``/``project_name`` instead of
+                resuming it. In a distributed search only the chief does; workers never
+                delete the project directory.
+            worker_timeout, timeout: Bounds of the chief's waits in a distributed search
+                (see :func:`~archguide.tuning.serve_chief`), in seconds.
+
+        Distributed search: KerasTuner's own chief/worker mode. Run the same call in
+        every process, with the same data and an integer ``random_state``, and
+        ``KERASTUNER_ORACLE_IP``, ``KERASTUNER_ORACLE_PORT`` and ``KERASTUNER_TUNER_ID``
+        (``chief`` in one process, ``tuner0``, ``tuner1``, ... in the others) set. The
+        chief serves the search to the workers (training nothing), waits for them
+        (bounded: ``worker_timeout``, ``timeout``), then refits the best and returns
+        it; a worker runs the trials the chief hands out and returns None.
+
+        Returns:
+            A new fitted estimator with the best trial's parameters; its
+            ``tuning_results_`` is a DataFrame of the trials (one row each: the values
+            tried, ``score`` and ``status``), best first. None on a distributed
+            search's worker.
+
+        Raises:
+            DataError, ConfigError: as ``fit``; a search-space bound that is malformed,
+                inverted or empty; a ``search_space`` key that is not searched.
+        """
+        import tempfile
+
+        import keras_tuner
+
+        from archguide.tuning import DEFAULTS, ImportanceHyperModel, distributed_role, serve_chief
+
+        self._check_params()
+        role = distributed_role()
+        check_int("max_trials", max_trials)
+        check_choice("tuner", tuner, tuple(_TUNERS))
+        space = dict(search_space or {})
+        unknown = sorted(set(space) - (set(DEFAULTS) - {"alpha"}))
+        if unknown:
+            raise ConfigError(
+                f"Received unknown search_space keys {unknown}; searchable: {sorted(set(DEFAULTS) - {'alpha'})}."
+            )
+        work = clone(self)
+        table, task, y_score, y_net, seeds, _, X_enc, scores = work._prepare(X, y)
+        split_seed, _, model_seed, rescoring_seed = seeds
+        hypermodel = ImportanceHyperModel(
+            scores,
+            task=task,
+            n_outputs=work._n_outputs(task),
+            alpha=(1.0, 1.0),
+            head_units=self.head_units,
+            patience=self.patience,
+            lr_patience=self.lr_patience,
+            cv=cv,
+            seed=model_seed,
+            **space,
+        )
+        if cv is None:
+            train, val = self._split(y_score, task, table.n_rows, split_seed)
+            data = {"x": X_enc[train], "y": y_net[train], "validation_data": (X_enc[val], y_net[val])}
+        else:
+            data = {"x": X_enc, "y": y_net}
+        with tempfile.TemporaryDirectory(prefix="archguide-tune-") as scratch:
+            kwargs = {"max_epochs": self.epochs} if tuner == "hyperband" else {"max_trials": max_trials}
+            search = getattr(keras_tuner, _TUNERS[tuner])(
+                hypermodel,
+                objective=hypermodel.objective,
+                directory=str(directory) if directory is not None else scratch,
+                project_name=project_name,
+                overwrite=overwrite and role in (None, "chief"),  # a worker must not delete the chief's files
+                seed=rescoring_seed % (2**31 - 1),
+                **kwargs,
+            )
+            if role == "chief":
+                serve_chief(search, worker_timeout=worker_timeout, timeout=timeout)
+            else:
+                ran = []
+                search.on_trial_end = _noting(search.on_trial_end, ran)
+                with warnings.catch_warnings():  # KerasTuner's best of a metric logged as NaN so far (importance_tau)
+                    warnings.filterwarnings("ignore", "All-NaN axis encountered", RuntimeWarning)
+                    # BayesianOptimization's Gaussian process fitted on a few noisy scores: expected, not actionable
+                    warnings.filterwarnings("ignore", category=ConvergenceWarning, module="sklearn.gaussian_process")
+                    search.search(**data, epochs=self.epochs, batch_size=self.batch_size, verbose=self.verbose)
+                if role is not None:
+                    self._say(f"worker {role} ran trials {', '.join(ran) or 'none'}")
+                    return None
+            completed = [
+                t
+                for t in search.oracle.trials.values()
+                if t.status == "COMPLETED" and t.score is not None and math.isfinite(t.score)
+            ]
+            if not completed:
+                raise TrainingError(
+                    f"The search completed no trial ({len(search.oracle.trials)} started); see KerasTuner's log "
+                    "above for the failures."
+                )
+            best = min(completed, key=lambda t: t.score)  # the objective (validation data loss) is minimised
+            values = hypermodel.hyperparameters(best.hyperparameters.copy())
+            results = _tuning_results(search, hypermodel)
+        params = {k: v for k, v in values.items() if k != "alpha"}
+        params["rescoring"] = None if params["rescoring"] == "none" else params["rescoring"]
+        estimator = clone(self).set_params(**params)
+        estimator.fit(X, y)
+        estimator.tuning_results_ = results
+        return estimator
+
+    def _prepare(self, X, y):
+        """Validate, encode and score: what ``fit`` and ``tune`` share (sets the target's attributes).
+
+        Returns:
+            ``(table, task, y_score, y_net, seeds, encoding, X_enc, scores)``; ``seeds`` are the
+            split, scoring, model and re-scoring seeds drawn from ``random_state``.
+        """
+        table = as_table(X)
+        if table.n_rows < MIN_ROWS:
+            raise DataError(
+                f"{type(self).__name__} needs at least {MIN_ROWS} rows (to score, train and validate). "
+                f"Received {table.n_rows} sample{'s' if table.n_rows != 1 else ''}."
+            )
+        if y is None:
+            raise DataError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
+        shape = getattr(y, "shape", ())
+        if len(shape) == 2 and shape[1] == 1 and not isinstance(y, pd.DataFrame):
+            warnings.warn(
+                "A column-vector y was passed when a 1d array was expected. Please change the shape of y to "
+                "(n_samples,), for example using ravel().",
+                DataConversionWarning,
+                stacklevel=3,
+            )
+        task, y_score, y_net = self._target(y, table.n_rows)
+        rng = check_seed(self.random_state)
+        split_seed, score_seed, model_seed, rescoring_seed = (int(s) for s in rng.randint(2**31 - 1, size=4))
+
+        encoding = ColumnEncoding.fit(table)
+        raw = encoding.raw_inputs(table)
+        X_enc = encoding.encode(raw)
+        self._say(f"{table.n_features} columns -> {X_enc.shape[1]} features; scoring")
+
+        rows, test_size = self._scoring_rows(y_score, task)
+        scores = score_features(
+            frame_of(X_enc if rows is None else X_enc[rows], encoding.features),
+            y_score if rows is None else y_score[rows],
+            task=task if task == "regression" else "classification",
+            groups=self._feature_groups(encoding, X_enc),
+            n_repeats=self.n_repeats,
+            test_size=test_size,
+            random_state=score_seed,
+        )
+        seeds = (split_seed, score_seed, model_seed, rescoring_seed)
+        return table, task, y_score, y_net, seeds, encoding, X_enc, scores
 
     def _say(self, message: str) -> None:
         if self.verbose:
@@ -631,6 +787,33 @@ class _ImportanceGuidedEstimator(BaseEstimator):
                 f"Received an invalid value for path, expected a name ending in '.keras'. Received: {path}"
             )
         atomic_write(path, lambda tmp: self.model_.save(tmp))
+
+
+def _noting(on_trial_end, ran: list):
+    """``on_trial_end`` that also notes each trial's id in ``ran``."""
+
+    def noted(trial):
+        ran.append(trial.trial_id)
+        return on_trial_end(trial)
+
+    return noted
+
+
+_TUNERS = {"bayesian": "BayesianOptimization", "random": "RandomSearch", "hyperband": "Hyperband"}
+
+
+def _tuning_results(search, hypermodel) -> pd.DataFrame:
+    """One row per trial (the estimator's parameters it tried, its score and status), best first."""
+    rows = []
+    for trial in search.oracle.trials.values():
+        values = hypermodel.hyperparameters(trial.hyperparameters.copy())
+        values.pop("alpha", None)
+        values["rescoring"] = None if values["rescoring"] == "none" else values["rescoring"]
+        rows.append({"trial": trial.trial_id, **values, "score": trial.score, "status": trial.status})
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    return table.sort_values("score", na_position="last", kind="stable").set_index("trial")
 
 
 def sensitive_not_important(held_out: pd.Series, training: pd.Series) -> pd.Series:

@@ -11,6 +11,7 @@ A *run directory* is what ``archguide fit`` writes (and :func:`save_run` from Py
     rescoring.csv      one row per re-scoring: the network's smoothed importance per feature
     strengths.csv      one row per re-scoring: the L1 strength per feature after it
     sensitivity.csv    per column: network importance on held-out and training rows, flagged
+    tuning.csv         after ``archguide tune``: one row per trial (the values tried, score, status)
     report.html        everything above for people: one file, images embedded
     report.md          the same in Markdown, images in figures/
     figures/           scores.png, plan.png, history.png
@@ -64,6 +65,7 @@ class Run:
     rescoring: pd.DataFrame
     strengths: pd.DataFrame
     sensitivity: pd.DataFrame
+    tuning: pd.DataFrame | None = None
 
 
 # ---------------------------------------------------------------------- writing a run
@@ -200,6 +202,8 @@ def save_run(
         estimator.rescoring_history_.to_csv(staging / "rescoring.csv", index=False)
         estimator.strengths_history_.to_csv(staging / "strengths.csv", index=False)
         estimator.sensitivity_.to_csv(staging / "sensitivity.csv", index_label="column")
+        if getattr(estimator, "tuning_results_", None) is not None:
+            estimator.tuning_results_.to_csv(staging / "tuning.csv")
         write_report(staging)
         _move_into_place(staging, directory)
     except BaseException:
@@ -282,6 +286,7 @@ def load_run(directory: str | Path) -> Run:
         rescoring=_csv(directory / "rescoring.csv"),
         strengths=_csv(directory / "strengths.csv"),
         sensitivity=sensitivity,
+        tuning=_csv(directory / "tuning.csv"),
     )
 
 
@@ -391,6 +396,11 @@ def _tables(run: Run) -> dict[str, pd.DataFrame]:
             ("weak" if all(weak[f] for f in groups[c]) else "important") if c in groups else "" for c in frame.index
         ]
         tables["sensitive"] = frame.map(_fmt).reset_index()
+    if run.tuning is not None and len(run.tuning):
+        top = run.tuning.head(10)
+        if "rescoring" in top:  # None (no re-scoring) is an empty cell in the CSV
+            top = top.fillna({"rescoring": "none"})
+        tables["tuning"] = top.map(_fmt)
     return tables
 
 
@@ -425,6 +435,10 @@ _TEXT = {
     "follow it.",
     "trajectories": "Where the network's own importance (held-out rows) moved the penalties, from the first "
     "re-scoring to the best epoch (whose weights and strengths were kept): the 20 features it ranks highest there.",
+    "tuning": "The search (archguide tune): each trial planned and trained a network with the values shown "
+    "and was scored by its best validation data loss (penalty-free; for the regressor, in standardised target "
+    "units), or its mean over folds; lower is better. The model above is the best trial's values refitted; the "
+    "ten best trials are shown, every trial is in tuning.csv.",
     "sensitive": "Columns the network leans on for its training rows but not for held-out ones: sensitive "
     "is not important, the network fits noise through them. Where the forest proxy calls the column weak too, "
     "consider dropping it; where the proxy finds it important, the network has not learned its effect in a way "
@@ -456,6 +470,9 @@ def _sections(run: Run, tables: Mapping[str, pd.DataFrame]) -> list[tuple[str, s
         flagged = len(tables["sensitive"])
         text = _TEXT["sensitive"] + ("" if flagged else " None was flagged.")
         sections.append(("Sensitive but not important", text, "sensitive" if flagged else None, None))
+    if "tuning" in tables:
+        n = len(run.tuning)
+        sections.append((f"Architecture search ({n} trials)", _TEXT["tuning"], "tuning", None))
     return sections
 
 

@@ -12,26 +12,38 @@ validation loss, so each trial re-scores while it trains. Use it with any KerasT
     tuner.search(X_train, y_train, validation_data=(X_val, y_val), epochs=200)
 
 KerasTuner clears the Keras session before each trial's build, so a long search does not grow.
+
+KerasTuner has no cross-validation for Keras models; ``ImportanceHyperModel(scores, cv=5)`` scores
+each trial by the mean over five folds of the best epoch's validation data loss (pass ``x`` and
+``y`` to ``search``, no ``validation_data``).
 """
 
 from __future__ import annotations
 
 import math
+import os
+import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import keras_tuner
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import KFold, StratifiedKFold
 
 from archguide._backend import import_keras
+from archguide._checks import check_choice, check_int
 from archguide.builder import DATA_LOSS_METRIC, build_model
 from archguide.callbacks import ImportanceRescoring
-from archguide.exceptions import ConfigError, DataError
+from archguide.exceptions import ArchguideWarning, ConfigError, DataError
 from archguide.network import METHODS
 from archguide.planning import GROUPINGS, WEAK_MODES, plan_architecture
+from archguide.schema import column_mismatch
 
 keras = import_keras()
 
-__all__ = ["OBJECTIVE", "ImportanceHyperModel"]
+__all__ = ["OBJECTIVE", "ImportanceHyperModel", "ObjectiveError", "distributed_role", "serve_chief"]
 
 #: The tuner objective the trials report: the validation loss without the L1 penalty.
 OBJECTIVE = keras_tuner.Objective("val_" + DATA_LOSS_METRIC, direction="min")
@@ -51,14 +63,18 @@ DEFAULTS = {
     "rescoring": "gradient",
     "rescoring_period": 1,
 }
+_TASKS = ("regression", "binary", "multiclass")
 _NO_RESCORING = "none"  # KerasTuner's Choice takes no None
 MIN_UNITS = 4  # plan_architecture's min_units
 
 
-def _range(name: str, bounds, default, *, low=None, positive=False, integer=False) -> tuple:
-    """Check one ``(min, max)`` bound pair: ordered, containing the default, in the allowed domain."""
+def _range(name: str, bounds, *, low=None, positive=False, integer=False) -> tuple:
+    """Check one ``(min, max)`` bound pair: two numbers, ordered, in the allowed domain.
+
+    A number written as text (YAML 1.1 reads ``1e-5`` as a string) is read as the number.
+    """
     try:
-        lo, hi = bounds
+        lo, hi = (_number_from_text(v) if not integer else v for v in bounds)
     except (TypeError, ValueError):
         raise ConfigError(f"Received an invalid value for {name}, expected (min, max). Received: {bounds!r}") from None
     numbers = (int,) if integer else (int, float)
@@ -71,6 +87,51 @@ def _range(name: str, bounds, default, *, low=None, positive=False, integer=Fals
         floor = "above 0" if positive else f"at least {low}"
         raise ConfigError(f"Received an invalid value for {name}, expected bounds {floor}. Received: {bounds!r}")
     return lo, hi
+
+
+def _number_from_text(value):
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+class ObjectiveError(ConfigError, keras_tuner.errors.FatalValueError):
+    """The tuner's objective is not among the metrics the trials report (stops the search at once).
+
+    A :class:`~archguide.exceptions.ConfigError`; also KerasTuner's ``FatalValueError``, so that the
+    tuner stops instead of retrying the same mistake trial after trial.
+    """
+
+
+class _CheckObjective(keras.callbacks.Callback):
+    """After the first epoch, stop the search if the tuner's objective is not in the logged metrics."""
+
+    def __init__(self, objective):
+        super().__init__()
+        self.objective = objective
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.objective is None or self.objective.has_value(logs or {}):
+            self.objective = None  # checked once: the same metrics come every epoch
+            return
+        wanted = [o.name for o in getattr(self.objective, "objectives", [self.objective])]
+        raise ObjectiveError(
+            f"The tuner's objective {', '.join(map(repr, wanted))} is not among the metrics the model reports: "
+            f"{sorted(logs or {})}. ImportanceHyperModel reports {OBJECTIVE.name!r} (the validation loss without "
+            "the L1 penalty): pass objective=hypermodel.objective to the tuner."
+        )
+
+
+def _tuner_objective(callbacks):
+    """The objective of the tuner running this trial: KerasTuner passes it in its checkpoint callback."""
+    for callback in callbacks:
+        objective = getattr(callback, "objective", None)
+        if isinstance(objective, keras_tuner.Objective) and hasattr(objective, "has_value"):
+            return objective
+    return None
 
 
 def _choices(name: str, values, allowed) -> list:
@@ -109,7 +170,17 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
         learning_rate: Range of Adam's learning rate (log scale).
         rescoring: Choices of the re-scoring method (``None`` for none).
         rescoring_period: Range of epochs between re-scorings.
+        head_units: Widths of the shared head, fixed (default: the plan's).
         patience: Epochs without improvement of the validation data loss before a trial stops.
+        lr_patience: Epochs without improvement before the learning rate is halved
+            (``ReduceLROnPlateau``, as the estimators do); None: a constant rate.
+        cv: None (``search`` is given ``validation_data``), a number of folds (at least 2;
+            stratified for classification) or a scikit-learn splitter such as
+            ``KFold(5, shuffle=True)``. With folds, each trial trains one network per fold from
+            scratch, each re-scored and stopped on its own held-out fold, and the trial's score
+            is the mean over folds of the best epoch's metrics. Hyperband's later rounds
+            then train each fold from scratch too (a warm start from one fold's weights would
+            have seen the other folds' held-out rows).
         seed: Seed of the weights' initialisers (None: Keras' global seed).
         name, tunable: As ``keras_tuner.HyperModel``.
 
@@ -118,7 +189,8 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
 
     Raises:
         ConfigError: a range that is malformed, inverted or outside its domain; a choice
-            that is empty or unknown.
+            that is empty or unknown; a bad ``task``, ``cv`` or patience.
+        DataError: ``scores`` are not :class:`~archguide.scoring.FeatureScores`.
     """
 
     objective = OBJECTIVE
@@ -141,7 +213,10 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
         learning_rate: Sequence[float] = (1e-4, 1e-2),
         rescoring: Sequence[str | None] = ("gradient", "permutation", None),
         rescoring_period: Sequence[int] = (1, 5),
+        head_units: Sequence[int] | None = None,
         patience: int = 20,
+        lr_patience: int | None = None,
+        cv=None,
         seed: int | None = None,
         name: str | None = None,
         tunable: bool = True,
@@ -151,17 +226,23 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
             raise DataError(
                 f"ImportanceHyperModel needs FeatureScores (from score_features). Received: {type(scores).__name__}"
             )
-        self.scores, self.task, self.n_outputs, self.patience, self.seed = scores, task, n_outputs, patience, seed
+        check_choice("task", task, _TASKS)
+        check_int("n_outputs", n_outputs, low=2 if task == "multiclass" else 1)
+        check_int("patience", patience, low=0)
+        check_int("lr_patience", lr_patience, allow_none=True)
+        self.scores, self.task, self.n_outputs, self.seed = scores, task, n_outputs, seed
+        self.patience, self.lr_patience, self.head_units = patience, lr_patience, head_units
+        self.cv = _check_cv(cv, task, seed)
         self.ranges = {
-            "total_units": _range("total_units", total_units, DEFAULTS["total_units"], low=1, integer=True),
-            "n_tiers": _range("n_tiers", n_tiers, DEFAULTS["n_tiers"], low=1, integer=True),
-            "depth": _range("depth", depth, DEFAULTS["depth"], low=1, integer=True),
-            "alpha": _range("alpha", alpha, DEFAULTS["alpha"], low=0.0),
-            "l1": _range("l1", l1, DEFAULTS["l1"], positive=True),
-            "l1_power": _range("l1_power", l1_power, DEFAULTS["l1_power"], low=0.0),
-            "dropout": _range("dropout", dropout, DEFAULTS["dropout"], low=0.0),
-            "learning_rate": _range("learning_rate", learning_rate, DEFAULTS["learning_rate"], positive=True),
-            "rescoring_period": _range("rescoring_period", rescoring_period, 1, low=1, integer=True),
+            "total_units": _range("total_units", total_units, low=1, integer=True),
+            "n_tiers": _range("n_tiers", n_tiers, low=1, integer=True),
+            "depth": _range("depth", depth, low=1, integer=True),
+            "alpha": _range("alpha", alpha, low=0.0),
+            "l1": _range("l1", l1, positive=True),
+            "l1_power": _range("l1_power", l1_power, low=0.0),
+            "dropout": _range("dropout", dropout, low=0.0),
+            "learning_rate": _range("learning_rate", learning_rate, positive=True),
+            "rescoring_period": _range("rescoring_period", rescoring_period, low=1, integer=True),
         }
         if self.ranges["dropout"][1] >= 1.0:
             raise ConfigError(f"Received an invalid value for dropout, expected rates below 1. Received: {dropout!r}")
@@ -191,7 +272,11 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
         return values[0] if len(values) == 1 else hp.Choice(name, values, default=values[0])
 
     def hyperparameters(self, hp) -> dict[str, Any]:
-        """Draw (or read) every option of one trial: a dict of the plan's and training's values."""
+        """Draw (or read) every option of one trial: a dict of the plan's and training's values.
+
+        The values are the ones the trial plans with: with ``grouping="groups"``, ``total_units``
+        is raised to 4 per feature group where the draw is below that.
+        """
         grouping = self._choice(hp, "grouping")
         values = {
             "total_units": self._number(hp, "total_units", log=True, integer=True),
@@ -209,17 +294,16 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
         values["rescoring_period"] = (
             self._number(hp, "rescoring_period", integer=True) if values["rescoring"] != _NO_RESCORING else 1
         )
+        if grouping == "groups":  # a branch per group needs at least MIN_UNITS units each
+            values["total_units"] = max(values["total_units"], MIN_UNITS * len(self.scores.groups))
         return values
 
     def build(self, hp):
         """Plan from the scores with this trial's options and build the (compiled) model."""
         v = self.hyperparameters(hp)
-        total_units = v["total_units"]
-        if v["grouping"] == "groups":  # a branch per group needs at least MIN_UNITS units each
-            total_units = max(total_units, MIN_UNITS * len(self.scores.groups))
         plan = plan_architecture(
             self.scores,
-            total_units=total_units,
+            total_units=v["total_units"],
             grouping=v["grouping"],
             n_tiers=v["n_tiers"],
             depth=v["depth"],
@@ -227,6 +311,7 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
             l1=v["l1"],
             l1_power=v["l1_power"],
             weak=v["weak"],
+            head_units=self.head_units,
         )
         return build_model(
             plan,
@@ -240,27 +325,75 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
     def fit(self, hp, model, *args, **kwargs):
         """``model.fit`` with re-scoring and early stopping on the penalty-free validation loss.
 
-        ``validation_data`` is required: the re-scoring and the stopping both read it.
+        Without ``cv``, ``validation_data`` is required (the re-scoring and the stopping read
+        it). With ``cv``, ``x`` and ``y`` are split into folds and ``validation_data`` must be
+        left out; the return value is then one ``History`` per fold (KerasTuner averages them).
+        A DataFrame ``x`` is matched to the scores' features by name (in any order); an array
+        must have one column per scored feature.
 
         Raises:
-            DataError: no ``validation_data``.
+            DataError: no ``validation_data`` (without ``cv``) or some (with it); ``x`` whose
+                features are not the scored ones.
+            ObjectiveError: the tuner's objective is not among the reported metrics.
         """
-        validation = kwargs.get("validation_data")
-        if validation is None:
-            raise DataError(
-                "ImportanceHyperModel.fit needs validation_data=(X_val, y_val): the re-scoring and the early "
-                "stopping read held-out rows (pass it to tuner.search)."
-            )
-        v = self.hyperparameters(hp)
+        args, kwargs = list(args), dict(kwargs)
+        x = args.pop(0) if args else kwargs.pop("x", None)
+        y = args.pop(0) if args else kwargs.pop("y", None)
+        if args:
+            raise DataError("ImportanceHyperModel.fit takes x and y by position; pass every other argument by name.")
+        x = self._features(x, "x")
+        validation = kwargs.pop("validation_data", None)
         callbacks = list(kwargs.pop("callbacks", None) or [])
+        objective = _tuner_objective(callbacks)
+        if self.cv is None:
+            if validation is None:
+                raise DataError(
+                    "ImportanceHyperModel.fit needs validation_data=(X_val, y_val): the re-scoring and the early "
+                    "stopping read held-out rows (pass it to tuner.search, or use cv=K)."
+                )
+            validation = tuple(validation)
+            validation = (self._features(validation[0], "validation_data"), *validation[1:])
+            return self._fit_one(hp, model, x, y, validation, callbacks, objective, kwargs)
+        if validation is not None:
+            raise DataError(
+                f"ImportanceHyperModel(cv={self.cv!r}) holds out its own folds: pass x and y to search "
+                "without validation_data."
+            )
+        if y is None:
+            raise DataError("ImportanceHyperModel.fit with cv needs y.")
+        y = np.asarray(y)
+        weights = kwargs.pop("sample_weight", None)
+        kwargs.pop("initial_epoch", None)  # Hyperband's later rounds: each fold starts from scratch
+        warm_started = "tuner/trial_id" in hp.values
+        stratify = y.reshape(len(y), -1).argmax(1) if self.task == "multiclass" and y.ndim == 2 else y
+        histories = []
+        for i, (train, val) in enumerate(self.cv.split(x, stratify if self.task != "regression" else None)):
+            fold_model = model if i == 0 and not warm_started else self.build(hp)
+            if weights is not None:
+                kwargs["sample_weight"] = np.asarray(weights)[train]
+            histories.append(
+                self._fit_one(hp, fold_model, x[train], y[train], (x[val], y[val]), callbacks, objective, kwargs)
+            )
+            del fold_model
+        return histories
+
+    def _fit_one(self, hp, model, x, y, validation, callbacks, objective, kwargs):
+        v = self.hyperparameters(hp)
+        callbacks = [_CheckObjective(objective), *callbacks]
         if v["rescoring"] != _NO_RESCORING:
             callbacks.append(
                 ImportanceRescoring(
-                    validation_data=tuple(validation)[:2],
+                    validation_data=validation[:2],
                     method=v["rescoring"],
                     every_n_epochs=v["rescoring_period"],
                     l1_power=v["l1_power"],
                     random_state=self.seed,
+                )
+            )
+        if self.lr_patience is not None:
+            callbacks.append(
+                keras.callbacks.ReduceLROnPlateau(
+                    monitor="val_" + DATA_LOSS_METRIC, mode="min", factor=0.5, patience=self.lr_patience, min_lr=1e-6
                 )
             )
         callbacks.append(
@@ -268,9 +401,204 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
                 monitor="val_" + DATA_LOSS_METRIC, mode="min", patience=self.patience, restore_best_weights=True
             )
         )
-        return model.fit(*args, callbacks=callbacks, **kwargs)
+        return model.fit(x, y, validation_data=validation, callbacks=callbacks, **kwargs)
+
+    def _features(self, x, argument: str):
+        """``x`` as the scored features: a DataFrame matched by name (any order), an array by width."""
+        features = list(self.scores.features)
+        if x is None:
+            raise DataError(f"ImportanceHyperModel.fit needs {argument}.")
+        if isinstance(x, pd.DataFrame):
+            columns = [str(c) for c in x.columns]
+            problems = column_mismatch(features, columns)
+            if problems:
+                raise DataError(
+                    f"{argument} has columns that are not the scored features: {problems}. Columns are matched by "
+                    "name, in any order."
+                )
+            x = x.iloc[:, [columns.index(f) for f in features]]
+            if not all(pd.api.types.is_numeric_dtype(t) or pd.api.types.is_bool_dtype(t) for t in x.dtypes):
+                raise DataError(
+                    f"{argument} has non-numeric columns; the network takes encoded numbers (the estimators' tune "
+                    "encodes raw columns)."
+                )
+            return x.to_numpy(dtype="float32")
+        if not hasattr(x, "shape"):
+            return x  # a tf.data.Dataset or a generator: Keras checks its shape
+        if len(x.shape) != 2 or x.shape[1] != len(features):
+            raise DataError(
+                f"{argument} has shape {tuple(x.shape)}, but the scores hold {len(features)} features: expected "
+                f"(n_samples, {len(features)})."
+            )
+        return x
+
+
+def _check_cv(cv, task: str, seed):
+    """A scikit-learn splitter from ``cv`` (None stays None)."""
+    if cv is None or (hasattr(cv, "split") and hasattr(cv, "get_n_splits")):
+        return cv
+    check_int("cv", cv, low=2, allow_none=True)
+    splitter = KFold if task == "regression" else StratifiedKFold
+    return splitter(n_splits=cv, shuffle=True, random_state=seed)
 
 
 def _ordered(values: list, default) -> list:
     """``values`` with the default first when it is one of them (an empty HyperParameters takes the first)."""
     return [default, *[v for v in values if v != default]] if default in values else values
+
+
+# ---------------------------------------------------------------------- distributed search
+
+
+def distributed_role() -> str | None:
+    """This process's part in KerasTuner's distributed search: ``"chief"``, a worker's tuner id, or None.
+
+    KerasTuner reads three environment variables: ``KERASTUNER_ORACLE_IP`` and
+    ``KERASTUNER_ORACLE_PORT`` (where the chief serves the oracle) and ``KERASTUNER_TUNER_ID``
+    (``chief`` for the chief, any other name, such as ``tuner0``, for a worker).
+
+    Raises:
+        ConfigError: the address is set without a port or a tuner id.
+    """
+    if "KERASTUNER_ORACLE_IP" not in os.environ:
+        return None
+    missing = [v for v in ("KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID") if not os.environ.get(v)]
+    if missing:
+        raise ConfigError(
+            f"KERASTUNER_ORACLE_IP is set but {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not: "
+            "a distributed search needs the chief's address, its port and each process's tuner id."
+        )
+    tuner_id = os.environ["KERASTUNER_TUNER_ID"]
+    return "chief" if "chief" in tuner_id else tuner_id
+
+
+def serve_chief(tuner, *, worker_timeout: float = 3600.0, timeout: float | None = None, poll: float = 1.0) -> int:
+    """Serve ``tuner``'s oracle to the workers until the search ends: the chief's ``search``, with bounded waits.
+
+    KerasTuner's chief (``tuner.search`` with ``KERASTUNER_TUNER_ID=chief``) waits for every
+    worker to finish, without limit: a worker that dies keeps its trial running, and the chief
+    waits forever. This is the same gRPC service, with two bounds. A worker not heard from for
+    ``worker_timeout`` seconds (workers report at every epoch's end, and ask for a trial after
+    each) is given up: its trial ends as ``FAILED`` and the chief no longer waits for it; if no
+    worker has asked for a trial within ``worker_timeout`` of the start, the chief returns. After
+    ``timeout`` seconds in all, every trial still running ends as ``FAILED`` and the chief
+    returns. Either is reported with an :class:`~archguide.exceptions.ArchguideWarning`.
+
+    Args:
+        tuner: A KerasTuner tuner built in the chief process (``KERASTUNER_TUNER_ID=chief``).
+        worker_timeout: Seconds of silence after which a worker is given up.
+        timeout: Seconds after which the search is ended (None: no limit).
+        poll: Seconds between checks.
+
+    Returns:
+        The number of workers given up.
+
+    Raises:
+        ConfigError: this process is not the chief.
+    """
+    if distributed_role() != "chief":
+        raise ConfigError(
+            "serve_chief runs in the chief process: set KERASTUNER_TUNER_ID=chief, KERASTUNER_ORACLE_IP and "
+            "KERASTUNER_ORACLE_PORT."
+        )
+    from concurrent import futures
+
+    import grpc
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute import oracle_chief
+
+    oracle = tuner.oracle
+    servicer = _watchful_servicer(oracle)
+    tuner.save()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
+    if not server.add_insecure_port(address):
+        raise ConfigError(f"The chief could not listen on {address} (KERASTUNER_ORACLE_IP, KERASTUNER_ORACLE_PORT).")
+    server.start()
+    start, given_up = time.monotonic(), []
+    try:
+        while True:
+            time.sleep(poll)
+            now = time.monotonic()
+            for tuner_id, last in list(servicer.last_seen.items()):
+                if tuner_id not in given_up and tuner_id in oracle.tuner_ids and now - last > worker_timeout:
+                    _give_up(oracle, tuner_id, f"worker {tuner_id!r} silent for {now - last:.0f} s")
+                    given_up.append(tuner_id)
+            if servicer.stop_triggered and oracle_chief.exit_chief(oracle):
+                break
+            if not servicer.last_seen and now - start > worker_timeout:
+                warnings.warn(
+                    f"No worker asked for a trial in {worker_timeout:g} s (worker_timeout): the search ends with "
+                    "no trials. Start workers with KERASTUNER_TUNER_ID=tuner0, tuner1, ... and the chief's address.",
+                    ArchguideWarning,
+                    stacklevel=2,
+                )
+                break
+            if given_up and not oracle.tuner_ids and not oracle.ongoing_trials:
+                warnings.warn(
+                    f"Every worker stopped answering ({', '.join(given_up)}; their running trials ended as FAILED): "
+                    f"the search ends with {len(oracle.trials)} trials.",
+                    ArchguideWarning,
+                    stacklevel=2,
+                )
+                return len(given_up)
+            if timeout is not None and now - start > timeout:
+                running = list(oracle.tuner_ids)
+                for tuner_id in running:
+                    _give_up(oracle, tuner_id, f"the search's timeout ({timeout:g} s) passed")
+                warnings.warn(
+                    f"The search's timeout ({timeout:g} s) passed: it ends with {len(oracle.trials)} trials; "
+                    f"trials still running on {running or 'no worker'} ended as FAILED.",
+                    ArchguideWarning,
+                    stacklevel=2,
+                )
+                break
+    finally:
+        server.stop(grace=5)
+    if given_up:
+        warnings.warn(
+            f"Gave up {len(given_up)} worker(s) that stopped answering: {', '.join(given_up)}.",
+            ArchguideWarning,
+            stacklevel=2,
+        )
+    return len(given_up)
+
+
+def _give_up(oracle, tuner_id: str, reason: str) -> None:
+    """End ``tuner_id``'s running trial as FAILED and stop waiting for that worker."""
+    trial = oracle.ongoing_trials.get(tuner_id)
+    if trial is not None:
+        trial.status = keras_tuner.engine.trial.TrialStatus.FAILED
+        trial.message = reason
+        oracle.end_trial(trial)
+    oracle.tuner_ids.discard(tuner_id)
+
+
+def _watchful_servicer(oracle):
+    """KerasTuner's oracle service, noting when each worker was last heard from (``last_seen``)."""
+    from keras_tuner.src.distribute.oracle_chief import OracleServicer
+
+    class WatchfulServicer(OracleServicer):
+        def __init__(self, oracle):
+            super().__init__(oracle)
+            self.last_seen: dict[str, float] = {}
+
+        def _heard(self, trial_id):
+            for tuner_id, trial in list(self.oracle.ongoing_trials.items()):
+                if trial.trial_id == trial_id:
+                    self.last_seen[tuner_id] = time.monotonic()
+
+        def CreateTrial(self, request, context):  # gRPC's method names
+            self.last_seen[request.tuner_id] = time.monotonic()
+            return super().CreateTrial(request, context)
+
+        def UpdateTrial(self, request, context):
+            self._heard(request.trial_id)
+            return super().UpdateTrial(request, context)
+
+        def EndTrial(self, request, context):
+            self._heard(request.trial.trial_id)
+            return super().EndTrial(request, context)
+
+    return WatchfulServicer(oracle)

@@ -218,8 +218,49 @@ def test_report_of_a_directory_that_is_not_a_run(tmp_path, capsys):
 
 
 def test_every_subcommand_has_help(capsys):
-    for command in ("fit", "report", "predict", "score", "demo"):
+    for command in ("fit", "tune", "report", "predict", "score", "demo"):
         with pytest.raises(SystemExit) as exit_:
             main([command, "--help"])
         assert exit_.value.code == 0
         assert "usage: archguide " + command in capsys.readouterr().out
+
+
+def test_tune_writes_a_run_with_its_trials(regression_run, tmp_path, capsys):
+    _, frame, data = regression_run
+    out = tmp_path / "tuned"
+    code = main(["tune", str(data), "--target", "price", "--max-trials", "2", "--out", str(out),
+                 "--set", "training.epochs=4", "--set", "training.random_state=0", "--set", "tuning.tuner=random",
+                 "--set", "tuning.search_space={depth: [1, 2], total_units: [16, 64]}"])  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "2 of 2 trials completed" in printed
+    trials = pd.read_csv(out / "tuning.csv")
+    assert len(trials) == 2 and trials["score"].is_monotonic_increasing
+    est = ag.load(out / "model.keras")
+    best = trials.iloc[0]
+    assert est.get_params()["depth"] == best["depth"] and est.get_params()["total_units"] == best["total_units"]
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["planning"]["depth"] == best["depth"]  # the config refits the best trial
+    assert config["tuning"]["max_trials"] == 2
+    assert "Architecture search (2 trials)" in (out / "report.html").read_text()
+    # archguide fit with the run's config.yaml refits the same model
+    assert main(["fit", str(data), "--config", str(out / "config.yaml"), "--out", str(tmp_path / "refit")]) == 0
+    X = frame.drop(columns=["price", "label"])
+    np.testing.assert_allclose(ag.load(tmp_path / "refit" / "model.keras").predict(X), est.predict(X), rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["tune", "--max-trials", "0"], "--max-trials must be a positive integer. Received: 0"),
+        (["tune", "--set", "tuning.tuner=grid"], "Config key 'tuning.tuner' must be"),
+        (["tune", "--set", "tuning.search_space={depth: [3, 1]}"], "inverted range for depth"),
+    ],
+)
+def test_tune_errors_are_one_line(regression_run, tmp_path, capsys, args, message):
+    _, _, data = regression_run
+    out = tmp_path / "run"
+    assert main([args[0], str(data), "--target", "price", *args[1:], "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not out.exists()

@@ -19,6 +19,14 @@ def test_scoring_defaults_are_the_functions_defaults():
         assert params[key].default == value
 
 
+def test_tuning_defaults_are_tunes_defaults():
+    from archguide.estimators import ImportanceGuidedRegressor
+
+    params = inspect.signature(ImportanceGuidedRegressor.tune).parameters
+    for key, value in default_config()["tuning"].items():
+        assert params[key].default == value, key
+
+
 def test_shipped_default_yaml_matches_the_code():
     assert yaml.safe_load((CONFIGS / "default.yaml").read_text()) == default_config()
 
