@@ -27,6 +27,7 @@ from scipy.stats import kendalltau
 
 from archguide._backend import import_keras
 from archguide._checks import check_choice, check_int, check_number, check_seed
+from archguide.builder import DATA_LOSS_METRIC
 from archguide.exceptions import ArchguideWarning, ConfigError, DataError
 from archguide.network import METHODS, aligned_input, input_gate, network_importance
 from archguide.planning import l1_strengths
@@ -312,3 +313,46 @@ class ImportanceRescoring(keras.callbacks.Callback):
                 if strengths is not None:
                     tf.summary.scalar(f"l1_strength/{feature}", float(strengths[i]))
         self._writer.flush()
+
+
+def training_callbacks(
+    validation_data,
+    *,
+    method: str | None,
+    every_n_epochs: int,
+    l1_power: float,
+    random_state,
+    lr_patience: int | None,
+    patience: int,
+) -> tuple[list, ImportanceRescoring | None]:
+    """The callbacks the estimators and ``ImportanceHyperModel`` train with, in this order.
+
+    ``ImportanceRescoring`` on ``validation_data`` (none when ``method`` is None),
+    ``ReduceLROnPlateau`` halving the rate after ``lr_patience`` epochs without improvement
+    (none when it is None) and ``EarlyStopping`` after ``patience`` epochs, restoring the best
+    weights; the last two watch the validation loss without the L1 penalty.
+
+    Returns:
+        ``(callbacks, the ImportanceRescoring or None)``.
+    """
+    monitor = "val_" + DATA_LOSS_METRIC
+    callbacks, rescoring = [], None
+    if method is not None:
+        rescoring = ImportanceRescoring(
+            validation_data=validation_data,
+            method=method,
+            every_n_epochs=every_n_epochs,
+            l1_power=l1_power,
+            random_state=random_state,
+        )
+        callbacks.append(rescoring)
+    if lr_patience is not None:
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=monitor, mode="min", factor=0.5, patience=lr_patience, min_lr=1e-6
+            )
+        )
+    callbacks.append(
+        keras.callbacks.EarlyStopping(monitor=monitor, mode="min", patience=patience, restore_best_weights=True)
+    )
+    return callbacks, rescoring

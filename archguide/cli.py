@@ -301,14 +301,14 @@ def _run_fit(args, config, *, tune: bool = False) -> int:
     from archguide.exceptions import ConfigError
     from archguide.report import check_run_directory, save_run
 
-    if tune and args.max_trials is not None:
-        config["tuning"]["max_trials"] = args.max_trials
-    if config["tuning"]["max_trials"] < 1:
-        raise ConfigError(f"--max-trials must be a positive integer. Received: {config['tuning']['max_trials']}")
     role = None
-    if tune:
+    if tune:  # fit ignores the tuning section (a tuned run's config.yaml refits with fit)
         from archguide.tuning import distributed_role
 
+        if args.max_trials is not None:
+            config["tuning"]["max_trials"] = args.max_trials
+        if config["tuning"]["max_trials"] < 1:
+            raise ConfigError(f"--max-trials must be a positive integer. Received: {config['tuning']['max_trials']}")
         role = distributed_role()
     if role in (None, "chief"):  # a distributed search's workers write nothing
         check_run_directory(args.out, overwrite=args.overwrite)  # before the work, not after

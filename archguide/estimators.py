@@ -34,7 +34,7 @@ from archguide._backend import import_keras
 from archguide._checks import check_choice, check_int, check_number, check_seed, check_units
 from archguide._files import atomic_write
 from archguide.builder import DATA_LOSS_METRIC, build_model
-from archguide.callbacks import ImportanceRescoring
+from archguide.callbacks import training_callbacks
 from archguide.exceptions import ArchguideWarning, ConfigError, DataError, NotFittedError, TrainingError
 from archguide.grouping import named_groups
 from archguide.network import METHODS, network_importance
@@ -455,10 +455,8 @@ class _ImportanceGuidedEstimator(BaseEstimator):
                     "above for the failures."
                 )
             best = min(completed, key=lambda t: t.score)  # the objective (validation data loss) is minimised
-            values = hypermodel.hyperparameters(best.hyperparameters.copy())
+            params = _estimator_values(hypermodel, best.hyperparameters)
             results = _tuning_results(search, hypermodel)
-        params = {k: v for k, v in values.items() if k != "alpha"}
-        params["rescoring"] = None if params["rescoring"] == "none" else params["rescoring"]
         estimator = clone(self).set_params(**params)
         estimator.fit(X, y)
         estimator.tuning_results_ = results
@@ -627,27 +625,14 @@ class _ImportanceGuidedEstimator(BaseEstimator):
     def _train(self, plan, task, X_enc, y_net, train, val, *, model_seed: int, rescoring_seed: int):
         network = self._network(plan, task, model_seed)
         X_tr, y_tr, X_val, y_val = X_enc[train], y_net[train], X_enc[val], y_net[val]
-        callbacks = []
-        rescoring = None
-        if self.rescoring is not None:
-            rescoring = ImportanceRescoring(
-                validation_data=(X_val, y_val),
-                method=self.rescoring,
-                every_n_epochs=self.rescoring_period,
-                l1_power=self.l1_power,
-                random_state=rescoring_seed,
-            )
-            callbacks.append(rescoring)
-        if self.lr_patience is not None:
-            callbacks.append(
-                keras.callbacks.ReduceLROnPlateau(
-                    monitor="val_" + DATA_LOSS_METRIC, mode="min", factor=0.5, patience=self.lr_patience, min_lr=1e-6
-                )
-            )
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_" + DATA_LOSS_METRIC, mode="min", patience=self.patience, restore_best_weights=True
-            )
+        callbacks, rescoring = training_callbacks(
+            (X_val, y_val),
+            method=self.rescoring,
+            every_n_epochs=self.rescoring_period,
+            l1_power=self.l1_power,
+            random_state=rescoring_seed,
+            lr_patience=self.lr_patience,
+            patience=self.patience,
         )
         history = self._keras_fit(
             network, X_tr, y_tr, callbacks, model_seed, validation_data=(X_val, y_val), epochs=self.epochs
@@ -802,13 +787,19 @@ def _noting(on_trial_end, ran: list):
 _TUNERS = {"bayesian": "BayesianOptimization", "random": "RandomSearch", "hyperband": "Hyperband"}
 
 
+def _estimator_values(hypermodel, hp) -> dict[str, Any]:
+    """A trial's values as the estimators' parameters (``alpha`` is not one; no re-scoring is None)."""
+    values = hypermodel.hyperparameters(hp.copy())
+    del values["alpha"]
+    values["rescoring"] = None if values["rescoring"] == "none" else values["rescoring"]
+    return values
+
+
 def _tuning_results(search, hypermodel) -> pd.DataFrame:
     """One row per trial (the estimator's parameters it tried, its score and status), best first."""
     rows = []
     for trial in search.oracle.trials.values():
-        values = hypermodel.hyperparameters(trial.hyperparameters.copy())
-        values.pop("alpha", None)
-        values["rescoring"] = None if values["rescoring"] == "none" else values["rescoring"]
+        values = _estimator_values(hypermodel, trial.hyperparameters)
         rows.append({"trial": trial.trial_id, **values, "score": trial.score, "status": trial.status})
     table = pd.DataFrame(rows)
     if table.empty:

@@ -35,7 +35,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from archguide._backend import import_keras
 from archguide._checks import check_choice, check_int
 from archguide.builder import DATA_LOSS_METRIC, build_model
-from archguide.callbacks import ImportanceRescoring
+from archguide.callbacks import training_callbacks
 from archguide.exceptions import ArchguideWarning, ConfigError, DataError
 from archguide.network import METHODS
 from archguide.planning import GROUPINGS, WEAK_MODES, plan_architecture
@@ -379,28 +379,16 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
 
     def _fit_one(self, hp, model, x, y, validation, callbacks, objective, kwargs):
         v = self.hyperparameters(hp)
-        callbacks = [_CheckObjective(objective), *callbacks]
-        if v["rescoring"] != _NO_RESCORING:
-            callbacks.append(
-                ImportanceRescoring(
-                    validation_data=validation[:2],
-                    method=v["rescoring"],
-                    every_n_epochs=v["rescoring_period"],
-                    l1_power=v["l1_power"],
-                    random_state=self.seed,
-                )
-            )
-        if self.lr_patience is not None:
-            callbacks.append(
-                keras.callbacks.ReduceLROnPlateau(
-                    monitor="val_" + DATA_LOSS_METRIC, mode="min", factor=0.5, patience=self.lr_patience, min_lr=1e-6
-                )
-            )
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_" + DATA_LOSS_METRIC, mode="min", patience=self.patience, restore_best_weights=True
-            )
+        ours, _ = training_callbacks(
+            validation[:2],
+            method=None if v["rescoring"] == _NO_RESCORING else v["rescoring"],
+            every_n_epochs=v["rescoring_period"],
+            l1_power=v["l1_power"],
+            random_state=self.seed,
+            lr_patience=self.lr_patience,
+            patience=self.patience,
         )
+        callbacks = [_CheckObjective(objective), *callbacks, *ours]
         return model.fit(x, y, validation_data=validation, callbacks=callbacks, **kwargs)
 
     def _features(self, x, argument: str):
