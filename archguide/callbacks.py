@@ -68,7 +68,8 @@ class ImportanceRescoring(keras.callbacks.Callback):
     a ``CSVLogger`` after this callback): ``importance_tau``, Kendall's tau
     between this re-scoring's ranking and the previous one's (1 = unchanged);
     ``gate_penalty``, the gate's current penalty; and with ``training_data``,
-    ``n_overfit_features``. Between re-scorings the last values are repeated.
+    ``n_overfit_features``. Between re-scorings the last values are repeated;
+    before there is one (``importance_tau`` needs two re-scorings) the value is NaN.
 
     With ``training_data`` it also scores training rows and flags features
     whose training sensitivity exceeds ``overfit_ratio`` times their held-out
@@ -175,7 +176,10 @@ class ImportanceRescoring(keras.callbacks.Callback):
         self.overfit_features_: list[str] = []
         self._smoothed = None
         self._previous = None
-        self._last_logs = dict.fromkeys(LOG_KEYS, float("nan"))
+        # a key from the first epoch on (History and CSVLogger need the same keys every epoch),
+        # NaN until there is a value; no overfitting count without training rows
+        keys = LOG_KEYS if self.training_data is not None else LOG_KEYS[:2]
+        self._last_logs = dict.fromkeys(keys, float("nan"))
         self._writer = None
         self.l1_ = None
 

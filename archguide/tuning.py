@@ -35,7 +35,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from archguide._backend import import_keras
 from archguide._checks import check_choice, check_int
 from archguide.builder import DATA_LOSS_METRIC, build_model
-from archguide.callbacks import training_callbacks
+from archguide.callbacks import LOG_KEYS, training_callbacks
 from archguide.exceptions import ArchguideWarning, ConfigError, DataError
 from archguide.network import METHODS
 from archguide.planning import GROUPINGS, WEAK_MODES, plan_architecture
@@ -329,7 +329,9 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
         it). With ``cv``, ``x`` and ``y`` are split into folds and ``validation_data`` must be
         left out; the return value is then one ``History`` per fold (KerasTuner averages them).
         A DataFrame ``x`` is matched to the scores' features by name (in any order); an array
-        must have one column per scored feature.
+        must have one column per scored feature. Of the re-scoring's diagnostics, the History
+        keeps those with a value at every epoch (``gate_penalty``; ``importance_tau`` only when
+        it has one from the first epoch on), so that no trial metric is NaN.
 
         Raises:
             DataError: no ``validation_data`` (without ``cv``) or some (with it); ``x`` whose
@@ -389,7 +391,13 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
             patience=self.patience,
         )
         callbacks = [_CheckObjective(objective), *callbacks, *ours]
-        return model.fit(x, y, validation_data=validation, callbacks=callbacks, **kwargs)
+        history = model.fit(x, y, validation_data=validation, callbacks=callbacks, **kwargs)
+        # KerasTuner keeps every logged metric of the best epoch in the trial; a diagnostic without a value
+        # at some epoch (importance_tau before the second re-scoring) would be a NaN metric, so leave it out.
+        for key in LOG_KEYS:
+            if key in history.history and not np.all(np.isfinite(history.history[key])):
+                del history.history[key]
+        return history
 
     def _features(self, x, argument: str):
         """``x`` as the scored features: a DataFrame matched by name (any order), an array by width."""

@@ -74,6 +74,7 @@ def test_rescoring_drives_noise_gates_far_below_informative_ones(trained):
     assert len(cb.history_) == 20 and cb.history_["epoch"].tolist() == list(range(1, 21))
     for key in LOG_KEYS[:2]:
         assert key in history.history
+    assert "n_overfit_features" not in history.history  # counted only with training_data
     assert history.history["importance_tau"][-1] > 0.8  # the ranking has settled
     # The penalty is in val_loss but not in val_data_loss.
     assert history.history["val_loss"][-1] > history.history["val_data_loss"][-1]
