@@ -436,8 +436,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             else:
                 ran = []
                 search.on_trial_end = _noting(search.on_trial_end, ran)
-                with warnings.catch_warnings():  # KerasTuner's best of a metric logged as NaN so far (importance_tau)
-                    warnings.filterwarnings("ignore", "All-NaN axis encountered", RuntimeWarning)
+                with warnings.catch_warnings():
                     # BayesianOptimization's Gaussian process fitted on a few noisy scores: expected, not actionable
                     warnings.filterwarnings("ignore", category=ConvergenceWarning, module="sklearn.gaussian_process")
                     search.search(**data, epochs=self.epochs, batch_size=self.batch_size, verbose=self.verbose)

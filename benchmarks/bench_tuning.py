@@ -23,6 +23,7 @@ epochs each) with the resident set size after every trial.
 
 Usage:
     python benchmarks/bench_tuning.py [--seeds 0] [--trials 20] [--tuner bayesian]  # ~25 min per seed, 2 cores
+    python benchmarks/bench_tuning.py --tuner bayesian random --data friedman --no-plain   # the default tuner
     python benchmarks/bench_tuning.py --memory                    # about 3 minutes
 """
 
@@ -58,6 +59,7 @@ def cancer_noise(seed):
 
 
 DATA = {"Friedman #1 (50 features)": friedman, "breast cancer + 20 noise": cancer_noise}
+DATA_KEYS = {"Friedman #1 (50 features)": "friedman", "breast cancer + 20 noise": "cancer"}
 
 
 def rss_mib() -> float:
@@ -140,9 +142,11 @@ def evaluate(task, y_te, predicted):
     return {"accuracy": accuracy_score(y_te, (proba > 0.5).astype(int)), "log loss": log_loss(y_te, proba)}
 
 
-def search_table(seeds, trials, tuner="bayesian"):
+def search_table(seeds, trials, tuners=("bayesian",), data=None, plain=True):
     rows = []
     for name, make in DATA.items():
+        if data and DATA_KEYS[name] not in data:
+            continue
         for seed in seeds:
             X, y, task = make(seed)
             strat = None if task == "regression" else y
@@ -156,21 +160,25 @@ def search_table(seeds, trials, tuner="bayesian"):
                          "params": default.plan_.n_params(),
                          **evaluate(task, y_te, output(default, X_te, task))})  # fmt: skip
 
-            start = time.perf_counter()
-            tuned = cls(random_state=seed).tune(X_tr, y_tr, max_trials=trials, tuner=tuner)
-            seconds = time.perf_counter() - start
-            rows.append({"data": name, "seed": seed, "model": f"archguide tune ({tuner}), {trials} trials",
-                         "seconds": seconds, "params": tuned.plan_.n_params(),
-                         **evaluate(task, y_te, output(tuned, X_te, task))})  # fmt: skip
-            best = tuned.tuning_results_.iloc[0]
-            print(f"{name}, seed {seed}: best trial {best.drop(['score', 'status']).to_dict()}", flush=True)
+            for tuner in tuners:
+                start = time.perf_counter()
+                tuned = cls(random_state=seed).tune(X_tr, y_tr, max_trials=trials, tuner=tuner)
+                seconds = time.perf_counter() - start
+                rows.append({"data": name, "seed": seed, "model": f"archguide tune ({tuner}), {trials} trials",
+                             "seconds": seconds, "params": tuned.plan_.n_params(),
+                             **evaluate(task, y_te, output(tuned, X_te, task))})  # fmt: skip
+                best = tuned.tuning_results_.iloc[0]
+                print(
+                    f"{name}, seed {seed}, {tuner}: best trial {best.drop(['score', 'status']).to_dict()}", flush=True
+                )
 
-            start = time.perf_counter()
-            predicted, n_params = plain_search(X_tr, y_tr, X_te, task, seed, trials)
-            seconds = time.perf_counter() - start
-            rows.append({"data": name, "seed": seed, "model": f"KerasTuner plain MLP, {trials} trials",
-                         "seconds": seconds, "params": n_params, **evaluate(task, y_te, predicted)})  # fmt: skip
-            print(pd.DataFrame(rows[-3:]).to_string(index=False), flush=True)
+            if plain:
+                start = time.perf_counter()
+                predicted, n_params = plain_search(X_tr, y_tr, X_te, task, seed, trials)
+                seconds = time.perf_counter() - start
+                rows.append({"data": name, "seed": seed, "model": f"KerasTuner plain MLP, {trials} trials",
+                             "seconds": seconds, "params": n_params, **evaluate(task, y_te, predicted)})  # fmt: skip
+            print(pd.DataFrame(rows[-(1 + len(tuners) + plain) :]).to_string(index=False), flush=True)
     frame = pd.DataFrame(rows)
     metrics = [c for c in ("test MSE", "accuracy", "log loss") if c in frame]
     summary = frame.groupby(["data", "model"], sort=False).agg(
@@ -180,15 +188,21 @@ def search_table(seeds, trials, tuner="bayesian"):
     )
     print(f"\nSearch study: seeds {list(seeds)}, {trials} trials per search (mean ± spread over seeds)")
     print(summary.to_string())
-    for name in DATA:
+    for name in frame["data"].unique():
         part = frame[frame["data"] == name].groupby("model", sort=False).mean(numeric_only=True)
         metric = "test MSE" if "test MSE" in part and part["test MSE"].notna().all() else "accuracy"
-        d, t, p = (part.iloc[i] for i in range(3))
-        better = (t[metric] < d[metric]) if metric == "test MSE" else (t[metric] > d[metric])
-        print(f"{name}: tuned vs default {metric} {t[metric]:.3f} vs {d[metric]:.3f} "
-              f"({'better' if better else 'not better'}), vs plain MLP search {p[metric]:.3f}; "
-              f"time tuned / default {t['seconds'] / d['seconds']:.1f}x, "
-              f"tuned / plain search {t['seconds'] / p['seconds']:.1f}x")  # fmt: skip
+        d = part.loc["archguide default"]
+        for tuner in tuners:
+            t = part.loc[f"archguide tune ({tuner}), {trials} trials"]
+            better = (t[metric] < d[metric]) if metric == "test MSE" else (t[metric] > d[metric])
+            line = (f"{name}: tuned ({tuner}) vs default {metric} {t[metric]:.3f} vs {d[metric]:.3f} "
+                    f"({'better' if better else 'not better'}); "
+                    f"time tuned / default {t['seconds'] / d['seconds']:.1f}x")  # fmt: skip
+            if plain:
+                p = part.loc[f"KerasTuner plain MLP, {trials} trials"]
+                ratio = t["seconds"] / p["seconds"]
+                line += f"; vs plain MLP search {p[metric]:.3f}, time tuned / plain search {ratio:.1f}x"
+            print(line)
 
 
 def memory_table(n_trials=30):
@@ -230,14 +244,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--trials", type=int, default=20)
-    parser.add_argument("--tuner", default="bayesian", choices=["bayesian", "random", "hyperband"],
-                        help="archguide's tuner (the plain MLP search is always BayesianOptimization)")  # fmt: skip
+    parser.add_argument("--tuner", nargs="+", default=["bayesian"], choices=["bayesian", "random", "hyperband"],
+                        help="archguide's tuners, a row each (the plain MLP search: bayesian)")  # fmt: skip
+    parser.add_argument("--data", nargs="+", choices=sorted(DATA_KEYS.values()), help="only these data sets")
+    parser.add_argument("--no-plain", action="store_true", help="leave out the plain-MLP search")
     parser.add_argument("--memory", action="store_true", help="only the memory table")
     args = parser.parse_args()
     if args.memory:
         memory_table()
     else:
-        search_table(args.seeds, args.trials, args.tuner)
+        search_table(args.seeds, args.trials, args.tuner, args.data, not args.no_plain)
 
 
 if __name__ == "__main__":
