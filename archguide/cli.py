@@ -303,7 +303,7 @@ def _run_fit(args, config, *, tune: bool = False) -> int:
 
     role = None
     if tune:  # fit ignores the tuning section (a tuned run's config.yaml refits with fit)
-        from archguide.tuning import distributed_role
+        from archguide.tuning import distributed_role, oracle_address
 
         if args.max_trials is not None:
             config["tuning"]["max_trials"] = args.max_trials
@@ -324,7 +324,7 @@ def _run_fit(args, config, *, tune: bool = False) -> int:
         print(f"searching: {tuning['max_trials']} trials ({tuning['tuner']}), then the best is refitted on all rows")
         estimator.set_params(verbose=1 if args.verbose else 0)
         if role is not None:
-            print(f"distributed search: this process is {role!r} (chief at {_oracle_address()})")
+            print(f"distributed search: this process is {role!r} (chief at {oracle_address()})")
         estimator = estimator.tune(
             X, y, max_trials=tuning["max_trials"], tuner=tuning["tuner"], cv=tuning["cv"],
             search_space=tuning["search_space"],
@@ -362,12 +362,6 @@ def _run_fit(args, config, *, tune: bool = False) -> int:
     )
     print(f"run written to {args.out} (open {Path(args.out) / 'report.html'})")
     return 0
-
-
-def _oracle_address() -> str:
-    import os
-
-    return f"{os.environ.get('KERASTUNER_ORACLE_IP')}:{os.environ.get('KERASTUNER_ORACLE_PORT')}"
 
 
 def _run_demo(args, config) -> int:

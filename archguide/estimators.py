@@ -395,11 +395,10 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         check_int("max_trials", max_trials)
         check_choice("tuner", tuner, tuple(_TUNERS))
         space = dict(search_space or {})
-        unknown = sorted(set(space) - (set(DEFAULTS) - {"alpha"}))
+        searchable = set(DEFAULTS) - {"alpha"}  # alpha is not an estimator parameter
+        unknown = sorted(set(space) - searchable)
         if unknown:
-            raise ConfigError(
-                f"Received unknown search_space keys {unknown}; searchable: {sorted(set(DEFAULTS) - {'alpha'})}."
-            )
+            raise ConfigError(f"Received unknown search_space keys {unknown}; searchable: {sorted(searchable)}.")
         work = clone(self)
         table, task, y_score, y_net, seeds, _, X_enc, scores = work._prepare(X, y)
         split_seed, _, model_seed, rescoring_seed = seeds

@@ -468,6 +468,11 @@ def distributed_role() -> str | None:
     return "chief" if "chief" in tuner_id else tuner_id
 
 
+def oracle_address() -> str:
+    """The chief's ``ip:port``, from ``KERASTUNER_ORACLE_IP`` and ``KERASTUNER_ORACLE_PORT``."""
+    return f"{os.environ.get('KERASTUNER_ORACLE_IP')}:{os.environ.get('KERASTUNER_ORACLE_PORT')}"
+
+
 def serve_chief(tuner, *, worker_timeout: float = 3600.0, timeout: float | None = None, poll: float = 1.0) -> int:
     """Serve ``tuner``'s oracle to the workers until the search ends: the chief's ``search``, with bounded waits.
 
@@ -508,7 +513,7 @@ def serve_chief(tuner, *, worker_timeout: float = 3600.0, timeout: float | None 
     tuner.save()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
     protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
-    address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
+    address = oracle_address()
     if not server.add_insecure_port(address):
         raise ConfigError(f"The chief could not listen on {address} (KERASTUNER_ORACLE_IP, KERASTUNER_ORACLE_PORT).")
     server.start()
