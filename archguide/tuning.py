@@ -483,7 +483,8 @@ def serve_chief(tuner, *, worker_timeout: float = 3600.0, timeout: float | None 
     each) is given up: its trial ends as ``FAILED`` and the chief no longer waits for it; if no
     worker has asked for a trial within ``worker_timeout`` of the start, the chief returns. After
     ``timeout`` seconds in all, every trial still running ends as ``FAILED`` and the chief
-    returns. Either is reported with an :class:`~archguide.exceptions.ArchguideWarning`.
+    returns. A search that ends in any of these ways is reported by one
+    :class:`~archguide.exceptions.ArchguideWarning` that says why and which workers were given up.
 
     Args:
         tuner: A KerasTuner tuner built in the chief process (``KERASTUNER_TUNER_ID=chief``).
@@ -492,7 +493,7 @@ def serve_chief(tuner, *, worker_timeout: float = 3600.0, timeout: float | None 
         poll: Seconds between checks.
 
     Returns:
-        The number of workers given up.
+        The number of workers given up, for silence or at the timeout.
 
     Raises:
         ConfigError: this process is not the chief.
@@ -517,7 +518,7 @@ def serve_chief(tuner, *, worker_timeout: float = 3600.0, timeout: float | None 
     if not server.add_insecure_port(address):
         raise ConfigError(f"The chief could not listen on {address} (KERASTUNER_ORACLE_IP, KERASTUNER_ORACLE_PORT).")
     server.start()
-    start, given_up = time.monotonic(), []
+    start, given_up, ending = time.monotonic(), [], None
     try:
         while True:
             time.sleep(poll)
@@ -529,40 +530,35 @@ def serve_chief(tuner, *, worker_timeout: float = 3600.0, timeout: float | None 
             if servicer.stop_triggered and oracle_chief.exit_chief(oracle):
                 break
             if not servicer.last_seen and now - start > worker_timeout:
-                warnings.warn(
+                ending = (
                     f"No worker asked for a trial in {worker_timeout:g} s (worker_timeout): the search ends with "
-                    "no trials. Start workers with KERASTUNER_TUNER_ID=tuner0, tuner1, ... and the chief's address.",
-                    ArchguideWarning,
-                    stacklevel=2,
+                    "no trials. Start workers with KERASTUNER_TUNER_ID=tuner0, tuner1, ... and the chief's address."
                 )
                 break
             if given_up and not oracle.tuner_ids and not oracle.ongoing_trials:
-                warnings.warn(
+                ending = (
                     f"Every worker stopped answering ({', '.join(given_up)}; their running trials ended as FAILED): "
-                    f"the search ends with {len(oracle.trials)} trials.",
-                    ArchguideWarning,
-                    stacklevel=2,
+                    f"the search ends with {len(oracle.trials)} trials."
                 )
-                return len(given_up)
+                break
             if timeout is not None and now - start > timeout:
-                running = list(oracle.tuner_ids)
+                running = sorted(oracle.tuner_ids)
                 for tuner_id in running:
                     _give_up(oracle, tuner_id, f"the search's timeout ({timeout:g} s) passed")
-                warnings.warn(
+                ending = (
                     f"The search's timeout ({timeout:g} s) passed: it ends with {len(oracle.trials)} trials; "
-                    f"trials still running on {running or 'no worker'} ended as FAILED.",
-                    ArchguideWarning,
-                    stacklevel=2,
+                    f"trials still running on {', '.join(running) or 'no worker'} ended as FAILED."
                 )
+                if given_up:
+                    ending += f" Given up before, silent for {worker_timeout:g} s: {', '.join(given_up)}."
+                given_up += running
                 break
     finally:
         server.stop(grace=5)
-    if given_up:
-        warnings.warn(
-            f"Gave up {len(given_up)} worker(s) that stopped answering: {', '.join(given_up)}.",
-            ArchguideWarning,
-            stacklevel=2,
-        )
+    if ending is None and given_up:
+        ending = f"Gave up {len(given_up)} worker(s) that stopped answering: {', '.join(given_up)}."
+    if ending is not None:
+        warnings.warn(ending, ArchguideWarning, stacklevel=2)
     return len(given_up)
 
 

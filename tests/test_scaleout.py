@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import numpy as np
@@ -205,3 +206,46 @@ def test_archguide_tune_as_a_chief_and_two_workers(tmp_path):
     assert not (tmp_path / "run-tuner0").exists() and not (tmp_path / "run-tuner1").exists()  # workers write nothing
     model = ag.load(tmp_path / "run-chief" / "model.keras")
     assert np.all(np.isfinite(model.predict(pd.DataFrame(X[:3], columns=[f"x{i}" for i in range(6)]))))
+
+
+def test_the_chief_ends_a_search_at_its_timeout_with_one_warning(tmp_path, monkeypatch):
+    """A worker that takes a trial and hangs (alive, so never silent for worker_timeout) is ended by timeout."""
+    import grpc
+    import keras_tuner as kt
+    from keras_tuner.src import protos
+    from sklearn.datasets import make_friedman1
+
+    from archguide.exceptions import ArchguideWarning
+    from archguide.tuning import ImportanceHyperModel, serve_chief
+
+    port = _free_port()
+    for name, value in {"KERASTUNER_TUNER_ID": "chief", "KERASTUNER_ORACLE_IP": "127.0.0.1",
+                        "KERASTUNER_ORACLE_PORT": str(port)}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    X, y = make_friedman1(200, n_features=6, noise=1.0, random_state=0)
+    tuner = kt.RandomSearch(ImportanceHyperModel(ag.score_features(X, y, random_state=0)), max_trials=3,
+                            directory=tmp_path, project_name="search")  # fmt: skip
+
+    def hanging_worker():
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        stub = protos.get_service_grpc().OracleStub(channel)
+        response = stub.CreateTrial(protos.get_service().CreateTrialRequest(tuner_id="tuner0"), wait_for_ready=True,
+                                    timeout=30)  # fmt: skip
+        channel.close()
+        return response.trial.trial_id
+
+    taken = []
+    threading.Thread(target=lambda: taken.append(hanging_worker()), daemon=True).start()
+    start = time.monotonic()
+    with pytest.warns(ArchguideWarning) as caught:
+        given_up = serve_chief(tuner, worker_timeout=600, timeout=4, poll=0.2)
+    assert time.monotonic() - start < 30
+    assert given_up == 1 and len(taken) == 1
+    ours = [w for w in caught if issubclass(w.category, ArchguideWarning)]
+    assert len(ours) == 1  # one warning says it all
+    message = str(ours[0].message)
+    assert "The search's timeout (4 s) passed: it ends with 1 trials" in message
+    assert "trials still running on tuner0 ended as FAILED" in message
+    trial = tuner.oracle.trials[taken[0]]
+    assert trial.status == "FAILED" and "timeout" in trial.message
+    assert not tuner.oracle.ongoing_trials and not tuner.oracle.tuner_ids
