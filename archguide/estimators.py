@@ -385,6 +385,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
                 inverted or empty; a ``search_space`` key that is not searched.
         """
         import tempfile
+        from contextlib import nullcontext
 
         import keras_tuner
 
@@ -419,12 +420,14 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             data = {"x": X_enc[train], "y": y_net[train], "validation_data": (X_enc[val], y_net[val])}
         else:
             data = {"x": X_enc, "y": y_net}
-        with tempfile.TemporaryDirectory(prefix="archguide-tune-") as scratch:
+        # a scratch directory only where none is given (a worker that dies cannot leave it behind)
+        root = tempfile.TemporaryDirectory(prefix="archguide-tune-") if directory is None else nullcontext(directory)
+        with root as root_directory:
             kwargs = {"max_epochs": self.epochs} if tuner == "hyperband" else {"max_trials": max_trials}
             search = getattr(keras_tuner, _TUNERS[tuner])(
                 hypermodel,
                 objective=hypermodel.objective,
-                directory=str(directory) if directory is not None else scratch,
+                directory=str(root_directory),
                 project_name=project_name,
                 overwrite=overwrite and role in (None, "chief"),  # a worker must not delete the chief's files
                 seed=rescoring_seed % (2**31 - 1),

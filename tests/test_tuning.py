@@ -1,6 +1,7 @@
 """ImportanceHyperModel: the search space, its defaults, its trials, bad bounds."""
 
 import gc
+import tempfile
 import warnings
 import weakref
 
@@ -228,9 +229,10 @@ def table():
     return frame, pd.Series(y, index=np.arange(300) * 3 + 7, name="target")
 
 
-def test_tune_returns_a_fitted_estimator_with_the_best_trial(table):
+def test_tune_returns_a_fitted_estimator_with_the_best_trial(table, tmp_path, monkeypatch):
     X, y = table
     before = X.copy()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     estimator = ag.ImportanceGuidedRegressor(epochs=4, patience=2, random_state=0)
     best = estimator.tune(X, y, max_trials=3, tuner="random", search_space={"total_units": (16, 64)})
     results = best.tuning_results_
@@ -246,6 +248,7 @@ def test_tune_returns_a_fitted_estimator_with_the_best_trial(table):
     pd.testing.assert_frame_equal(X, before)
     assert best.predict(X.iloc[:, ::-1]).shape == (300,)  # columns by name, any order
     assert best.scores_.to_dict() == ag.ImportanceGuidedRegressor(random_state=0, epochs=1).fit(X, y).scores_.to_dict()
+    assert not list(tmp_path.glob("archguide-tune-*"))  # the search's scratch directory is removed
 
 
 @pytest.mark.slow
@@ -282,10 +285,17 @@ def test_bounds_written_as_text_in_yaml_are_numbers(data):
         ImportanceHyperModel(data[0], l1=["small", "1e-2"])
 
 
-def test_tune_refits_a_groups_plan_whose_budget_was_raised(table):
+def test_tune_refits_a_groups_plan_whose_budget_was_raised(table, tmp_path, monkeypatch):
     X, y = table  # 9 columns: a branch per group needs at least 36 units
     space = {"grouping": ["groups"], "total_units": (8, 8), "depth": (1, 1)}
-    best = ag.ImportanceGuidedRegressor(epochs=2, random_state=0).tune(X, y, max_trials=1, search_space=space)
+    prefixes, scratch = [], tempfile.TemporaryDirectory
+    monkeypatch.setattr(
+        tempfile, "TemporaryDirectory", lambda *a, **k: prefixes.append(k.get("prefix")) or scratch(*a, **k)
+    )
+    best = ag.ImportanceGuidedRegressor(epochs=2, random_state=0).tune(
+        X, y, max_trials=1, search_space=space, directory=tmp_path / "search"
+    )
+    assert (tmp_path / "search").is_dir() and "archguide-tune-" not in prefixes  # no scratch where one is given
     n_groups = len(best.scores_.groups)
     assert best.get_params()["total_units"] == 4 * n_groups == best.tuning_results_["total_units"].iloc[0]
     assert best.plan_.total_units == 4 * n_groups and len(best.plan_.branches) == n_groups
