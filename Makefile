@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-peers clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,15 @@ bench: $(VENV)/.bench
 	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python benchmarks/bench_planning.py
 	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python benchmarks/bench_rescoring.py
 	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python benchmarks/bench_estimators.py
+
+$(VENV)/.peers: $(STAMP)
+	$(BIN)/python -m pip install --quiet "torch==2.13.0"
+	$(BIN)/python -m pip install --quiet -e ".[cpu,dev,bench,peers]"
+	touch $(VENV)/.peers
+
+# The peer suite: every table, three seeds (see benchmarks/peers.py); `--quick` for one seed, small sizes.
+bench-peers: $(VENV)/.peers
+	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python -m benchmarks.peers
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,2 @@
+"""archguide's benchmarks: scripts that print tables (``python benchmarks/bench_*.py``) and the peer
+suite (``python -m benchmarks.peers``)."""

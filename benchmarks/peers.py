@@ -1,0 +1,697 @@
+"""Side by side with the peers: is an importance-guided network actually better?
+
+One command runs every table in this one process (the cost table starts a fresh process per fit,
+to read that fit's peak memory), writes Markdown tables and a plot under ``benchmarks/results/``
+and prints them:
+
+    python -m benchmarks.peers                  # every table, three seeds
+    python -m benchmarks.peers --quick          # one seed, small sizes (under ten minutes on 2 cores)
+    python -m benchmarks.peers --tables friedman classification
+    make bench-peers                            # installs the peers extra first, then every table
+
+Rows: archguide's default estimator; a plain Keras MLP (64-32, Adam, early stopping on 20% of the
+training rows, as archguide's default holds out); scikit-learn's HistGradientBoosting; a random
+forest; LassoNet; Boruta selection followed by the plain MLP; RealMLP-TD and TabM-D (pytabkit, on
+PyTorch's CPU build); where the truth is known, the oracle MLP (the plain MLP on the informative
+features alone). A peer whose package is absent gets a row that says so (``pip install
+-e ".[peers]"`` adds them all).
+
+Tables:
+1. friedman: Friedman #1, 2,000 rows, 5 informative of 50 features, noise 1.0; 20% test.
+2. classification: make_classification, 3,000 rows, 60 features (6 informative, 6 redundant
+   linear combinations of them, 48 noise); 20% test, stratified; accuracy and log loss.
+3. real: two sets with numbers and categories, each plus 10 standard-normal noise columns and one
+   noise category (5 levels):
+   - diamonds (regression of log10 price; a seeded sample of 10,000 of its 53,940 rows; carat,
+     depth, table, x, y, z and the ordered categories cut, color, clarity), the CSV inside
+     plotnine's wheel (plotnine: MIT; the data set comes from ggplot2, MIT);
+   - affairs (classification: any affair; 6,366 rows; marriage rating, age, years married,
+     children, religiousness, education, and the wife's and husband's occupations as categories),
+     Fair (1978), inside statsmodels' wheel (statsmodels: BSD-3; "included with permission of the
+     author").
+4. cost: fit time and peak memory (the process's resident set) of the default estimator and of the
+   plain MLP at 10^3, 10^4, 10^5 and 10^6 rows of Friedman #1 with 20 features, both trained for
+   the same 5 epochs with batch 64 (early stopping cannot end either sooner).
+
+Columns: the test metric (mean ± spread over seeds, and each seed's value), trainable parameters
+(networks), fit seconds, and where the truth is known the precision of the top-k features of the
+models that rank features (k: the informative features; on table 2 the informative and redundant).
+Every seed draws its own data (synthetic), sample, split and model seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import os
+import resource
+import subprocess
+import sys
+import time
+import traceback
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import make_column_selector, make_column_transformer
+from sklearn.datasets import make_classification, make_friedman1
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.impute import SimpleImputer
+from sklearn.metrics import accuracy_score, log_loss, mean_squared_error, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import LabelEncoder, OneHotEncoder, StandardScaler
+
+RESULTS = Path(__file__).parent / "results"
+SEEDS = (0, 1, 2)
+MLP_EPOCHS, MLP_BATCH, MLP_PATIENCE = 300, 32, 20
+COST_EPOCHS, COST_BATCH = 5, 64
+
+
+# ---------------------------------------------------------------- data
+
+
+@dataclass
+class Data:
+    """One data set drawn for one seed."""
+
+    name: str
+    X: pd.DataFrame
+    y: np.ndarray
+    task: str  # "regression" | "classification"
+    informative: list[str] | None = None  # the oracle MLP's features
+    relevant: list[str] | None = None  # the truth the top-k precision is measured against
+
+
+def _columns(n):
+    return [f"x{i}" for i in range(n)]
+
+
+def friedman(seed, n_rows=2000, n_features=50):
+    X, y = make_friedman1(n_samples=n_rows, n_features=n_features, noise=1.0, random_state=seed)
+    X = pd.DataFrame(X, columns=_columns(n_features))
+    truth = _columns(5)
+    return Data(f"Friedman #1 ({n_features} features)", X, y, "regression", truth, truth)
+
+
+def classification(seed, n_rows=3000):
+    X, y = make_classification(
+        n_samples=n_rows, n_features=60, n_informative=6, n_redundant=6, shuffle=False, random_state=seed
+    )  # unshuffled: 6 informative, then 6 redundant, then noise
+    X = pd.DataFrame(X, columns=_columns(60))
+    return Data("make_classification (60 features)", X, y, "classification", _columns(6), _columns(12))
+
+
+def _with_noise(X, seed):
+    rng = np.random.default_rng(seed + 1000)
+    noise = pd.DataFrame(rng.normal(size=(len(X), 10)), columns=[f"noise{i}" for i in range(10)], index=X.index)
+    levels = pd.Categorical.from_codes(rng.integers(0, 5, len(X)), categories=list("abcde"))
+    return pd.concat([X, noise], axis=1).assign(noise_level=levels)
+
+
+def _shipped(package, relative):
+    """The path of a file inside an installed package, without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None:
+        raise ImportError(f"{package} is not installed (pip install -e '.[peers]')")
+    return Path(next(iter(spec.submodule_search_locations))) / relative
+
+
+def diamonds(seed, n_rows=10_000):
+    frame = pd.read_csv(_shipped("plotnine", "data/diamonds.csv"))
+    frame = frame.sample(n=min(n_rows, len(frame)), random_state=seed).reset_index(drop=True)
+    order = {
+        "cut": ["Fair", "Good", "Very Good", "Premium", "Ideal"],
+        "color": list("JIHGFED"),
+        "clarity": ["I1", "SI2", "SI1", "VS2", "VS1", "VVS2", "VVS1", "IF"],
+    }
+    for name, levels in order.items():
+        frame[name] = pd.Categorical(frame[name], categories=levels, ordered=True)
+    y = np.log10(frame.pop("price").to_numpy(dtype=float))
+    return Data(f"diamonds ({len(frame):,} rows) + noise", _with_noise(frame, seed), y, "regression")
+
+
+def affairs(seed, n_rows=None):
+    frame = pd.read_csv(_shipped("statsmodels", "datasets/fair/fair.csv"))
+    if n_rows is not None:
+        frame = frame.sample(n=min(n_rows, len(frame)), random_state=seed).reset_index(drop=True)
+    y = (frame.pop("affairs").to_numpy() > 0).astype(int)
+    for name in ("occupation", "occupation_husb"):
+        frame[name] = pd.Categorical(frame[name].astype(int).map(lambda code: f"occupation {code}"))
+    return Data(f"affairs ({len(frame):,} rows) + noise", _with_noise(frame, seed), y, "classification")
+
+
+TABLES = {
+    "friedman": [friedman],
+    "classification": [classification],
+    "real": [diamonds, affairs],
+}
+QUICK_SIZES = {
+    friedman: {"n_rows": 1000},
+    classification: {"n_rows": 1500},
+    diamonds: {"n_rows": 3000},
+    affairs: {"n_rows": 3000},
+}
+
+
+# ---------------------------------------------------------------- models
+
+
+@dataclass
+class Fitted:
+    predict: Callable  # X -> predictions (labels for classification)
+    proba: Callable | None = None  # X -> class probabilities, classes in sorted order
+    params: int | None = None  # trainable parameters (networks)
+    ranking: pd.Series | None = None  # per column of X, higher = more important
+    note: str = ""
+
+
+def _encoder():
+    """One-hot categories, impute and standardise numbers: what a user does for models without categories."""
+    return make_column_transformer(
+        (OneHotEncoder(handle_unknown="ignore", sparse_output=False), make_column_selector(dtype_exclude="number")),
+        (make_pipeline(SimpleImputer(), StandardScaler()), make_column_selector(dtype_include="number")),
+    )
+
+
+def _sources(encoder) -> list[str]:
+    """The source column of each column the fitted encoder writes."""
+    sources = []
+    for _, transformer, columns in encoder.transformers_:
+        if not len(columns) or transformer == "drop":  # a selector that chose nothing: nothing fitted
+            continue
+        if isinstance(transformer, OneHotEncoder):
+            sources += [c for c, levels in zip(columns, transformer.categories_) for _ in levels]
+        else:
+            sources += list(columns)
+    return sources
+
+
+def _by_source(values, sources, columns) -> pd.Series:
+    """Per-encoded-column importance -> per source column (the largest of its encoded columns)."""
+    return pd.Series(np.asarray(values, dtype=float)).groupby(np.asarray(sources)).max().reindex(columns)
+
+
+class PlainMLP:
+    """Dense 64-32 ReLU on one-hot and standardised inputs (and target), Adam (1e-3), batch 32;
+    20% of the training rows for early stopping on the validation loss (patience 20, best weights
+    restored), at most 300 epochs: what a careful user writes by hand."""
+
+    def __init__(self, task, seed, *, epochs=MLP_EPOCHS, batch_size=MLP_BATCH, patience=MLP_PATIENCE):
+        self.task, self.seed, self.epochs, self.batch_size, self.patience = task, seed, epochs, batch_size, patience
+
+    def fit(self, X, y):
+        import keras
+
+        keras.utils.set_random_seed(self.seed)
+        self.encoder_ = _encoder().fit(X)
+        inputs = self.encoder_.transform(X).astype("float32")
+        if self.task == "regression":
+            self.mean_, self.scale_ = float(np.mean(y)), float(np.std(y))
+            target, out, loss = (y - self.mean_) / self.scale_, keras.layers.Dense(1), "mse"
+        else:
+            self.labels_ = LabelEncoder().fit(y)
+            target = self.labels_.transform(y)
+            out = keras.layers.Dense(len(self.labels_.classes_), activation="softmax")
+            loss = "sparse_categorical_crossentropy"
+        self.model_ = keras.Sequential(
+            [
+                keras.Input(shape=(inputs.shape[1],)),
+                keras.layers.Dense(64, activation="relu"),
+                keras.layers.Dense(32, activation="relu"),
+                out,
+            ]
+        )
+        self.model_.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss)
+        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience, restore_best_weights=True)
+        self.model_.fit(
+            inputs, target, validation_split=0.2, epochs=self.epochs, batch_size=self.batch_size, callbacks=[stop],
+            verbose=0, shuffle=True,
+        )  # fmt: skip
+        return self
+
+    def _raw(self, X):
+        return self.model_.predict(self.encoder_.transform(X).astype("float32"), verbose=0, batch_size=4096)
+
+    def predict(self, X):
+        raw = self._raw(X)
+        if self.task == "regression":
+            return raw[:, 0] * self.scale_ + self.mean_
+        return self.labels_.inverse_transform(np.argmax(raw, axis=1))
+
+    def predict_proba(self, X):
+        return self._raw(X)
+
+
+def _mlp(X, y, task, seed, columns=None):
+    model = PlainMLP(task, seed).fit(X if columns is None else X[columns], y)
+    select = (lambda Z: Z) if columns is None else (lambda Z: Z[columns])
+    proba = None if task == "regression" else (lambda Z: model.predict_proba(select(Z)))
+    return Fitted(lambda Z: model.predict(select(Z)), proba, model.model_.count_params())
+
+
+def fit_archguide(X, y, task, seed, **params):
+    import archguide as ag
+
+    cls = ag.ImportanceGuidedRegressor if task == "regression" else ag.ImportanceGuidedClassifier
+    est = cls(random_state=seed, **params).fit(X, y)
+    n_params = sum(int(np.prod(w.shape)) for w in est.network_.trainable_weights)
+    ranking = est.scores_.importances.reindex(X.columns)
+    return Fitted(est.predict, getattr(est, "predict_proba", None), n_params, ranking)
+
+
+def fit_plain(X, y, task, seed):
+    return _mlp(X, y, task, seed)
+
+
+def fit_oracle(X, y, task, seed, informative):
+    return _mlp(X, y, task, seed, columns=informative)
+
+
+def fit_hgb(X, y, task, seed):
+    cls = HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
+    model = cls(categorical_features="from_dtype", random_state=seed).fit(X, y)
+    return Fitted(model.predict, getattr(model, "predict_proba", None))
+
+
+def fit_forest(X, y, task, seed):
+    cls = RandomForestRegressor if task == "regression" else RandomForestClassifier
+    model = make_pipeline(_encoder(), cls(n_jobs=-1, random_state=seed)).fit(X, y)
+    ranking = _by_source(model[-1].feature_importances_, _sources(model[0]), X.columns)
+    return Fitted(model.predict, getattr(model, "predict_proba", None), ranking=ranking)
+
+
+def fit_lassonet(X, y, task, seed):
+    """LassoNet's path (hidden layer 100, its defaults), the point of the path with the best
+    validation loss on its own 10% of the training rows."""
+    import torch
+    from lassonet import LassoNetClassifier, LassoNetRegressor
+
+    torch.manual_seed(seed)
+    encoder = _encoder().fit(X)
+    inputs = encoder.transform(X).astype("float32")
+    if task == "regression":
+        mean, scale = float(np.mean(y)), float(np.std(y))
+        model = LassoNetRegressor(random_state=seed, torch_seed=seed, verbose=0, device="cpu")
+        target = ((y - mean) / scale).astype("float32")
+    else:
+        labels = LabelEncoder().fit(y)
+        model = LassoNetClassifier(random_state=seed, torch_seed=seed, verbose=0, device="cpu")
+        target = labels.transform(y)
+    path = model.path(inputs, target, return_state_dicts=True)
+    model.load(min(path, key=lambda item: item.val_loss).state_dict)
+    n_params = sum(p.numel() for p in model.model.parameters())
+    ranking = _by_source(np.asarray(model.feature_importances_), _sources(encoder), X.columns)
+
+    def encoded(Z):
+        return encoder.transform(Z).astype("float32")
+
+    if task == "regression":
+        return Fitted(lambda Z: model.predict(encoded(Z)).reshape(-1) * scale + mean, None, n_params, ranking)
+    return Fitted(
+        lambda Z: labels.inverse_transform(model.predict(encoded(Z))),
+        lambda Z: model.predict_proba(encoded(Z)),
+        n_params,
+        ranking,
+    )
+
+
+def fit_boruta(X, y, task, seed):
+    """Boruta (a forest of depth 5 as its authors suggest, trees 'auto'), then the plain MLP on the
+    columns it confirms (the best-ranked one if it confirms none)."""
+    from boruta import BorutaPy
+
+    encoder = _encoder().fit(X)
+    inputs, sources = encoder.transform(X), _sources(encoder)
+    forest = (RandomForestRegressor if task == "regression" else RandomForestClassifier)(
+        n_jobs=-1, max_depth=5, random_state=seed
+    )
+    selector = BorutaPy(forest, n_estimators="auto", random_state=seed, verbose=0).fit(inputs, np.asarray(y))
+    keep = np.flatnonzero(selector.support_)
+    if len(keep) == 0:
+        keep = np.array([int(np.argmin(selector.ranking_))])
+    chosen = sorted({sources[i] for i in keep}, key=list(X.columns).index)
+    fitted = _mlp(X, y, task, seed, columns=chosen)
+    fitted.ranking = _by_source(-selector.ranking_.astype(float), sources, X.columns)
+    fitted.note = f"{len(chosen)} columns kept"
+    return fitted
+
+
+def _pytabkit(name):
+    def fit(X, y, task, seed):
+        import pytabkit
+
+        for logger in ("pytorch_lightning", "lightning.pytorch", "lightning"):  # "GPU available: False", tips
+            logging.getLogger(logger).setLevel(logging.ERROR)
+        cls = getattr(pytabkit, f"{name}_{'Regressor' if task == 'regression' else 'Classifier'}")
+        model = cls(device="cpu", random_state=seed, n_threads=os.cpu_count(), verbosity=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PyTorch and Lightning's deprecation and copy notices
+            model.fit(X, np.array(y))
+        return Fitted(model.predict, getattr(model, "predict_proba", None))
+
+    return fit
+
+
+MODELS: dict[str, tuple[Callable, str | None]] = {
+    # name -> (fit, the package it needs)
+    "archguide default": (fit_archguide, None),
+    "plain MLP 64-32": (fit_plain, None),
+    "HistGradientBoosting": (fit_hgb, None),
+    "random forest": (fit_forest, None),
+    "LassoNet": (fit_lassonet, "lassonet"),
+    "Boruta + plain MLP": (fit_boruta, "boruta"),
+    "RealMLP-TD": (_pytabkit("RealMLP_TD"), "pytabkit"),
+    "TabM-D": (_pytabkit("TabM_D"), "pytabkit"),
+    "oracle MLP (informative only)": (fit_oracle, None),
+}
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+@dataclass
+class Result:
+    data: str
+    model: str
+    task: str
+    metrics: dict[str, list[float]] = field(default_factory=dict)  # name -> one value per seed
+    seconds: list[float] = field(default_factory=list)
+    params: int | None = None
+    precision: list[float] = field(default_factory=list)
+    k: int | None = None
+    status: str = ""  # "" when it ran; else why not
+    note: str = ""
+
+
+def _scores(data, fitted, X_test, y_test):
+    if data.task == "regression":
+        pred = fitted.predict(X_test)
+        return {"test MSE": mean_squared_error(y_test, pred), "R²": r2_score(y_test, pred)}
+    out = {"accuracy": accuracy_score(y_test, fitted.predict(X_test))}
+    if fitted.proba is not None:
+        out["log loss"] = log_loss(y_test, np.clip(fitted.proba(X_test), 1e-7, 1), labels=np.unique(data.y))
+    return out
+
+
+def run_table(loaders, models, seeds, quick=False, log=print):
+    results = []
+    for loader in loaders:
+        sizes = QUICK_SIZES.get(loader, {}) if quick else {}
+        for name in models:
+            fit, package = MODELS[name]
+            result = None
+            for seed in seeds:
+                try:
+                    data = loader(seed, **sizes)
+                except ImportError as error:
+                    log(f"  {loader.__name__}: {error}")
+                    break
+                result = result or Result(data.name, name, data.task)
+                if name.startswith("oracle") and data.informative is None:
+                    result = None
+                    break
+                if package and importlib.util.find_spec(package) is None:
+                    result.status = f"not installed (pip install {package})"
+                    break
+                stratify = data.y if data.task == "classification" else None
+                X_tr, X_te, y_tr, y_te = train_test_split(
+                    data.X, data.y, test_size=0.2, random_state=seed, stratify=stratify
+                )
+                extra = {"informative": data.informative} if name.startswith("oracle") else {}
+                start = time.perf_counter()
+                try:
+                    with warnings.catch_warnings():
+                        # joblib inside peers: "sklearn.utils.parallel.delayed should be used with ..."
+                        warnings.filterwarnings("ignore", message=".*sklearn.utils.parallel.delayed")
+                        fitted = fit(X_tr, y_tr, data.task, seed, **extra)
+                except Exception as error:  # a peer that fails gets a row that says why
+                    traceback.print_exc()
+                    result.status = f"failed: {type(error).__name__}: {str(error)[:80]}"
+                    break
+                result.seconds.append(time.perf_counter() - start)
+                for metric, value in _scores(data, fitted, X_te, y_te).items():
+                    result.metrics.setdefault(metric, []).append(float(value))
+                result.params, result.note = fitted.params, fitted.note
+                if fitted.ranking is not None and data.relevant is not None:
+                    result.k = len(data.relevant)
+                    top = fitted.ranking.fillna(-np.inf).sort_values(ascending=False, kind="stable").index[: result.k]
+                    result.precision.append(len(set(top) & set(data.relevant)) / result.k)
+                log(f"  {data.name} · {name} · seed {seed}: {result.seconds[-1]:.1f} s, "
+                    + ", ".join(f"{m} {v[-1]:.4g}" for m, v in result.metrics.items()))  # fmt: skip
+            if result is not None:
+                results.append(result)
+    return results
+
+
+def _spread(values, digits=3):
+    return f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f}" if values else ""
+
+
+def frame(results, seeds):
+    """One data set's results as a table: a row per model."""
+    rows = []
+    for r in results:
+        row = {"model": r.model}
+        if r.status:
+            row["status"] = r.status
+        else:
+            for metric, values in r.metrics.items():
+                row[metric] = _spread(values)
+            main = next(iter(r.metrics))
+            if len(seeds) > 1:
+                row[f"{main} per seed"] = " ".join(f"{v:.3f}" for v in r.metrics[main])
+            row["fit s"] = f"{np.mean(r.seconds):.1f}"
+            row["params"] = f"{r.params:,}" if r.params else ""
+            if r.precision:
+                row[f"top-{r.k} precision"] = f"{np.mean(r.precision):.2f}"
+            if r.note:
+                row["note"] = r.note
+        rows.append(row)
+    table = pd.DataFrame(rows).fillna("")
+    return table[[c for c in table.columns if c != "status"] + (["status"] if "status" in table else [])]
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """A pipe table (pandas' to_markdown needs tabulate, which the project does not depend on)."""
+    cells = [list(map(str, table.columns))] + [[str(v) for v in row] for row in table.to_numpy()]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in cells]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def _get(results, model, data=None):
+    for r in results:
+        if r.model == model and (data is None or r.data == data) and not r.status and r.seconds:
+            return r
+    return None
+
+
+def targets(table_name, results):
+    """The issue's targets for this table, each met or missed, with the figures."""
+    lines = []
+    ours = [r for r in results if r.model == "archguide default" and not r.status]
+    if table_name == "friedman" and ours:
+        a = ours[0]
+        mse = np.mean(a.metrics["test MSE"])
+        lines.append(f"archguide test MSE {mse:.3f} (target <= 1.25): {'met' if mse <= 1.25 else 'MISSED'}")
+        for peer in ("RealMLP-TD", "TabM-D"):
+            p = _get(results, peer)
+            if p is None:
+                lines.append(f"below {peer} on the same seeds: not measured ({peer} did not run)")
+                continue
+            below = [x < y for x, y in zip(a.metrics["test MSE"], p.metrics["test MSE"])]
+            lines.append(f"below {peer} on every seed: {sum(below)} of {len(below)} seeds "
+                         f"({'met' if all(below) else 'MISSED'})")  # fmt: skip
+        lasso = _get(results, "LassoNet")
+        if lasso is None:
+            lines.append("fit time at most a fifth of LassoNet's: not measured (LassoNet did not run)")
+        else:
+            ratio = np.mean(a.seconds) / np.mean(lasso.seconds)
+            lines.append(f"fit time / LassoNet's: {ratio:.2f} (target <= 0.20): {'met' if ratio <= 0.2 else 'MISSED'}")
+        all_top = all(p == 1.0 for p in a.precision)
+        lines.append(f"every informative feature in the top 5: {sum(p == 1.0 for p in a.precision)} of "
+                     f"{len(a.precision)} seeds ({'met' if all_top else 'MISSED'})")  # fmt: skip
+    if table_name == "classification" and ours:
+        plain = _get(results, "plain MLP 64-32")
+        if plain is not None:
+            gap = np.mean(ours[0].metrics["accuracy"]) - np.mean(plain.metrics["accuracy"])
+            lines.append(f"accuracy minus the plain MLP's: {100 * gap:+.1f} points (target >= +2.0): "
+                         f"{'met' if gap >= 0.02 else 'MISSED'}")  # fmt: skip
+    if table_name == "real":
+        for a in ours:
+            main = next(iter(a.metrics))
+            sign = 1 if main == "test MSE" else -1  # lower is better for MSE
+            parts = []
+            for peer in ("plain MLP 64-32", "HistGradientBoosting", "RealMLP-TD"):
+                p = _get(results, peer, a.data)
+                if p is not None:
+                    gap = np.mean(a.metrics[main]) - np.mean(p.metrics[main])
+                    better = sign * gap < 0
+                    parts.append(f"vs {peer} {gap:+.4f} ({'better' if better else 'worse'})")
+            lines.append(f"{a.data}: {main} gap " + "; ".join(parts))
+    return lines
+
+
+# ---------------------------------------------------------------- cost
+
+
+def cost_run(model, n_rows, seed=0):
+    """One fit in this process: its seconds and the process's peak resident memory (MiB)."""
+    data = friedman(seed, n_rows=n_rows, n_features=20)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    start = time.perf_counter()
+    if model == "archguide default":
+        fit_archguide(data.X, data.y, "regression", seed, epochs=COST_EPOCHS, batch_size=COST_BATCH,
+                      patience=COST_EPOCHS + 1, lr_patience=None)  # fmt: skip
+    else:
+        PlainMLP("regression", seed, epochs=COST_EPOCHS, batch_size=COST_BATCH, patience=COST_EPOCHS + 1).fit(
+            data.X, data.y
+        )
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"seconds": seconds, "peak MiB": peak, "before MiB": before}
+
+
+def cost_table(sizes, log=print):
+    rows = []
+    for n_rows in sizes:
+        for model in ("archguide default", "plain MLP 64-32"):
+            done = subprocess.run(
+                [sys.executable, "-m", "benchmarks.peers", "--cost-run", model, str(n_rows)],
+                capture_output=True, text=True, cwd=Path(__file__).parent.parent,
+            )  # fmt: skip
+            if done.returncode != 0:
+                log(done.stderr[-2000:])
+                rows.append({"rows": n_rows, "model": model, "status": f"failed (exit {done.returncode})"})
+                continue
+            measured = json.loads(done.stdout.strip().splitlines()[-1])
+            log(f"  cost · {model} · {n_rows:,} rows: {measured['seconds']:.1f} s, {measured['peak MiB']:.0f} MiB")
+            rows.append({"rows": n_rows, "model": model, **measured})
+    table = pd.DataFrame(rows)
+    lines = []
+    if "seconds" in table:
+        wide = table.pivot(index="rows", columns="model", values="seconds")
+        if len(wide) > 1:
+            growth = wide.iloc[-1] / wide.iloc[0]
+            ours, plain = growth.get("archguide default"), growth.get("plain MLP 64-32")
+            lines.append(f"fit time growth {wide.index[0]:,} -> {wide.index[-1]:,} rows: archguide x{ours:.1f}, "
+                         f"plain MLP x{plain:.1f} (target: no faster than the plain MLP's): "
+                         f"{'met' if ours <= plain else 'MISSED'}")  # fmt: skip
+    shown = table.copy()
+    for column, digits in (("seconds", 1), ("peak MiB", 0), ("before MiB", 0)):
+        if column in shown:
+            shown[column] = shown[column].map(lambda v, d=digits: "" if pd.isna(v) else f"{v:,.{d}f}")
+    shown["rows"] = shown["rows"].map("{:,}".format)
+    return table, shown.rename(columns={"before MiB": "MiB before the fit"}).fillna(""), lines
+
+
+# ---------------------------------------------------------------- plot and main
+
+
+def plot(all_results, cost, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    titles = dict.fromkeys(r.data for r in all_results)
+    unique = [(title, [r for r in all_results if r.data == title]) for title in titles]
+    n = len(unique) + (cost is not None and "seconds" in cost)
+    fig, axes = plt.subplots(1, max(n, 1), figsize=(4.2 * max(n, 1), 4.2), squeeze=False)
+    for ax, (title, rs) in zip(axes[0], unique):
+        ran = [r for r in rs if not r.status and r.metrics]
+        if not ran:
+            continue
+        main = next(iter(ran[0].metrics))
+        names = [r.model for r in ran]
+        means = [np.mean(r.metrics[main]) for r in ran]
+        spreads = [np.std(r.metrics[main]) for r in ran]
+        colours = ["tab:red" if name == "archguide default" else "tab:gray" for name in names]
+        ax.barh(range(len(ran)), means, xerr=spreads, color=colours)
+        ax.set_yticks(range(len(ran)), names, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel(main + (" (lower is better)" if main == "test MSE" else " (higher is better)"))
+        ax.set_title(title, fontsize=9)
+        if main == "accuracy":
+            ax.set_xlim(min(means) - 0.05, min(1.0, max(means) + 0.02))
+    if cost is not None and "seconds" in cost:
+        ax = axes[0][-1]
+        for model, part in cost.dropna(subset=["seconds"]).groupby("model"):
+            ax.loglog(part["rows"], part["seconds"], marker="o", label=model,
+                      color="tab:red" if model == "archguide default" else "tab:gray")  # fmt: skip
+        ax.set_xlabel("rows (20 features)")
+        ax.set_ylabel(f"fit seconds ({COST_EPOCHS} epochs)")
+        ax.set_title("How cost grows", fontsize=9)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="one seed, small sizes (under ten minutes)")
+    parser.add_argument("--tables", nargs="+", choices=[*TABLES, "cost"], default=[*TABLES, "cost"])
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS), metavar="MODEL")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=None, help="where the tables and plot go")
+    parser.add_argument("--cost-run", nargs=2, metavar=("MODEL", "ROWS"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.cost_run:
+        print(json.dumps(cost_run(args.cost_run[0], int(args.cost_run[1]))))
+        return
+    seeds = args.seeds or ((0,) if args.quick else SEEDS)
+    out = args.out or (RESULTS / "quick" if args.quick else RESULTS)
+    out.mkdir(parents=True, exist_ok=True)
+    import archguide
+
+    header = (f"Peer suite: seeds {list(seeds)}, {os.cpu_count()} cores, archguide {archguide.__version__}"
+              + (", quick sizes" if args.quick else ""))  # fmt: skip
+    print(header, flush=True)
+    everything, cost, sections = [], None, [f"# {header}\n"]
+    for name in args.tables:
+        start = time.perf_counter()
+        if name == "cost":
+            sizes = (1_000, 10_000) if args.quick else (1_000, 10_000, 100_000, 1_000_000)
+            cost, shown, lines = cost_table(sizes)
+            title = f"4. How cost grows (Friedman #1, 20 features, {COST_EPOCHS} epochs, batch {COST_BATCH})"
+        else:
+            results = run_table(TABLES[name], args.models, seeds, quick=args.quick)
+            everything += results
+            shown = {
+                data: frame([r for r in results if r.data == data], seeds)
+                for data in dict.fromkeys(r.data for r in results)
+            }
+            lines = targets(name, results)
+            number = list(TABLES).index(name) + 1
+            title = f"{number}. {name} (seeds {list(seeds)})"
+        if isinstance(shown, dict):
+            body = "\n\n".join(f"{data}\n\n{markdown(table)}" for data, table in shown.items())
+        else:
+            body = markdown(shown)
+        text = f"## {title}\n\n{body}\n\n" + "".join(f"- {line}\n" for line in lines)
+        text += f"\n({time.perf_counter() - start:.0f} s)\n"
+        (out / f"{name}.md").write_text(text)
+        sections.append(text)
+        print("\n" + text, flush=True)
+    (out / "peers.md").write_text("\n".join(sections))
+    plot(everything, cost, out / "peers.png")
+    print(f"Tables and plot written to {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""The peer suite's own pieces (benchmarks/peers.py): a peer that is absent gets a row saying so,
+encoded columns map back to the user's columns, the Markdown it writes is a table."""
+
+import importlib.util
+
+import numpy as np
+import pandas as pd
+
+from benchmarks import peers
+
+
+def test_an_absent_peer_gets_a_row_that_says_so(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "lassonet" else real(name, *a))
+    monkeypatch.setitem(peers.QUICK_SIZES, peers.friedman, {"n_rows": 200, "n_features": 8})
+    results = peers.run_table([peers.friedman], ["LassoNet", "HistGradientBoosting"], (0,), quick=True, log=str)
+    table = peers.frame(results, (0,))
+    assert list(table["model"]) == ["LassoNet", "HistGradientBoosting"]
+    assert table.loc[0, "status"] == "not installed (pip install lassonet)"
+    assert table.loc[1, "status"] == "" and float(table.loc[1, "R²"].split(" ")[0]) > 0.3
+
+
+def test_encoded_columns_map_back_to_their_source():
+    X = pd.DataFrame({"b": [1.0, 2.0, 3.0, 4.0], "a": pd.Categorical(["u", "v", "w", "u"]), "c": [0.0, 1, 0, 1]})
+    encoder = peers._encoder().fit(X)
+    sources = peers._sources(encoder)
+    assert sources == ["a", "a", "a", "b", "c"] and len(sources) == encoder.transform(X).shape[1]
+    ranking = peers._by_source([0.1, 0.7, 0.2, 0.5, 0.0], sources, X.columns)
+    assert list(ranking.index) == ["b", "a", "c"] and ranking["a"] == 0.7  # a column's best level
+
+
+def test_markdown_is_a_pipe_table():
+    text = peers.markdown(pd.DataFrame({"model": ["x", "longer name"], "MSE": ["1.0", "2.5"]}))
+    lines = text.splitlines()
+    assert lines[0].startswith("| model") and set(lines[1]) <= {"|", "-"}
+    assert len({len(line) for line in lines}) == 1 and len(lines) == 4
+    assert np.all([line.count("|") == 3 for line in lines])
