@@ -551,6 +551,8 @@ def targets(table_name, results):
 
 def cost_run(model, n_rows, seed=0):
     """One fit in this process: its seconds and the process's peak resident memory (MiB)."""
+    import archguide  # noqa: F401  (TensorFlow's import is not part of the fit)
+
     data = friedman(seed, n_rows=n_rows, n_features=20)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     start = time.perf_counter()
