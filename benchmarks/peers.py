@@ -5,7 +5,8 @@ to read that fit's peak memory), writes Markdown tables and a plot under ``bench
 and prints them:
 
     python -m benchmarks.peers                  # every table, three seeds
-    python -m benchmarks.peers --quick          # one seed, small sizes (under ten minutes on 2 cores)
+    python -m benchmarks.peers --quick          # one seed, small sizes, without LassoNet and TabM-D
+                                                # (under ten minutes on 2 cores)
     python -m benchmarks.peers --tables friedman classification
     make bench-peers                            # installs the peers extra first, then every table
 
@@ -164,6 +165,9 @@ QUICK_SIZES = {
     diamonds: {"n_rows": 3000},
     affairs: {"n_rows": 3000},
 }
+# The slowest peers take minutes per fit even on small data: --quick gives them a row that says so
+# (name them with --models to run them anyway).
+QUICK_LEAVES_OUT = ("LassoNet", "TabM-D")
 
 
 # ---------------------------------------------------------------- models
@@ -406,7 +410,9 @@ def _scores(data, fitted, X_test, y_test):
     return out
 
 
-def run_table(loaders, models, seeds, quick=False, log=print):
+def run_table(loaders, models, seeds, quick=False, log=print, left_out=()):
+    """Every model in ``models`` on every data set of ``loaders``, over ``seeds``; ``left_out``
+    models get a row that says so."""
     results = []
     for loader in loaders:
         sizes = QUICK_SIZES.get(loader, {}) if quick else {}
@@ -425,6 +431,9 @@ def run_table(loaders, models, seeds, quick=False, log=print):
                     break
                 if package and importlib.util.find_spec(package) is None:
                     result.status = f"not installed (pip install {package})"
+                    break
+                if name in left_out:
+                    result.status = "left out by --quick (minutes per fit; run without --quick)"
                     break
                 stratify = data.y if data.task == "classification" else None
                 X_tr, X_te, y_tr, y_te = train_test_split(
@@ -648,11 +657,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="one seed, small sizes (under ten minutes)")
     parser.add_argument("--tables", nargs="+", choices=[*TABLES, "cost"], default=[*TABLES, "cost"])
-    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS), metavar="MODEL")
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=None, metavar="MODEL")
     parser.add_argument("--seeds", nargs="+", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None, help="where the tables and plot go")
     parser.add_argument("--cost-run", nargs=2, metavar=("MODEL", "ROWS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.models_given, args.models = args.models is not None, args.models or list(MODELS)
     if args.cost_run:
         print(json.dumps(cost_run(args.cost_run[0], int(args.cost_run[1]))))
         return
@@ -672,7 +682,8 @@ def main(argv=None):
             cost, shown, lines = cost_table(sizes)
             title = f"4. How cost grows (Friedman #1, 20 features, {COST_EPOCHS} epochs, batch {COST_BATCH})"
         else:
-            results = run_table(TABLES[name], args.models, seeds, quick=args.quick)
+            left_out = QUICK_LEAVES_OUT if args.quick and not args.models_given else ()
+            results = run_table(TABLES[name], args.models, seeds, quick=args.quick, left_out=left_out)
             everything += results
             shown = {
                 data: frame([r for r in results if r.data == data], seeds)
