@@ -105,7 +105,7 @@ def _build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--max-trials", type=int, metavar="N", help="trials to run (or tuning.max_trials, default 20)")
     tune.add_argument("--out", required=True, metavar="DIR", help="run directory to write (see archguide.report)")
     tune.add_argument("--overwrite", action="store_true", help="replace DIR if it exists and is not empty")
-    options(tune, "tuning.tuner=random", "KerasTuner's progress and one line per epoch; tracebacks of errors")
+    options(tune, "tuning.cv=5", "KerasTuner's progress and one line per epoch; tracebacks of errors")
 
     predict = sub.add_parser("predict", help="predict with a saved model.keras (raw columns in, predictions out)")
     predict.add_argument("model", help="a .keras file saved by an archguide estimator")

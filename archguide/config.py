@@ -103,7 +103,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, tuple[str, ...]]]] = {
     },
     "tuning": {
         "max_trials": (20, ("int",)),
-        "tuner": ("bayesian", ("bayesian", "random", "hyperband")),
+        "tuner": ("random", ("random", "bayesian", "hyperband")),
         "cv": (None, ("int", "null")),
         "search_space": (None, ("mapping", "null")),
     },

@@ -299,3 +299,31 @@ def test_tune_refits_a_groups_plan_whose_budget_was_raised(table, tmp_path, monk
     n_groups = len(best.scores_.groups)
     assert best.get_params()["total_units"] == 4 * n_groups == best.tuning_results_["total_units"].iloc[0]
     assert best.plan_.total_units == 4 * n_groups and len(best.plan_.branches) == n_groups
+
+
+def test_the_default_tuner_is_what_bayesian_runs_at_the_default_budget(data, tmp_path):
+    """Why "random" is tune's default: KerasTuner's Bayesian oracle draws at random until 3 trials per
+    searched option have completed, so at tune's default 20 trials it tries what RandomSearch tries."""
+    import inspect
+
+    hp = kt.HyperParameters()
+    ImportanceHyperModel(data[0]).hyperparameters(hp)
+    budget = inspect.signature(ag.ImportanceGuidedRegressor.tune).parameters["max_trials"].default
+    assert inspect.signature(ag.ImportanceGuidedRegressor.tune).parameters["tuner"].default == "random"
+    assert 3 * len(hp.space) > budget  # 36 > 20
+
+    def draws(oracle_class, name):
+        oracle = oracle_class(objective=kt.Objective("val_loss", "min"), max_trials=budget, seed=3, hyperparameters=hp)
+        oracle._set_project_dir(str(tmp_path), name)
+        values = []
+        for i in range(budget):
+            trial = oracle.create_trial("tuner0")
+            values.append(dict(trial.hyperparameters.values))
+            oracle.update_trial(trial.trial_id, {"val_loss": float((7 * i) % 5)})  # scores the GP would use
+            trial.status = "COMPLETED"
+            oracle.end_trial(trial)
+        return values
+
+    random_draws = draws(kt.oracles.RandomSearchOracle, "random")
+    assert len({str(v) for v in random_draws}) == budget  # twenty different trials
+    assert draws(kt.oracles.BayesianOptimizationOracle, "bayesian") == random_draws
