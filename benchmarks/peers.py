@@ -465,8 +465,15 @@ def run_table(loaders, models, seeds, quick=False, log=print, left_out=()):
     return results
 
 
-def _spread(values, digits=3):
-    return f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f}" if values else ""
+def _digits(values):
+    """Decimals that show four significant figures of small figures (an MSE of log prices), else three."""
+    mean = abs(float(np.mean(values)))
+    return 3 if mean >= 0.1 or mean == 0 else 3 - int(np.floor(np.log10(mean)))
+
+
+def _spread(values):
+    d = _digits(values)
+    return f"{np.mean(values):.{d}f} ± {np.std(values):.{d}f}" if values else ""
 
 
 def frame(results, seeds):
@@ -481,7 +488,8 @@ def frame(results, seeds):
                 row[metric] = _spread(values)
             main = next(iter(r.metrics))
             if len(seeds) > 1:
-                row[f"{main} per seed"] = " ".join(f"{v:.3f}" for v in r.metrics[main])
+                d = _digits(r.metrics[main])
+                row[f"{main} per seed"] = " ".join(f"{v:.{d}f}" for v in r.metrics[main])
             row["fit s"] = f"{np.mean(r.seconds):.1f}"
             row["params"] = f"{r.params:,}" if r.params else ""
             if r.precision:
@@ -558,12 +566,23 @@ def targets(table_name, results):
 # ---------------------------------------------------------------- cost
 
 
+def _memory():
+    """(resident MiB now, peak resident MiB) of this process. Linux's /proc/self/status: getrusage's
+    ru_maxrss would carry the parent's peak across fork and exec."""
+    try:
+        fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+        return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+    except (OSError, KeyError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return peak, peak
+
+
 def cost_run(model, n_rows, seed=0):
     """One fit in this process: its seconds and the process's peak resident memory (MiB)."""
     import archguide  # noqa: F401  (TensorFlow's import is not part of the fit)
 
     data = friedman(seed, n_rows=n_rows, n_features=20)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before, _ = _memory()
     start = time.perf_counter()
     if model == "archguide default":
         fit_archguide(data.X, data.y, "regression", seed, epochs=COST_EPOCHS, batch_size=COST_BATCH,
@@ -573,8 +592,7 @@ def cost_run(model, n_rows, seed=0):
             data.X, data.y
         )
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"seconds": seconds, "peak MiB": peak, "before MiB": before}
+    return {"seconds": seconds, "peak MiB": _memory()[1], "before MiB": before}
 
 
 def cost_table(sizes, log=print):
@@ -690,6 +708,8 @@ def main(argv=None):
                 for data in dict.fromkeys(r.data for r in results)
             }
             lines = targets(name, results)
+            if args.quick and lines:
+                lines.insert(0, "quick sizes and one seed: the targets are set for the full tables (orientation only)")
             number = list(TABLES).index(name) + 1
             title = f"{number}. {name} (seeds {list(seeds)})"
         if isinstance(shown, dict):
