@@ -640,8 +640,13 @@ def plot(all_results, cost, path):
     titles = dict.fromkeys(r.data for r in all_results)
     unique = [(title, [r for r in all_results if r.data == title]) for title in titles]
     n = len(unique) + (cost is not None and "seconds" in cost)
-    fig, axes = plt.subplots(1, max(n, 1), figsize=(4.2 * max(n, 1), 4.2), squeeze=False)
-    for ax, (title, rs) in zip(axes[0], unique):
+    n = max(n, 1)
+    columns, rows = min(n, 3), -(-n // 3)
+    fig, grid = plt.subplots(rows, columns, figsize=(5.2 * columns, 3.8 * rows), squeeze=False)
+    axes = grid.ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    for ax, (title, rs) in zip(axes, unique):
         ran = [r for r in rs if not r.status and r.metrics]
         if not ran:
             continue
@@ -658,7 +663,7 @@ def plot(all_results, cost, path):
         if main == "accuracy":
             ax.set_xlim(min(means) - 0.05, min(1.0, max(means) + 0.02))
     if cost is not None and "seconds" in cost:
-        ax = axes[0][-1]
+        ax = axes[n - 1]
         for model, part in cost.dropna(subset=["seconds"]).groupby("model"):
             ax.loglog(part["rows"], part["seconds"], marker="o", label=model,
                       color="tab:red" if model == "archguide default" else "tab:gray")  # fmt: skip
