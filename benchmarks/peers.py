@@ -54,7 +54,7 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -697,7 +697,7 @@ def main(argv=None):
     header = (f"Peer suite: seeds {list(seeds)}, {os.cpu_count()} cores, archguide {archguide.__version__}"
               + (", quick sizes" if args.quick else ""))  # fmt: skip
     print(header, flush=True)
-    everything, cost, sections = [], None, [f"# {header}\n"]
+    cost = None
     for name in args.tables:
         start = time.perf_counter()
         if name == "cost":
@@ -707,7 +707,6 @@ def main(argv=None):
         else:
             left_out = QUICK_LEAVES_OUT if args.quick and not args.models_given else ()
             results = run_table(TABLES[name], args.models, seeds, quick=args.quick, left_out=left_out)
-            everything += results
             shown = {
                 data: frame([r for r in results if r.data == data], seeds)
                 for data in dict.fromkeys(r.data for r in results)
@@ -724,11 +723,27 @@ def main(argv=None):
         text = f"## {title}\n\n{body}\n\n" + "".join(f"- {line}\n" for line in lines)
         text += f"\n({time.perf_counter() - start:.0f} s)\n"
         (out / f"{name}.md").write_text(text)
-        sections.append(text)
+        raw = cost.to_dict("records") if name == "cost" else [asdict(r) for r in results]
+        (out / f"{name}.json").write_text(json.dumps(raw, indent=1))
         print("\n" + text, flush=True)
-    (out / "peers.md").write_text("\n".join(sections))
-    plot(everything, cost, out / "peers.png")
+    write_summary(out, header)
     print(f"Tables and plot written to {out}")
+
+
+def write_summary(out, header):
+    """peers.md and peers.png from every table in ``out``, this run's and earlier runs' (a table run
+    alone, with --tables, replaces only its own part)."""
+    names = [name for name in [*TABLES, "cost"] if (out / f"{name}.json").exists()]
+    sections = [f"# {header}\n"] + [(out / f"{name}.md").read_text() for name in names if (out / f"{name}.md").exists()]
+    (out / "peers.md").write_text("\n".join(sections))
+    results, cost = [], None
+    for name in names:
+        raw = json.loads((out / f"{name}.json").read_text())
+        if name == "cost":
+            cost = pd.DataFrame(raw)
+        else:
+            results += [Result(**r) for r in raw]
+    plot(results, cost, out / "peers.png")
 
 
 if __name__ == "__main__":

@@ -35,3 +35,21 @@ def test_markdown_is_a_pipe_table():
     assert lines[0].startswith("| model") and set(lines[1]) <= {"|", "-"}
     assert len({len(line) for line in lines}) == 1 and len(lines) == 4
     assert np.all([line.count("|") == 3 for line in lines])
+
+
+def test_the_summary_gathers_every_table_run_so_far(tmp_path):
+    """A table run alone (--tables) replaces its own part of peers.md and peers.png, not the others'."""
+    import json
+    from dataclasses import asdict
+
+    ours = peers.Result("F", "archguide default", "regression", {"test MSE": [1.2, 1.3]}, [20.0, 22.0], 9000)
+    plain = peers.Result("C", "plain MLP 64-32", "classification", {"accuracy": [0.8]}, [5.0], 5000)
+    for name, result in (("friedman", ours), ("classification", plain)):
+        (tmp_path / f"{name}.md").write_text(f"## {name}\n")
+        (tmp_path / f"{name}.json").write_text(json.dumps([asdict(result)]))
+    (tmp_path / "cost.md").write_text("## cost\n")
+    (tmp_path / "cost.json").write_text(json.dumps([{"rows": 1000, "model": "archguide default", "seconds": 6.0}]))
+    peers.write_summary(tmp_path, "# header")
+    text = (tmp_path / "peers.md").read_text()
+    assert text.index("## friedman") < text.index("## classification") < text.index("## cost")
+    assert (tmp_path / "peers.png").stat().st_size > 10_000
