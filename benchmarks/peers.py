@@ -369,6 +369,7 @@ def _pytabkit(name):
     return fit
 
 
+ORACLE = "oracle MLP (informative only)"
 MODELS: dict[str, tuple[Callable, str | None]] = {
     # name -> (fit, the package it needs)
     "archguide default": (fit_archguide, None),
@@ -379,7 +380,7 @@ MODELS: dict[str, tuple[Callable, str | None]] = {
     "Boruta + plain MLP": (fit_boruta, "boruta"),
     "RealMLP-TD": (_pytabkit("RealMLP_TD"), "pytabkit"),
     "TabM-D": (_pytabkit("TabM_D"), "pytabkit"),
-    "oracle MLP (informative only)": (fit_oracle, None),
+    ORACLE: (fit_oracle, None),
 }
 
 
@@ -412,34 +413,35 @@ def _scores(data, fitted, X_test, y_test):
 
 def run_table(loaders, models, seeds, quick=False, log=print, left_out=()):
     """Every model in ``models`` on every data set of ``loaders``, over ``seeds``; ``left_out``
-    models get a row that says so."""
+    models get a row that says so. Each seed's data and split are drawn once, for every model."""
     results = []
     for loader in loaders:
         sizes = QUICK_SIZES.get(loader, {}) if quick else {}
+        try:
+            draws = [(seed, loader(seed, **sizes)) for seed in seeds]
+        except ImportError as error:
+            log(f"  {loader.__name__}: {error}")
+            continue
+        splits = [
+            (seed, data, *train_test_split(data.X, data.y, test_size=0.2, random_state=seed,
+                                           stratify=data.y if data.task == "classification" else None))
+            for seed, data in draws
+        ]  # fmt: skip
+        first = draws[0][1]
         for name in models:
             fit, package = MODELS[name]
-            result = None
-            for seed in seeds:
-                try:
-                    data = loader(seed, **sizes)
-                except ImportError as error:
-                    log(f"  {loader.__name__}: {error}")
-                    break
-                result = result or Result(data.name, name, data.task)
-                if name.startswith("oracle") and data.informative is None:
-                    result = None
-                    break
-                if package and importlib.util.find_spec(package) is None:
-                    result.status = f"not installed (pip install {package})"
-                    break
-                if name in left_out:
-                    result.status = "left out by --quick (minutes per fit; run without --quick)"
-                    break
-                stratify = data.y if data.task == "classification" else None
-                X_tr, X_te, y_tr, y_te = train_test_split(
-                    data.X, data.y, test_size=0.2, random_state=seed, stratify=stratify
-                )
-                extra = {"informative": data.informative} if name.startswith("oracle") else {}
+            if name == ORACLE and first.informative is None:
+                continue  # no truth to give the oracle
+            result = Result(first.name, name, first.task)
+            results.append(result)
+            if package and importlib.util.find_spec(package) is None:
+                result.status = f"not installed (pip install {package})"
+                continue
+            if name in left_out:
+                result.status = "left out by --quick (minutes per fit; run without --quick)"
+                continue
+            for seed, data, X_tr, X_te, y_tr, y_te in splits:
+                extra = {"informative": data.informative} if name == ORACLE else {}
                 start = time.perf_counter()
                 try:
                     with warnings.catch_warnings():
@@ -460,8 +462,6 @@ def run_table(loaders, models, seeds, quick=False, log=print, left_out=()):
                     result.precision.append(len(set(top) & set(data.relevant)) / result.k)
                 log(f"  {data.name} · {name} · seed {seed}: {result.seconds[-1]:.1f} s, "
                     + ", ".join(f"{m} {v[-1]:.4g}" for m, v in result.metrics.items()))  # fmt: skip
-            if result is not None:
-                results.append(result)
     return results
 
 
