@@ -60,8 +60,7 @@ def cancer_noise(seed):
     return np.hstack([X, noise]), y, "classification"
 
 
-DATA = {"Friedman #1 (50 features)": friedman, "breast cancer + 20 noise": cancer_noise}
-DATA_KEYS = {"Friedman #1 (50 features)": "friedman", "breast cancer + 20 noise": "cancer"}
+DATA = {"friedman": ("Friedman #1 (50 features)", friedman), "cancer": ("breast cancer + 20 noise", cancer_noise)}
 
 
 def rss_mib() -> float:
@@ -146,8 +145,8 @@ def evaluate(task, y_te, predicted):
 
 def search_table(seeds, trials, tuners=("random",), data=None, plain=True):
     rows = []
-    for name, make in DATA.items():
-        if data and DATA_KEYS[name] not in data:
+    for key, (name, make) in DATA.items():
+        if data and key not in data:
             continue
         for seed in seeds:
             X, y, task = make(seed)
@@ -248,7 +247,7 @@ def main():
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--tuner", nargs="+", default=["random"], choices=["random", "bayesian", "hyperband"],
                         help="archguide's tuners, a row each (the plain MLP search: bayesian)")  # fmt: skip
-    parser.add_argument("--data", nargs="+", choices=sorted(DATA_KEYS.values()), help="only these data sets")
+    parser.add_argument("--data", nargs="+", choices=sorted(DATA), help="only these data sets")
     parser.add_argument("--no-plain", action="store_true", help="leave out the plain-MLP search")
     parser.add_argument("--memory", action="store_true", help="only the memory table")
     args = parser.parse_args()
