@@ -8,6 +8,7 @@ and prints them:
     python -m benchmarks.peers --quick          # one seed, small sizes, without LassoNet and TabM-D
                                                 # (under ten minutes on 2 cores)
     python -m benchmarks.peers --tables friedman classification
+    python -m benchmarks.peers --tables real --data affairs   # one data set; the table's others as saved
     make bench-peers                            # installs the peers extra first, then every table
 
 Rows: archguide's default estimator; a plain Keras MLP (64-32, Adam, early stopping on 20% of the
@@ -682,6 +683,10 @@ def main(argv=None):
     parser.add_argument("--tables", nargs="+", choices=[*TABLES, "cost"], default=[*TABLES, "cost"])
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=None, metavar="MODEL")
     parser.add_argument("--seeds", nargs="+", type=int, default=None)
+    parser.add_argument(
+        "--data", nargs="+", choices=[loader.__name__ for loaders in TABLES.values() for loader in loaders],
+        help="only these data sets of the tables; the tables' other data sets keep their saved results",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=None, help="where the tables and plot go")
     parser.add_argument("--cost-run", nargs=2, metavar=("MODEL", "ROWS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -705,8 +710,15 @@ def main(argv=None):
             cost, shown, lines = cost_table(sizes)
             title = f"4. How cost grows (Friedman #1, 20 features, {COST_EPOCHS} epochs, batch {COST_BATCH})"
         else:
+            loaders = [loader for loader in TABLES[name] if not args.data or loader.__name__ in args.data]
+            if not loaders:
+                continue
             left_out = QUICK_LEAVES_OUT if args.quick and not args.models_given else ()
-            results = run_table(TABLES[name], args.models, seeds, quick=args.quick, left_out=left_out)
+            results = run_table(loaders, args.models, seeds, quick=args.quick, left_out=left_out)
+            if args.data and (out / f"{name}.json").exists():  # the table's other data sets stay as saved
+                rerun = {r.data for r in results}
+                saved = [Result(**r) for r in json.loads((out / f"{name}.json").read_text())]
+                results = [r for r in saved if r.data not in rerun] + results
             shown = {
                 data: frame([r for r in results if r.data == data], seeds)
                 for data in dict.fromkeys(r.data for r in results)
@@ -721,7 +733,9 @@ def main(argv=None):
         else:
             body = markdown(shown)
         text = f"## {title}\n\n{body}\n\n" + "".join(f"- {line}\n" for line in lines)
-        text += f"\n({time.perf_counter() - start:.0f} s)\n"
+        merged = args.data and name != "cost"
+        ran = f" for {', '.join(args.data)}; the table's other data sets as saved before" if merged else ""
+        text += f"\n({time.perf_counter() - start:.0f} s{ran})\n"
         (out / f"{name}.md").write_text(text)
         raw = cost.to_dict("records") if name == "cost" else [asdict(r) for r in results]
         (out / f"{name}.json").write_text(json.dumps(raw, indent=1))

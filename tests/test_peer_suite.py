@@ -5,6 +5,7 @@ import importlib.util
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from benchmarks import peers
 
@@ -53,3 +54,22 @@ def test_the_summary_gathers_every_table_run_so_far(tmp_path):
     text = (tmp_path / "peers.md").read_text()
     assert text.index("## friedman") < text.index("## classification") < text.index("## cost")
     assert (tmp_path / "peers.png").stat().st_size > 10_000
+
+
+def test_a_data_set_run_alone_keeps_the_tables_other_data_sets(tmp_path):
+    """--data reruns one data set of a table; the table's other data sets keep their saved results."""
+    import json
+    from dataclasses import asdict
+
+    pytest.importorskip("statsmodels")
+    diamonds = "diamonds (10,000 rows) + noise"
+    saved = peers.Result(diamonds, "HistGradientBoosting", "regression", {"test MSE": [0.5]}, [1.0])
+    (tmp_path / "real.json").write_text(json.dumps([asdict(saved)]))
+    peers.main(["--tables", "real", "--data", "affairs", "--models", "HistGradientBoosting", "--seeds", "0",
+                "--out", str(tmp_path)])  # fmt: skip
+    results = json.loads((tmp_path / "real.json").read_text())
+    assert [r["data"] for r in results] == [diamonds, "affairs (6,366 rows) + noise"]
+    assert results[0]["metrics"] == {"test MSE": [0.5]} and results[1]["metrics"]["accuracy"][0] > 0.6
+    text = (tmp_path / "real.md").read_text()
+    assert diamonds in text and "affairs (6,366 rows) + noise" in text
+    assert "for affairs; the table's other data sets as saved before" in text
