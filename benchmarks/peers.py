@@ -9,6 +9,7 @@ and prints them:
                                                 # (under ten minutes on 2 cores)
     python -m benchmarks.peers --tables friedman classification
     python -m benchmarks.peers --tables real --data affairs   # one data set; the table's others as saved
+    python -m benchmarks.peers --rebuild        # the Markdown and plot again from the saved raw results
     make bench-peers                            # installs the peers extra first, then every table
 
 Rows: archguide's default estimator; a plain Keras MLP (64-32, Adam, early stopping on 20% of the
@@ -408,7 +409,8 @@ def _scores(data, fitted, X_test, y_test):
         return {"test MSE": mean_squared_error(y_test, pred), "R²": r2_score(y_test, pred)}
     out = {"accuracy": accuracy_score(y_test, fitted.predict(X_test))}
     if fitted.proba is not None:
-        out["log loss"] = log_loss(y_test, np.clip(fitted.proba(X_test), 1e-7, 1), labels=np.unique(data.y))
+        proba = np.clip(fitted.proba(X_test), 1e-7, 1)  # a zero probability would make the log loss infinite
+        out["log loss"] = log_loss(y_test, proba / proba.sum(axis=1, keepdims=True), labels=np.unique(data.y))
     return out
 
 
@@ -688,6 +690,10 @@ def main(argv=None):
         help="only these data sets of the tables; the tables' other data sets keep their saved results",
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=None, help="where the tables and plot go")
+    parser.add_argument(
+        "--rebuild", action="store_true",
+        help="run nothing: rewrite tables 1-3's Markdown, peers.md and the plot from the saved <table>.json",
+    )  # fmt: skip
     parser.add_argument("--cost-run", nargs=2, metavar=("MODEL", "ROWS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.models_given, args.models = args.models is not None, args.models or list(MODELS)
@@ -705,20 +711,25 @@ def main(argv=None):
     cost = None
     for name in args.tables:
         start = time.perf_counter()
+        if name == "cost" and args.rebuild:
+            continue
         if name == "cost":
             sizes = (1_000, 10_000) if args.quick else (1_000, 10_000, 100_000, 1_000_000)
             cost, shown, lines = cost_table(sizes)
             title = f"4. How cost grows (Friedman #1, 20 features, {COST_EPOCHS} epochs, batch {COST_BATCH})"
         else:
+            saved = out / f"{name}.json"
             loaders = [loader for loader in TABLES[name] if not args.data or loader.__name__ in args.data]
-            if not loaders:
+            if not loaders or (args.rebuild and not saved.exists()):
                 continue
-            left_out = QUICK_LEAVES_OUT if args.quick and not args.models_given else ()
-            results = run_table(loaders, args.models, seeds, quick=args.quick, left_out=left_out)
-            if args.data and (out / f"{name}.json").exists():  # the table's other data sets stay as saved
+            if args.rebuild:
+                results = [Result(**r) for r in json.loads(saved.read_text())]
+            else:
+                left_out = QUICK_LEAVES_OUT if args.quick and not args.models_given else ()
+                results = run_table(loaders, args.models, seeds, quick=args.quick, left_out=left_out)
+            if args.data and saved.exists():  # the table's other data sets stay as saved
                 rerun = {r.data for r in results}
-                saved = [Result(**r) for r in json.loads((out / f"{name}.json").read_text())]
-                results = [r for r in saved if r.data not in rerun] + results
+                results = [Result(**r) for r in json.loads(saved.read_text()) if r["data"] not in rerun] + results
             shown = {
                 data: frame([r for r in results if r.data == data], seeds)
                 for data in dict.fromkeys(r.data for r in results)
@@ -733,9 +744,12 @@ def main(argv=None):
         else:
             body = markdown(shown)
         text = f"## {title}\n\n{body}\n\n" + "".join(f"- {line}\n" for line in lines)
-        merged = args.data and name != "cost"
-        ran = f" for {', '.join(args.data)}; the table's other data sets as saved before" if merged else ""
-        text += f"\n({time.perf_counter() - start:.0f} s{ran})\n"
+        if args.rebuild:
+            text += f"\n(rebuilt from {name}.json)\n"
+        else:
+            merged = args.data and name != "cost"
+            ran = f" for {', '.join(args.data)}; the table's other data sets as saved before" if merged else ""
+            text += f"\n({time.perf_counter() - start:.0f} s{ran})\n"
         (out / f"{name}.md").write_text(text)
         raw = cost.to_dict("records") if name == "cost" else [asdict(r) for r in results]
         (out / f"{name}.json").write_text(json.dumps(raw, indent=1))

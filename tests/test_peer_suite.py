@@ -73,3 +73,18 @@ def test_a_data_set_run_alone_keeps_the_tables_other_data_sets(tmp_path):
     text = (tmp_path / "real.md").read_text()
     assert diamonds in text and "affairs (6,366 rows) + noise" in text
     assert "for affairs; the table's other data sets as saved before" in text
+
+
+def test_rebuild_rewrites_the_tables_from_the_saved_results_without_running_anything(tmp_path, monkeypatch):
+    import json
+    from dataclasses import asdict
+
+    monkeypatch.setattr(peers, "run_table", lambda *a, **k: pytest.fail("--rebuild must not run a model"))
+    ours = peers.Result("Friedman #1", "archguide default", "regression", {"test MSE": [1.25, 1.5]}, [3.0, 4.0])
+    (tmp_path / "friedman.json").write_text(json.dumps([asdict(ours)]))
+    peers.main(["--rebuild", "--out", str(tmp_path)])
+    text = (tmp_path / "friedman.md").read_text()
+    assert "1.375 ± 0.125" in text and "1.250 1.500" in text
+    assert "(rebuilt from friedman.json)" in text
+    assert not (tmp_path / "classification.md").exists() and not (tmp_path / "cost.md").exists()
+    assert (tmp_path / "peers.png").exists()
