@@ -29,13 +29,12 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras
 import numpy as np
 import pandas as pd
+from peers import PlainMLP  # Dense 64-32, Adam, early stopping: the one reference MLP of every benchmark
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine, make_friedman1
 from sklearn.metrics import accuracy_score, mean_squared_error
 from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import StandardScaler
 
 import archguide as ag
 
@@ -69,37 +68,10 @@ def split(X, y, task, seed):
     return train_test_split(X, y, test_size=0.2, random_state=seed, stratify=stratify)
 
 
-def plain_mlp(X_tr, y_tr, task, seed, n_classes=None):
-    """Dense 64-32 on standardised inputs, Adam, early stopping; returns (predict, n_params)."""
-    keras.utils.set_random_seed(seed)
-    scaler = StandardScaler().fit(X_tr)
-    if task == "regression":
-        mean, scale = y_tr.mean(), y_tr.std()
-        target, out, loss = (y_tr - mean) / scale, keras.layers.Dense(1), "mse"
-    else:
-        classes, target = np.unique(y_tr, return_inverse=True)
-        out, loss = keras.layers.Dense(len(classes), activation="softmax"), "sparse_categorical_crossentropy"
-    model = keras.Sequential(
-        [
-            keras.Input(shape=(X_tr.shape[1],)),
-            keras.layers.Dense(64, activation="relu"),
-            keras.layers.Dense(32, activation="relu"),
-            out,
-        ]
-    )
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss)
-    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=20, restore_best_weights=True)
-    model.fit(
-        scaler.transform(X_tr), target, validation_split=0.2, epochs=300, batch_size=32, callbacks=[stop], verbose=0
-    )
-
-    def predict(X):
-        pred = model.predict(scaler.transform(X), verbose=0, batch_size=4096)
-        if task == "regression":
-            return pred[:, 0] * scale + mean
-        return classes[np.argmax(pred, axis=1)]
-
-    return predict, model.count_params()
+def plain_mlp(X_tr, y_tr, task, seed):
+    """The peer suite's reference MLP (``peers.PlainMLP``); returns (predict, n_params)."""
+    model = PlainMLP(task, seed).fit(pd.DataFrame(X_tr), y_tr)
+    return (lambda X: model.predict(pd.DataFrame(X))), model.model_.count_params()
 
 
 def run_archguide(X_tr, y_tr, task, seed, **params):
