@@ -26,9 +26,11 @@ Tables:
    its weak flag agrees with its majority flag. "clear" features are those whose median
    p-value is below 0.001 or above 0.5, away from the threshold.
 
-Usage: python benchmarks/bench_power.py [--quick] [--study] [--only power|calibration|stability|proxy|trees|cv|folds]
+Usage: python benchmarks/bench_power.py [--quick] [--study]
+                                        [--only power|calibration|stability|proxy|companion|trees|cv|folds]
 (--quick: two seeds and 5 calibration runs per shape; --study: also the studies behind
-the defaults: the proxy forest against extremely randomized trees (30 seeds), trees per
+the defaults: the proxy forest against extremely randomized trees (30 seeds), a linear
+companion proxy and the forest's ``max_features`` (``companion``, 30 seeds), trees per
 forest (``n_estimators="auto"``), number of folds (``cv="auto"``, 14 seeds) and the
 fold-correlation study that chose ``archguide._weak_test.FOLD_VARIANCE``.)
 """
@@ -263,7 +265,6 @@ def proxy_study(seeds: list[int]) -> pd.DataFrame:
     from sklearn import ensemble
 
     rows = []
-    noise = np.setdiff1d(np.arange(N_FEATURES), INFORMATIVE)
     for task in ("regression", "classification"):
         suffix, max_features = ("Regressor", 1 / 3) if task == "regression" else ("Classifier", "sqrt")
         for n in (500, 1000):
@@ -274,20 +275,81 @@ def proxy_study(seeds: list[int]) -> pd.DataFrame:
                         n_estimators=100, max_features=max_features, min_samples_leaf=leaf, random_state=s
                     )
                     runs.append(run_scores(*make_truth(task, n, s), s, estimator=forest))
-                kept = np.array([k[0.05] for k, _ in runs])
-                rows.append(
-                    {
-                        "task": task,
-                        "rows": n,
-                        "proxy": label,
-                        "power": kept[:, INFORMATIVE].mean(),
-                        "faint": kept[:, KINDS["faint"]].mean(),
-                        "interaction": kept[:, KINDS["interaction"]].mean(),
-                        "false keep": kept[:, noise].mean(),
-                        "seconds": np.mean([s for _, s in runs]),
-                    }
-                )
+                rows.append(_study_row(task, n, label, [k[0.05] for k, _ in runs], [t for _, t in runs]))
             print(f"  done: {task}, {n} rows", flush=True)
+    return pd.DataFrame(rows)
+
+
+def _study_row(task, n, label, kept, seconds):
+    noise = np.setdiff1d(np.arange(N_FEATURES), INFORMATIVE)
+    kept = np.array(kept)
+    return {
+        "task": task,
+        "rows": n,
+        "proxy": label,
+        "power": kept[:, INFORMATIVE].mean(),
+        "faint": kept[:, KINDS["faint"]].mean(),
+        "interaction": kept[:, KINDS["interaction"]].mean(),
+        "false keep": kept[:, noise].mean(),
+        "seconds": np.mean(seconds),
+    }
+
+
+def companion_study(seeds: list[int], n: int = 1000) -> pd.DataFrame:
+    """Levers on the faint linear effect that a forest sees poorly, at the target's 1,000 rows.
+
+    - a linear model as the proxy (standardised Ridge(alpha=1) or LogisticRegression(C=1), passed as
+      ``estimator=``), alone, and "forest or linear": both proxies' p-values per feature, the smaller
+      one doubled (Bonferroni over the two tests), then Benjamini-Hochberg at 0.05, so that a
+      feature either proxy needs is kept;
+    - the forest's ``max_features`` (passed as ``estimator=`` with ``random_state`` = the seed, so the
+      default settings passed the same way are the row to compare them with).
+    """
+    from sklearn import ensemble
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    def scored(X, y, seed, **options):
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ag.ArchguideWarning)
+            scores = ag.score_features(X, y, random_state=seed, **options)
+        return scores.group_p_values.to_numpy(), time.perf_counter() - start
+
+    def bh(p):
+        return false_discovery_control(p, method="bh") <= 0.05
+
+    rows = []
+    for task in ("regression", "classification"):
+        kind = "Regressor" if task == "regression" else "Classifier"
+        default_features = 1 / 3 if task == "regression" else "sqrt"
+        linear = make_pipeline(
+            SimpleImputer(), StandardScaler(), Ridge(alpha=1.0) if task == "regression" else LogisticRegression(C=1.0)
+        )
+        kept, seconds = {}, {}
+        for seed in seeds:
+            X, y = make_truth(task, n, seed)
+            p_forest, t_forest = scored(X, y, seed)
+            p_linear, t_linear = scored(X, y, seed, estimator=linear)
+            runs = {
+                "forest (default)": (bh(p_forest), t_forest),
+                "linear model": (bh(p_linear), t_linear),
+                "forest or linear": (bh(np.minimum(1.0, 2 * np.minimum(p_forest, p_linear))), t_forest + t_linear),
+            }
+            for features in dict.fromkeys((default_features, 1 / 3, 0.5)):
+                forest = getattr(ensemble, "RandomForest" + kind)(
+                    n_estimators=100, max_features=features, min_samples_leaf=3, random_state=seed
+                )
+                p, t = scored(X, y, seed, estimator=forest)
+                name = f"forest, max_features={features if isinstance(features, str) else round(features, 2)}"
+                runs[name + (" (default, as estimator=)" if features == default_features else "")] = (bh(p), t)
+            for label, (k, t) in runs.items():
+                kept.setdefault(label, []).append(k)
+                seconds.setdefault(label, []).append(t)
+        rows += [_study_row(task, n, label, kept[label], seconds[label]) for label in kept]
+        print(f"  done: {task}, {n} rows", flush=True)
     return pd.DataFrame(rows)
 
 
@@ -360,7 +422,7 @@ def main() -> None:
     parser.add_argument(
         "--study", action="store_true", help="also the studies behind the defaults (proxy, trees, cv, folds)"
     )
-    tables, studies = ["power", "calibration", "stability"], ["proxy", "trees", "cv", "folds"]
+    tables, studies = ["power", "calibration", "stability"], ["proxy", "companion", "trees", "cv", "folds"]
     parser.add_argument("--only", choices=tables + studies, help="one table")
     args = parser.parse_args()
     run = {args.only} if args.only else set(tables + (studies if args.study else []))
@@ -382,6 +444,8 @@ def main() -> None:
             "Mean over the four task x rows rows",
             frame.groupby("proxy", sort=False)[["power", "false keep", "seconds"]].mean().reset_index(),
         )
+    if "companion" in run:
+        show("Study: a linear companion and max_features, 1,000 rows, seeds 0..29", companion_study(list(range(30))))
     if "trees" in run:
         show("Study: trees per forest with folds (n_estimators)", knob_study(seeds, "n_estimators", (30, 50, 100)))
     if "cv" in run:
