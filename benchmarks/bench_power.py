@@ -54,6 +54,7 @@ from archguide._weak_test import FOLD_VARIANCE
 
 N_FEATURES = 30
 INFORMATIVE = list(range(6))
+NOISE = [j for j in range(N_FEATURES) if j not in INFORMATIVE]
 KINDS = {"faint": [2], "interaction": [3, 4], "nonlinear": [5]}
 NOISE_SHAPES = [(300, 500), (300, 2000), (1000, 100), (5000, 50)]
 FOLD_SHAPES = [("classification", 300, 500), ("classification", 1000, 100), ("classification", 3000, 50),
@@ -69,12 +70,17 @@ def make_truth(task: str, n: int, seed: int, p: int = N_FEATURES):
     return X, (rng.rand(n) < expit(1.5 * eta)).astype(int)
 
 
-def run_scores(X, y, seed, **options):
+def timed_scores(X, y, seed, **options):
+    """``(score_features' result, its seconds)``, its small-data warnings silenced."""
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ag.ArchguideWarning)
         scores = ag.score_features(X, y, random_state=seed, **options)
-    seconds = time.perf_counter() - start
+    return scores, time.perf_counter() - start
+
+
+def run_scores(X, y, seed, **options):
+    scores, seconds = timed_scores(X, y, seed, **options)
     kept = {0.05: ~scores.weak.to_numpy()}
     p = scores.group_p_values.to_numpy()
     if all(len(m) == 1 for m in scores.groups.values()):  # p-values per feature: re-decide at other rates
@@ -118,7 +124,6 @@ def power_table(seeds: list[int]) -> pd.DataFrame:
         "Boruta": run_boruta if have_boruta() else None,
         "LassoCV": lambda task, X, y, s: run_lasso(X, y, s),
     }
-    noise = np.setdiff1d(np.arange(N_FEATURES), INFORMATIVE)
     for task in ("regression", "classification"):
         for n in (500, 1000, 2000):
             results = {name: [] for name in methods}
@@ -139,13 +144,13 @@ def power_table(seeds: list[int]) -> pd.DataFrame:
                     "rows": n,
                     "method": name,
                     "power": kept[:, INFORMATIVE].mean(),
-                    "false keep": kept[:, noise].mean(),
+                    "false keep": kept[:, NOISE].mean(),
                 }
                 row.update({kind: kept[:, cols].mean() for kind, cols in KINDS.items()})
                 for alpha in (0.01, 0.10):
                     if alpha in runs[0][0]:
                         at = np.array([k[alpha] for k, _ in runs])
-                        row[f"power/false @{alpha:g}"] = f"{at[:, INFORMATIVE].mean():.2f}/{at[:, noise].mean():.3f}"
+                        row[f"power/false @{alpha:g}"] = f"{at[:, INFORMATIVE].mean():.2f}/{at[:, NOISE].mean():.3f}"
                 row["seconds"] = seconds
                 row["time / Boruta"] = seconds / boruta_seconds
                 rows.append(row)
@@ -228,7 +233,6 @@ STUDY_LABELS = {"n_estimators": "trees", "cv": "folds"}
 def knob_study(seeds: list[int], option: str, values: tuple) -> pd.DataFrame:
     """Power, interaction power, false keep and seconds as one ``score_features`` option varies."""
     rows = []
-    noise = np.setdiff1d(np.arange(N_FEATURES), INFORMATIVE)
     for task in ("regression", "classification"):
         for n in (500, 1000):
             for value in values:
@@ -241,7 +245,7 @@ def knob_study(seeds: list[int], option: str, values: tuple) -> pd.DataFrame:
                         STUDY_LABELS[option]: value,
                         "power": kept[:, INFORMATIVE].mean(),
                         "interaction": kept[:, KINDS["interaction"]].mean(),
-                        "false keep": kept[:, noise].mean(),
+                        "false keep": kept[:, NOISE].mean(),
                         "seconds": np.mean([s for _, s in runs]),
                     }
                 )
@@ -281,7 +285,6 @@ def proxy_study(seeds: list[int]) -> pd.DataFrame:
 
 
 def _study_row(task, n, label, kept, seconds):
-    noise = np.setdiff1d(np.arange(N_FEATURES), INFORMATIVE)
     kept = np.array(kept)
     return {
         "task": task,
@@ -290,7 +293,7 @@ def _study_row(task, n, label, kept, seconds):
         "power": kept[:, INFORMATIVE].mean(),
         "faint": kept[:, KINDS["faint"]].mean(),
         "interaction": kept[:, KINDS["interaction"]].mean(),
-        "false keep": kept[:, noise].mean(),
+        "false keep": kept[:, NOISE].mean(),
         "seconds": np.mean(seconds),
     }
 
@@ -312,11 +315,8 @@ def companion_study(seeds: list[int], n: int = 1000) -> pd.DataFrame:
     from sklearn.preprocessing import StandardScaler
 
     def scored(X, y, seed, **options):
-        start = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ag.ArchguideWarning)
-            scores = ag.score_features(X, y, random_state=seed, **options)
-        return scores.group_p_values.to_numpy(), time.perf_counter() - start
+        scores, seconds = timed_scores(X, y, seed, **options)
+        return scores.group_p_values.to_numpy(), seconds
 
     def bh(p):
         return false_discovery_control(p, method="bh") <= 0.05

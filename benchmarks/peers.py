@@ -722,14 +722,15 @@ def main(argv=None):
             loaders = [loader for loader in TABLES[name] if not args.data or loader.__name__ in args.data]
             if not loaders or (args.rebuild and not saved.exists()):
                 continue
+            before = [Result(**r) for r in json.loads(saved.read_text())] if saved.exists() else []
             if args.rebuild:
-                results = [Result(**r) for r in json.loads(saved.read_text())]
+                results = before
             else:
                 left_out = QUICK_LEAVES_OUT if args.quick and not args.models_given else ()
                 results = run_table(loaders, args.models, seeds, quick=args.quick, left_out=left_out)
-            if args.data and saved.exists():  # the table's other data sets stay as saved
-                rerun = {r.data for r in results}
-                results = [Result(**r) for r in json.loads(saved.read_text()) if r["data"] not in rerun] + results
+                if args.data:  # the table's other data sets stay as saved
+                    rerun = {r.data for r in results}
+                    results = [r for r in before if r.data not in rerun] + results
             shown = {
                 data: frame([r for r in results if r.data == data], seeds)
                 for data in dict.fromkeys(r.data for r in results)

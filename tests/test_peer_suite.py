@@ -2,6 +2,8 @@
 encoded columns map back to the user's columns, the Markdown it writes is a table."""
 
 import importlib.util
+import json
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
@@ -40,9 +42,6 @@ def test_markdown_is_a_pipe_table():
 
 def test_the_summary_gathers_every_table_run_so_far(tmp_path):
     """A table run alone (--tables) replaces its own part of peers.md and peers.png, not the others'."""
-    import json
-    from dataclasses import asdict
-
     ours = peers.Result("F", "archguide default", "regression", {"test MSE": [1.2, 1.3]}, [20.0, 22.0], 9000)
     plain = peers.Result("C", "plain MLP 64-32", "classification", {"accuracy": [0.8]}, [5.0], 5000)
     for name, result in (("friedman", ours), ("classification", plain)):
@@ -58,9 +57,6 @@ def test_the_summary_gathers_every_table_run_so_far(tmp_path):
 
 def test_a_data_set_run_alone_keeps_the_tables_other_data_sets(tmp_path):
     """--data reruns one data set of a table; the table's other data sets keep their saved results."""
-    import json
-    from dataclasses import asdict
-
     pytest.importorskip("statsmodels")
     diamonds = "diamonds (10,000 rows) + noise"
     saved = peers.Result(diamonds, "HistGradientBoosting", "regression", {"test MSE": [0.5]}, [1.0])
@@ -76,9 +72,6 @@ def test_a_data_set_run_alone_keeps_the_tables_other_data_sets(tmp_path):
 
 
 def test_rebuild_rewrites_the_tables_from_the_saved_results_without_running_anything(tmp_path, monkeypatch):
-    import json
-    from dataclasses import asdict
-
     monkeypatch.setattr(peers, "run_table", lambda *a, **k: pytest.fail("--rebuild must not run a model"))
     ours = peers.Result("Friedman #1", "archguide default", "regression", {"test MSE": [1.25, 1.5]}, [3.0, 4.0])
     (tmp_path / "friedman.json").write_text(json.dumps([asdict(ours)]))
