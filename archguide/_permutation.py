@@ -131,11 +131,17 @@ def permutation_drops(
         baseline = float(batched.score(y_eval, base_pred)[0])
     else:
         baseline = float(scorer(estimator, X_eval, y_eval))
+    # An estimator that predicts edited rows without their copies (the linear companion) is asked to.
+    edited = getattr(estimator, "edited_predictions", None) if batched is not None else None
     per_chunk = copies_per_chunk(X_eval)
     for start in range(0, len(jobs), per_chunk):
         chunk = jobs[start : start + per_chunk]
-        copies = stacked_copies(X_eval, [(column_sets[s], X_eval[np.ix_(perms[r], column_sets[s])]) for s, r in chunk])
-        pred = stacked(respond(copies), len(chunk))
+        edits = [(column_sets[s], X_eval[np.ix_(perms[r], column_sets[s])]) for s, r in chunk]
+        pred = None if edited is None else edited(X_eval, edits, response)
+        if pred is None:
+            copies = stacked_copies(X_eval, edits)
+            pred = respond(copies)
+        pred = stacked(pred, len(chunk))
         if batched is not None:
             scores[start : start + len(chunk)] = batched.score(y_eval, pred)
         else:

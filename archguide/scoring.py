@@ -11,7 +11,8 @@ each in the module that owns it:
    its held-out rows, batched (:mod:`archguide._permutation`, with the
    metrics of :mod:`archguide._metrics`);
 5. share a group's importance among its members;
-6. test each group's per-row loss increases against zero and control the
+6. test each group's per-row loss increases against zero, for the forest
+   and for a linear companion scored on the same rows, and control the
    false discovery rate (:mod:`archguide._weak_test`);
 
 and returns a :class:`~archguide.feature_scores.FeatureScores`.
@@ -40,10 +41,12 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone, is_classifier
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import get_scorer_names
 from sklearn.utils._param_validation import InvalidParameterError
 
 from archguide._checks import check_choice, check_int, check_number, check_seed
+from archguide._companion import LinearCompanion, linear_proxy
 from archguide._metrics import BATCHED_METRICS, default_metric
 from archguide._permutation import permutation_drops
 from archguide._weak_test import discoveries, row_p_values
@@ -75,6 +78,8 @@ FEW_CLASS_ROWS = 5
 #: Trees per forest for ``n_estimators="auto"``: (with folds, on one split).
 AUTO_TREES = (100, 30)
 TASKS = ("auto", "regression", "classification", "binary", "multiclass")
+#: What ``companion`` accepts: a second proxy the weak test consults beside the forest.
+COMPANIONS = ("linear", None)
 # An integer-valued target with at most this many distinct values is taken as class labels.
 MAX_AUTO_CLASSES = 20
 _SEED_MAX = np.iinfo(np.int32).max
@@ -257,8 +262,10 @@ def _check_options(
     correlation_threshold,
     noise_alpha,
     n_shadow,
+    companion,
 ) -> None:
     """Refuse bad options before any work."""
+    check_choice("companion", companion, COMPANIONS)
     check_int("n_repeats", n_repeats)
     check_int("n_estimators", n_estimators, words=("auto",))
     check_int("cv", cv, low=2, allow_none=True, words=("auto",))  # None: one split
@@ -401,6 +408,30 @@ def _measure(splits, X_rows, position, y_fit, column_sets, fit, *, n_repeats, me
     return float(np.dot(w, baselines)), means, spread, np.concatenate(deltas, axis=1)
 
 
+def _companion_deltas(seeds, *args, **measure):
+    """The linear companion's per-row loss increases on the forests' held-out rows (``(None, why)`` if it fails).
+
+    ``args`` and ``measure`` are :func:`_measure`'s; the companion shuffles with its own ``seeds``.
+    """
+    task = measure["task"]
+    linear = linear_proxy(task)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            result = _measure(
+                *args,
+                # float64: a linear model fits y in X's dtype, and float32 overflows on targets a forest takes.
+                lambda seed, X_fit, y_fit: LinearCompanion(
+                    _fit_proxy(linear, task, None, None, seed, X_fit.astype(np.float64), y_fit)
+                ),
+                seeds=[(0, int(s)) for s in seeds],
+                **measure,
+            )
+    except DataError as exc:
+        return None, str(exc)
+    return result[3], None
+
+
 def _encode_rows(table, splits):
     """The encoded rows the splits use, and each row's position among them (other rows are never encoded)."""
     used = np.unique(np.concatenate([rows for split in splits for rows in split]))
@@ -442,6 +473,7 @@ def score_features(
     n_estimators: int | str = "auto",
     correlation_threshold: float = 0.8,
     noise_alpha: float = 0.05,
+    companion: str | None = "linear",
     n_shadow: int | None = None,
     verbose: int = 0,
 ) -> FeatureScores:
@@ -478,9 +510,14 @@ def score_features(
     group it does not reject is weak. On pure noise (no group matters) that
     bounds the chance of any non-weak group by ``noise_alpha``; otherwise
     it bounds the expected share of noise among the non-weak groups. A
-    column that is constant, or that no tree reads, changes no loss and is
-    weak. The p-values are in ``group_p_values``; the rule as applied is in
-    ``decisions``.
+    column that is constant, or that neither proxy reads, changes no loss and
+    is weak. With ``companion="linear"`` a linear model is fitted beside each
+    forest on the same rows and shuffled on the same held-out rows, and a
+    group's p-value is the smaller of the two proxies', doubled (Bonferroni
+    over the two tests), so a group that either proxy needs is kept: a forest
+    on few rows sees a faint linear effect poorly, a linear model cannot see
+    an interaction. The p-values are in ``group_p_values``; the rule as
+    applied is in ``decisions``. Importances are the forest's alone.
 
     Args:
         X: DataFrame or 2-D array of shape ``(n_samples, n_features)``.
@@ -528,6 +565,18 @@ def score_features(
         correlation_threshold: Absolute Spearman correlation at which features
             are grouped by ``groups="auto"``.
         noise_alpha: False discovery rate of the weak test.
+        companion: ``"linear"`` or None. A second proxy for the weak test,
+            fitted on each forest's training rows: standardised ridge
+            regression (``alpha=1``), or logistic regression (``C=1``) for
+            classes, after mean imputation (categoricals enter as their
+            codes). None: the forest alone. On the known-truth data of
+            ``benchmarks/bench_power.py`` at 1,000 rows (30 seeds) the
+            linear companion raised the share of informative features kept
+            from 0.93 to 0.98 (regression) and 0.86 to 0.89 (classification),
+            the faint linear effect from 0.63 to 0.93 and 0.30 to 0.57, with
+            fewer noise features kept (0.013 to 0.008, 0.011 to 0.006), for
+            about 7% more time. Its fit and shuffles are skipped, with a
+            decision logged, if it cannot be fitted.
         n_shadow: No longer used (the weak test needs no shadow features);
             passing it warns. Will be removed.
         verbose: Print the decisions taken and show a progress bar.
@@ -560,7 +609,7 @@ def score_features(
         groups=groups, scoring=scoring, n_jobs=n_jobs, estimator=estimator, cv=cv, n_estimators=n_estimators,
         n_repeats=n_repeats, max_train_samples=max_train_samples, max_eval_samples=max_eval_samples,
         test_size=test_size, correlation_threshold=correlation_threshold, noise_alpha=noise_alpha,
-        n_shadow=n_shadow,
+        n_shadow=n_shadow, companion=companion,
     )  # fmt: skip
     rng = check_seed(random_state)
     table = as_table(X)
@@ -594,6 +643,7 @@ def score_features(
     trees = (AUTO_TREES[0] if n_folds > 1 else AUTO_TREES[1]) if n_estimators == "auto" else n_estimators
     split_seed = int(rng.randint(_SEED_MAX))
     seeds = [tuple(int(s) for s in pair) for pair in rng.randint(_SEED_MAX, size=(n_folds, 2))]
+    companion_seeds = rng.randint(_SEED_MAX, size=n_folds) if companion is not None else None
     splits = row_splits(
         y_fit, task, table.n_rows, n_folds=n_folds, test_size=test_size, max_train_samples=max_train_samples,
         max_eval_samples=max_eval_samples, seed=split_seed,
@@ -623,12 +673,21 @@ def score_features(
     solo = [j for j in range(p) if not constant[j]]
     joint = [[name_at[f] for f in m] for m in group_map.values() if len(m) > 1]
     column_sets = [[j] for j in solo] + joint
-    progress = _progress(total=n_folds * len(column_sets) * n_repeats, verbose=verbose, desc="permutation")
+    n_proxies = 1 if companion is None else 2
+    progress = _progress(total=n_proxies * n_folds * len(column_sets) * n_repeats, verbose=verbose, desc="permutation")
+    measure = dict(n_repeats=n_repeats, metric=metric, task=task, n_classes=n_classes, progress=progress)
     baseline, means, spread, row_deltas = _measure(
         splits, X_rows, position, y_fit, column_sets,
         lambda seed, X_fit, y_fit_: _fit_proxy(estimator, task, trees, n_jobs, seed, X_fit, y_fit_),
-        n_repeats=n_repeats, metric=metric, task=task, n_classes=n_classes, seeds=seeds, progress=progress,
+        seeds=seeds, **measure,
     )  # fmt: skip
+    linear_deltas = None
+    if companion is not None:
+        linear_deltas, failed = _companion_deltas(
+            companion_seeds, splits, X_rows, position, y_fit, column_sets, **measure
+        )
+        if failed:
+            decide(f"companion={companion!r} skipped, its model could not be scored: {failed}")
     progress.close()
 
     n_solo = len(solo)
@@ -638,12 +697,16 @@ def score_features(
     importances, std, group_imp, group_std = _share_group_credit(group_map, name_at, solo_mean, solo_std, joint_stats)
 
     group_p = _group_p_values(group_map, name_at, solo, joint, row_deltas, n_folds)
+    if linear_deltas is not None:  # kept if either proxy needs it: the smaller p-value, doubled (Bonferroni)
+        linear_p = _group_p_values(group_map, name_at, solo, joint, linear_deltas, n_folds)
+        group_p = {g: min(1.0, 2.0 * min(group_p[g], linear_p[g])) for g in group_map}
     kept = dict(zip(group_map, discoveries(np.array(list(group_p.values())), noise_alpha)))
     weak_group = {g: not kept[g] for g in group_map}
     weak_imp = [group_imp[g] for g in group_map if weak_group[g]]
     widened = f" (t widened for {n_folds} cross-fitted folds)" if n_folds > 1 else ""
+    both = " for the forest and the linear companion, the smaller p-value doubled," if linear_deltas is not None else ""
     decide(
-        f"weak test: one-sided t-test of {len(evaluated):,} held-out rows' loss increases per group{widened}, "
+        f"weak test: one-sided t-test of {len(evaluated):,} held-out rows' loss increases per group{widened}{both} "
         f"Benjamini-Hochberg at false discovery rate {noise_alpha:g}: {sum(weak_group.values())} of "
         f"{len(group_map)} groups weak."
     )

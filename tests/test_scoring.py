@@ -450,6 +450,7 @@ def test_few_held_out_rows_come_with_a_warning(friedman):
         ({"n_jobs": 0}, "n_jobs"),
         ({"estimator": "forest"}, "estimator"),
         ({"groups": 3}, "groups"),
+        ({"companion": "forest"}, "companion.*Received: companion='forest'"),
     ],
 )
 def test_options_are_checked_before_any_work(friedman, options, match, monkeypatch):
@@ -603,6 +604,72 @@ def test_scores_record_their_decisions_and_p_values(friedman):
     # every group above the reported threshold is not weak
     above = scores.group_importances[scores.group_importances > scores.noise_threshold].index
     assert not any(scores.weak[scores.groups[g]].any() for g in above)
+
+
+def test_the_linear_companion_keeps_faint_linear_effects_the_forest_alone_misses():
+    # Two faint linear effects at 400 rows: the forest's held-out losses barely move when they are shuffled.
+    misses = 0
+    for seed in range(6):
+        rng = np.random.RandomState(seed)
+        X = rng.randn(400, 10)
+        y = 0.25 * X[:, 0] + 0.25 * X[:, 1] + rng.randn(400)
+        both = ag.score_features(X, y, random_state=seed)
+        forest = ag.score_features(X, y, random_state=seed, companion=None)
+        assert not both.weak[["x0", "x1"]].any(), both.to_frame()
+        assert (~both.weak.drop(["x0", "x1"])).sum() <= 1
+        misses += int(forest.weak[["x0", "x1"]].any())
+        # importances stay the forest's; a p-value is at most twice the forest's (the smaller of two, doubled)
+        pd.testing.assert_series_equal(both.importances, forest.importances)
+        assert (both.group_p_values <= np.minimum(1.0, 2 * forest.group_p_values) + 1e-15).all()
+        assert "linear companion" in " ".join(both.decisions)
+        assert "companion" not in " ".join(forest.decisions)
+    assert misses >= 2
+
+
+def test_a_companion_that_cannot_be_fitted_is_skipped_and_said(friedman, monkeypatch):
+    from sklearn.base import BaseEstimator, RegressorMixin
+
+    class Unfittable(RegressorMixin, BaseEstimator):
+        def fit(self, X, y):
+            raise ValueError("cannot fit this")
+
+    monkeypatch.setattr("archguide.scoring.linear_proxy", lambda task: Unfittable())
+    X, y = friedman
+    scores = ag.score_features(X[:300], y[:300], random_state=0)
+    alone = ag.score_features(X[:300], y[:300], random_state=0, companion=None)
+    assert any("companion='linear' skipped" in d and "cannot fit this" in d for d in scores.decisions)
+    pd.testing.assert_series_equal(scores.group_p_values, alone.group_p_values)
+    pd.testing.assert_series_equal(scores.weak, alone.weak)
+
+
+@pytest.mark.parametrize(
+    ("task", "metric"),
+    [("regression", "r2"), ("regression", "neg_mean_absolute_error"), ("binary", "neg_brier_score"),
+     ("multiclass", "neg_brier_score"), ("multiclass", "neg_log_loss")],
+)  # fmt: skip
+def test_the_linear_companions_shortcut_gives_the_shuffled_copies_numbers(task, metric):
+    from archguide._companion import LinearCompanion, linear_proxy
+    from archguide._permutation import permutation_drops
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(300, 12)
+    X[rng.rand(300, 12) < 0.05] = np.nan  # imputed inside the pipeline: the shortcut must impute alike
+    y = np.nan_to_num(X[:, 0]) * 2 + rng.randn(300)
+    y = {"binary": (y > 0).astype(int), "multiclass": np.digitize(y, [-1, 1])}.get(task, y)
+    pipeline = linear_proxy("regression" if task == "regression" else "classification").fit(X[:200], y[:200])
+    sets = [[j] for j in range(12)] + [[0, 1, 2]]
+    options = dict(
+        n_repeats=3,
+        metric=metric,
+        task=task,
+        random_state=0,
+        n_classes=None if task == "regression" else 3 - (task == "binary"),
+    )
+    built = permutation_drops(pipeline, X[200:], y[200:], sets, **options)
+    short = permutation_drops(LinearCompanion(pipeline), X[200:], y[200:], sets, **options)
+    assert short.baseline == built.baseline
+    np.testing.assert_allclose(short.drops, built.drops, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(short.row_deltas, built.row_deltas, rtol=0, atol=1e-12)
 
 
 def test_n_shadow_is_deprecated(friedman):
