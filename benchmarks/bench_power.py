@@ -13,7 +13,8 @@ Tables:
 
 1. Power: share of the six informative features not flagged weak (Boruta: confirmed),
    false keep: share of the 24 noise features not flagged weak, and seconds per run,
-   for ``score_features`` (defaults), ``score_features`` on one split (``cv=None``),
+   for ``score_features`` (defaults), without its linear companion (``companion=None``: the
+   forest alone), on one split (``cv=None``),
    Boruta (``boruta``, a benchmark extra: random forest of depth 5, its defaults
    otherwise) and scikit-learn's ``LassoCV`` (nonzero coefficients on standardised
    features; 0/1 labels for classification). The weak flag's false discovery rate is
@@ -29,8 +30,8 @@ Tables:
 Usage: python benchmarks/bench_power.py [--quick] [--study]
                                         [--only power|calibration|stability|proxy|companion|trees|cv|folds]
 (--quick: two seeds and 5 calibration runs per shape; --study: also the studies behind
-the defaults: the proxy forest against extremely randomized trees (30 seeds), a linear
-companion proxy and the forest's ``max_features`` (``companion``, 30 seeds), trees per
+the defaults: the proxy forest against extremely randomized trees (30 seeds), the weak
+test's linear companion against the forest alone (``companion``, 30 seeds), trees per
 forest (``n_estimators="auto"``), number of folds (``cv="auto"``, 14 seeds) and the
 fold-correlation study that chose ``archguide._weak_test.FOLD_VARIANCE``.)
 """
@@ -120,6 +121,7 @@ def power_table(seeds: list[int]) -> pd.DataFrame:
     rows = []
     methods = {
         "score_features": lambda task, X, y, s: run_scores(X, y, s),
+        "score_features companion=None": lambda task, X, y, s: run_scores(X, y, s, companion=None),
         "score_features cv=None": lambda task, X, y, s: run_scores(X, y, s, cv=None),
         "Boruta": run_boruta if have_boruta() else None,
         "LassoCV": lambda task, X, y, s: run_lasso(X, y, s),
@@ -299,54 +301,27 @@ def _study_row(task, n, label, kept, seconds):
 
 
 def companion_study(seeds: list[int], n: int = 1000) -> pd.DataFrame:
-    """Levers on the faint linear effect that a forest sees poorly, at the target's 1,000 rows.
+    """The weak test's linear companion (``companion="linear"``, the default) at the target's 1,000 rows.
 
-    - a linear model as the proxy (standardised Ridge(alpha=1) or LogisticRegression(C=1), passed as
-      ``estimator=``), alone, and "forest or linear": both proxies' p-values per feature, the smaller
-      one doubled (Bonferroni over the two tests), then Benjamini-Hochberg at 0.05, so that a
-      feature either proxy needs is kept;
-    - the forest's ``max_features`` (passed as ``estimator=`` with ``random_state`` = the seed, so the
-      default settings passed the same way are the row to compare them with).
+    Rows: the forest alone (``companion=None``), a linear model alone as the proxy (the companion's model,
+    passed as ``estimator=``), and both (the default: each group's smaller p-value, doubled, then
+    Benjamini-Hochberg at 0.05), so that a feature either proxy needs is kept.
     """
-    from sklearn import ensemble
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression, Ridge
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    def scored(X, y, seed, **options):
-        scores, seconds = timed_scores(X, y, seed, **options)
-        return scores.group_p_values.to_numpy(), seconds
-
-    def bh(p):
-        return false_discovery_control(p, method="bh") <= 0.05
+    from archguide._companion import linear_proxy
 
     rows = []
     for task in ("regression", "classification"):
-        kind = "Regressor" if task == "regression" else "Classifier"
-        default_features = 1 / 3 if task == "regression" else "sqrt"
-        linear = make_pipeline(
-            SimpleImputer(), StandardScaler(), Ridge(alpha=1.0) if task == "regression" else LogisticRegression(C=1.0)
-        )
         kept, seconds = {}, {}
         for seed in seeds:
             X, y = make_truth(task, n, seed)
-            p_forest, t_forest = scored(X, y, seed)
-            p_linear, t_linear = scored(X, y, seed, estimator=linear)
             runs = {
-                "forest (default)": (bh(p_forest), t_forest),
-                "linear model": (bh(p_linear), t_linear),
-                "forest or linear": (bh(np.minimum(1.0, 2 * np.minimum(p_forest, p_linear))), t_forest + t_linear),
+                "forest alone (companion=None)": {"companion": None},
+                "linear model alone": {"companion": None, "estimator": linear_proxy(task)},
+                "forest and linear (default)": {},
             }
-            for features in dict.fromkeys((default_features, 1 / 3, 0.5)):
-                forest = getattr(ensemble, "RandomForest" + kind)(
-                    n_estimators=100, max_features=features, min_samples_leaf=3, random_state=seed
-                )
-                p, t = scored(X, y, seed, estimator=forest)
-                name = f"forest, max_features={features if isinstance(features, str) else round(features, 2)}"
-                runs[name + (" (default, as estimator=)" if features == default_features else "")] = (bh(p), t)
-            for label, (k, t) in runs.items():
-                kept.setdefault(label, []).append(k)
+            for label, options in runs.items():
+                scores, t = timed_scores(X, y, seed, **options)
+                kept.setdefault(label, []).append(~scores.weak.to_numpy())
                 seconds.setdefault(label, []).append(t)
         rows += [_study_row(task, n, label, kept[label], seconds[label]) for label in kept]
         print(f"  done: {task}, {n} rows", flush=True)
@@ -445,7 +420,7 @@ def main() -> None:
             frame.groupby("proxy", sort=False)[["power", "false keep", "seconds"]].mean().reset_index(),
         )
     if "companion" in run:
-        show("Study: a linear companion and max_features, 1,000 rows, seeds 0..29", companion_study(list(range(30))))
+        show("Study: the weak test's linear companion, 1,000 rows, seeds 0..29", companion_study(list(range(30))))
     if "trees" in run:
         show("Study: trees per forest with folds (n_estimators)", knob_study(seeds, "n_estimators", (30, 50, 100)))
     if "cv" in run:
