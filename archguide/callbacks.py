@@ -101,6 +101,8 @@ class ImportanceRescoring(keras.callbacks.Callback):
     Attributes:
         history_: pd.DataFrame, one row per re-scoring: ``epoch`` and one
             column per feature (the smoothed importance).
+        importance_: The latest smoothed importance (pd.Series by feature),
+            None before the first re-scoring; n_rescorings_: how many so far.
         raw_history_: The same, before smoothing.
         strengths_history_: The strengths set at each re-scoring.
         training_history_: With ``training_data``: training-row importance.
@@ -187,6 +189,10 @@ class ImportanceRescoring(keras.callbacks.Callback):
     raw_history_ = property(lambda self: pd.DataFrame(self._rows["raw"]), doc="Importance before smoothing.")
     strengths_history_ = property(lambda self: pd.DataFrame(self._rows["strengths"]), doc="Strengths set.")
     training_history_ = property(lambda self: pd.DataFrame(self._rows["training"]), doc="Training-row importance.")
+    importance_ = property(
+        lambda self: self._smoothed, doc="The latest smoothed importance (pd.Series); None before the first re-scoring."
+    )
+    n_rescorings_ = property(lambda self: len(self._rows["history"]), doc="Re-scorings so far in this fit.")
 
     def __deepcopy__(self, memo):
         # KerasTuner deep-copies callbacks for every trial: share the (read-only) data and

@@ -6,7 +6,8 @@ A configuration is a nested dict of sections:
 - ``scoring``: the options of :func:`~archguide.scoring.score_features`;
 - ``planning``: how the estimators plan the network (``total_units``, ``weak``, ...);
 - ``training``: how they train it (``epochs``, ``batch_size``, ...);
-- ``rescoring``: how they re-score while training (``method``, ``every_n_epochs``);
+- ``rescoring``: how they re-score while training (``method``, ``every_n_epochs``) and whether
+  the network is re-planned from its own importance (``replan``, ``max_replans``);
 - ``tuning``: how ``archguide tune`` searches (``max_trials``, ``tuner``, ``cv``, ``search_space``).
 
 Each key has a type (``SCHEMA``). A YAML file or a ``--set section.key=value``
@@ -101,6 +102,8 @@ SCHEMA: dict[str, dict[str, tuple[Any, tuple[str, ...]]]] = {
     "rescoring": {
         "method": ("gradient", ("str", "null")),
         "every_n_epochs": (1, ("int",)),
+        "replan": (False, ("bool",)),
+        "max_replans": (2, ("int",)),
     },
     "tuning": {
         "max_trials": (20, ("int",)),

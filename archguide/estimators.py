@@ -40,6 +40,7 @@ from archguide.grouping import named_groups
 from archguide.network import METHODS, network_importance
 from archguide.planning import GROUPINGS, WEAK_MODES, ArchitecturePlan, plan_architecture
 from archguide.preprocessing import ColumnEncoding, dict_keys_not_names, frame_of
+from archguide.replanning import ReplanTrigger, plan_record, restore_record, warm_start
 from archguide.schema import as_table, check_target, column_mismatch
 from archguide.scoring import MIN_ROWS, FeatureScores, named_correlation_groups, score_features
 
@@ -169,6 +170,8 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         patience: int = 20,
         lr_patience: int | None = 5,
         refit: bool = False,
+        replan: bool = False,
+        max_replans: int = 2,
         random_state=None,
         verbose: int = 0,
     ):
@@ -192,6 +195,8 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         self.patience = patience
         self.lr_patience = lr_patience
         self.refit = refit
+        self.replan = replan
+        self.max_replans = max_replans
         self.random_state = random_state
         self.verbose = verbose
 
@@ -232,6 +237,13 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         check_choice("rescoring", self.rescoring, (*METHODS, None))
         check_choice("verbose", self.verbose, (0, 1, 2))
         check_choice("refit", self.refit, (True, False))
+        check_choice("replan", self.replan, (True, False))
+        check_int("max_replans", self.max_replans, low=0)
+        if self.replan and self.rescoring is None:
+            raise ConfigError(
+                "replan=True re-plans from the network's re-scored importance and needs a rescoring method; "
+                "received rescoring=None."
+            )
         check_number("l1", self.l1)
         check_number("l1_power", self.l1_power)
         check_number("learning_rate", self.learning_rate, open_interval=True)
@@ -294,10 +306,12 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         self._say(f"plan: {len(plan.branches)} branches, {plan.n_params(self._n_outputs(task))} parameters; training")
 
         train, val = self._split(y_score, task, table.n_rows, split_seed)
-        network, history, rescoring = self._train(
-            plan, task, X_enc, y_net, train, val, model_seed=model_seed, rescoring_seed=rescoring_seed
+        network, history, rescorings, plans = self._train(
+            plan, scores, task, X_enc, y_net, train, val, model_seed=model_seed, rescoring_seed=rescoring_seed
         )
-        best_epoch = int(np.argmin(history["val_" + DATA_LOSS_METRIC])) + 1
+        plan = plans[-1]["plan"]
+        start = plans[-1]["epoch"]  # the final network's weights are the best of its own segment
+        best_epoch = start + int(np.argmin(history["val_" + DATA_LOSS_METRIC][start:])) + 1
         sensitivity = self._sensitivity(network, scores, X_enc, y_net, train, val, rescoring_seed)
         if self.refit:
             strengths = network.get_layer("gate").get_strengths()
@@ -310,9 +324,10 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         self.encoding_ = encoding
         self.scores_ = scores
         self.plan_ = plan
+        self.plans_ = plans
         self.history_ = history
-        self.rescoring_history_ = rescoring.history_ if rescoring is not None else pd.DataFrame()
-        self.strengths_history_ = rescoring.strengths_history_ if rescoring is not None else pd.DataFrame()
+        self.rescoring_history_ = _stacked([r.history_ for r in rescorings])
+        self.strengths_history_ = _stacked([r.strengths_history_ for r in rescorings])
         self.sensitivity_ = sensitivity
         self.n_features_in_ = table.n_features
         if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
@@ -462,6 +477,8 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             best = min(completed, key=lambda t: t.score)  # the objective (validation data loss) is minimised
             params = _estimator_values(hypermodel, best.hyperparameters)
             results = _tuning_results(search, hypermodel)
+        if params.get("rescoring") is None:
+            params["replan"] = False  # the best trial trained without re-scoring: nothing to re-plan from
         estimator = clone(self).set_params(**params)
         estimator.fit(X, y)
         estimator.tuning_results_ = results
@@ -627,22 +644,51 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             )
         return {k: [float(v) for v in values] for k, values in fitted.history.items()}
 
-    def _train(self, plan, task, X_enc, y_net, train, val, *, model_seed: int, rescoring_seed: int):
-        network = self._network(plan, task, model_seed)
+    def _train(self, plan, scores, task, X_enc, y_net, train, val, *, model_seed: int, rescoring_seed: int):
+        """Train the planned network; with ``replan``, re-plan from its importance at most ``max_replans`` times.
+
+        Returns ``(network, history, the ImportanceRescoring of each segment, plans)``: ``history`` runs
+        over every epoch of every segment, with ``history["plan"]`` the index in ``plans`` of the plan
+        trained at each epoch; ``plans`` holds :func:`~archguide.replanning.plan_record` entries.
+        """
         X_tr, y_tr, X_val, y_val = X_enc[train], y_net[train], X_enc[val], y_net[val]
-        callbacks, rescoring = training_callbacks(
-            (X_val, y_val),
-            method=self.rescoring,
-            every_n_epochs=self.rescoring_period,
-            l1_power=self.l1_power,
-            random_state=rescoring_seed,
-            lr_patience=self.lr_patience,
-            patience=self.patience,
-        )
-        history = self._keras_fit(
-            network, X_tr, y_tr, callbacks, model_seed, validation_data=(X_val, y_val), epochs=self.epochs
-        )
-        return network, history, rescoring
+        plans = [plan_record(0, plan, scores, [], "scores")]
+        history: dict[str, list[float]] = {}
+        rescorings, old = [], None
+        while True:
+            network = self._network(plan, task, model_seed)
+            if old is not None:
+                warm_start(network, old, plan, plans[-2]["plan"])
+            callbacks, rescoring = training_callbacks(
+                (X_val, y_val),
+                method=self.rescoring,
+                every_n_epochs=self.rescoring_period,
+                l1_power=self.l1_power,
+                random_state=rescoring_seed,
+                lr_patience=self.lr_patience,
+                patience=self.patience,
+            )
+            trigger = None
+            if self.replan and len(plans) <= self.max_replans:
+                trigger = ReplanTrigger(rescoring, plan, scores)
+                callbacks.insert(1, trigger)  # after the re-scoring it reads, before early stopping
+            done = len(history.get(DATA_LOSS_METRIC, []))
+            segment = self._keras_fit(
+                network, X_tr, y_tr, callbacks, model_seed + done, validation_data=(X_val, y_val),
+                epochs=self.epochs, initial_epoch=done,
+            )  # fmt: skip
+            n_run = len(segment[DATA_LOSS_METRIC])
+            for key, values in segment.items():
+                history.setdefault(key, [float("nan")] * done).extend(values)
+            if self.replan:
+                history.setdefault("plan", []).extend([float(len(plans) - 1)] * n_run)
+            if rescoring is not None:
+                rescorings.append(rescoring)
+            if trigger is None or trigger.new_plan_ is None or done + n_run >= self.epochs:
+                return network, history, rescorings, plans
+            plan, old = trigger.new_plan_, network
+            plans.append(plan_record(done + n_run, plan, trigger.new_scores_, trigger.moved_, "network importance"))
+            self._say(f"re-plan at epoch {done + n_run}: {', '.join(trigger.moved_[:8])} moved")
 
     def _sensitivity(self, network, scores, X_enc, y_net, train, val, seed: int) -> pd.DataFrame:
         """Permutation importance of each source column on training rows and on the held-out rows.
@@ -690,6 +736,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             "encoding": self.encoding_.to_dict(),
             "scores": self.scores_.to_dict(),
             "plan": self.plan_.to_dict(),
+            "plans": [{**r, "plan": r["plan"].to_dict()} for r in self.plans_],
             "history": self.history_,
             "rescoring_history": json.loads(self.rescoring_history_.to_json(orient="split", double_precision=15)),
             "strengths_history": json.loads(self.strengths_history_.to_json(orient="split", double_precision=15)),
@@ -707,6 +754,9 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         self.encoding_ = ColumnEncoding.from_dict(info["encoding"])
         self.scores_ = FeatureScores.from_dict(info["scores"])
         self.plan_ = ArchitecturePlan.from_dict(info["plan"])
+        self.plans_ = [restore_record(r) for r in info.get("plans", [])] or [
+            {"epoch": 0, "reason": "scores", "moved": [], "importances": {}, "weak": [], "plan": self.plan_}
+        ]
         self.history_ = {k: list(v) for k, v in info["history"].items()}
         self.rescoring_history_ = _frame(info["rescoring_history"]).apply(pd.to_numeric)
         self.strengths_history_ = _frame(info.get("strengths_history")).apply(pd.to_numeric)
@@ -830,6 +880,12 @@ def sensitive_not_important(held_out: pd.Series, training: pd.Series) -> pd.Seri
     )
 
 
+def _stacked(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The segments' histories one after the other (an empty frame when there are none)."""
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def _frame(split) -> pd.DataFrame:
     """A DataFrame from ``to_json(orient="split")``'s content (an artifact before a key existed: empty)."""
     if not split:
@@ -896,6 +952,14 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
         refit: After early stopping, train a fresh network on every row
             for the best number of epochs, replaying the learning rates
             (strengths fixed at their final values).
+        replan: Let the architecture follow the network's own importance:
+            when the smoothed re-scored importance would put features in
+            other branches or on the other side of the weak set, at three
+            re-scorings in a row (and after at least ten epochs), plan again
+            from it, build the new network, warm-start it from the old one
+            where branches carry over, and go on training (see
+            :mod:`archguide.replanning`). Needs ``rescoring``.
+        max_replans: The most re-plans in one fit.
         random_state: Seed (int), ``numpy.random.RandomState`` or None. An
             integer gives identical predictions on two CPU fits; it also sets
             Keras' global seed for the fit.
@@ -905,7 +969,14 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
 
     Attributes:
         scores_: The :class:`~archguide.scoring.FeatureScores`, one group per source column.
-        plan_: The :class:`~archguide.planning.ArchitecturePlan`.
+        plan_: The :class:`~archguide.planning.ArchitecturePlan` of the final network.
+        plans_: Every plan trained, in order: dicts with ``epoch`` (epochs
+            trained before it), ``reason`` (``"scores"`` for the first,
+            ``"network importance"`` for a re-plan), ``moved`` (the features
+            that changed branch or weak flag), ``importances`` and ``weak``
+            (what it was planned from) and ``plan``. One entry without
+            ``replan``. With ``replan``, ``history_["plan"]`` gives each
+            epoch's index in this list.
         model_: The Keras model: raw columns (a dict of arrays) in, predictions out.
         network_: The trained network inside ``model_`` (encoded features in).
         encoding_: The :class:`~archguide.preprocessing.ColumnEncoding`.

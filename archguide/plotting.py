@@ -157,7 +157,9 @@ def plot_history(source, *, rescoring_history=None, strengths_history=None, top:
         rescoring_history: The re-scoring history (``epoch`` and one column per
             feature) when ``source`` is a mapping; an estimator brings its own.
         strengths_history: The L1 strengths after each re-scoring (``epoch`` and
-            one column per feature), likewise.
+            one column per feature), likewise. A history with ``"plan"`` (an
+            estimator fitted with ``replan=True``) gets a dotted line at each
+            re-plan in every panel.
         top: Features drawn in the importance and strength panels (the most
             important at the end of training).
         ncols: Panels per row (default: all in one row).
@@ -219,5 +221,20 @@ def plot_history(source, *, rescoring_history=None, strengths_history=None, top:
         l1_ax.set_xlabel("epoch")
         l1_ax.set_title("L1 strength (same features)", fontsize=10)
         l1_ax.legend(fontsize=7, loc="best", framealpha=0.6)
+    replans = _replan_epochs(history)
+    for ax in axes:
+        for i, epoch in enumerate(replans):
+            ax.axvline(epoch, color="#555555", linestyle=":", linewidth=1, label="re-plan" if i == 0 else None)
+    if replans:
+        loss_ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def _replan_epochs(history: Mapping) -> list[float]:
+    """The epochs after which a new plan was trained (``history["plan"]`` changes), 1-based x positions."""
+    plan = history.get("plan")
+    if plan is None or len(plan) < 2:
+        return []
+    values = [float(v) for v in plan]
+    return [i + 0.5 for i in range(1, len(values)) if values[i] != values[i - 1]]

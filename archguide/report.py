@@ -11,6 +11,7 @@ A *run directory* is what ``archguide fit`` writes (and :func:`save_run` from Py
     rescoring.csv      one row per re-scoring: the network's smoothed importance per feature
     strengths.csv      one row per re-scoring: the L1 strength per feature after it
     sensitivity.csv    per column: network importance on held-out and training rows, flagged
+    plans.json         with ``replan``: every plan trained (epoch, reason, features moved, plan)
     tuning.csv         after ``archguide tune``: one row per trial (the values tried, score, status)
     report.html        everything above for people: one file, images embedded
     report.md          the same in Markdown, images in figures/
@@ -66,6 +67,7 @@ class Run:
     strengths: pd.DataFrame
     sensitivity: pd.DataFrame
     tuning: pd.DataFrame | None = None
+    plans: list[dict[str, Any]] | None = None
 
 
 # ---------------------------------------------------------------------- writing a run
@@ -204,6 +206,9 @@ def save_run(
         estimator.sensitivity_.to_csv(staging / "sensitivity.csv", index_label="column")
         if getattr(estimator, "tuning_results_", None) is not None:
             estimator.tuning_results_.to_csv(staging / "tuning.csv")
+        if len(getattr(estimator, "plans_", [])) > 1:
+            plans = [{**r, "plan": r["plan"].to_dict()} for r in estimator.plans_]
+            (staging / "plans.json").write_text(json.dumps(plans, indent=2), encoding="utf-8")
         write_report(staging)
         _move_into_place(staging, directory)
     except BaseException:
@@ -272,6 +277,8 @@ def load_run(directory: str | Path) -> Run:
         plan = ArchitecturePlan.from_dict(yaml.safe_load((directory / "plan.yaml").read_text(encoding="utf-8")))
         history = _csv(directory / "history.csv")
         sensitivity = _csv(directory / "sensitivity.csv")
+        plans_path = directory / "plans.json"
+        plans = json.loads(plans_path.read_text(encoding="utf-8")) if plans_path.exists() else None
     except (ValueError, yaml.YAMLError, KeyError, TypeError, pd.errors.ParserError) as exc:
         raise DataError(f"Could not read run directory {str(directory)!r}: {exc}") from exc
     if "column" in sensitivity:
@@ -287,6 +294,7 @@ def load_run(directory: str | Path) -> Run:
         strengths=_csv(directory / "strengths.csv"),
         sensitivity=sensitivity,
         tuning=_csv(directory / "tuning.csv"),
+        plans=plans,
     )
 
 
@@ -396,6 +404,20 @@ def _tables(run: Run) -> dict[str, pd.DataFrame]:
             ("weak" if all(weak[f] for f in groups[c]) else "important") if c in groups else "" for c in frame.index
         ]
         tables["sensitive"] = frame.map(_fmt).reset_index()
+    if run.plans:
+        rows = [
+            (
+                r["epoch"],
+                "the forest proxy's scores" if r["reason"] == "scores" else r["reason"],
+                ", ".join(r["moved"]) or "-",
+                "; ".join(
+                    f"{b['name']}: {', '.join(b['features'][:6])}{' ...' if len(b['features']) > 6 else ''}"
+                    for b in r["plan"]["branches"]
+                ),  # fmt: skip
+            )
+            for r in run.plans
+        ]
+        tables["replans"] = pd.DataFrame(rows, columns=["after epoch", "planned from", "moved", "branches"]).map(_fmt)
     if run.tuning is not None and len(run.tuning):
         top = run.tuning.head(10)
         if "rescoring" in top:  # None (no re-scoring) is an empty cell in the CSV
@@ -435,6 +457,10 @@ _TEXT = {
     "follow it.",
     "trajectories": "Where the network's own importance (held-out rows) moved the penalties, from the first "
     "re-scoring to the best epoch (whose weights and strengths were kept): the 20 features it ranks highest there.",
+    "replans": "The network was re-planned while it trained (replan=True): when its own importance would put "
+    "features in other branches or on the other side of the weak set, at three re-scorings in a row, it was "
+    "planned again from that importance and warm-started from the weights that carry over. Each plan, the epochs "
+    "trained before it and the features that moved; dotted lines in the training curves.",
     "tuning": "The search (archguide tune): each trial planned and trained a network with the values shown "
     "and was scored by its best validation data loss (penalty-free; for the regressor, in standardised target "
     "units), or its mean over folds; lower is better. The model above is the best trial's values refitted; the "
@@ -464,6 +490,8 @@ def _sections(run: Run, tables: Mapping[str, pd.DataFrame]) -> list[tuple[str, s
         ("The plan", _TEXT["plan"], "plan", "plan"),
         ("Training", _TEXT["training"], None, "history"),
     ]
+    if "replans" in tables:
+        sections.append((f"Re-plans ({len(tables['replans']) - 1})", _TEXT["replans"], "replans", None))
     if "trajectories" in tables:
         sections.append(("Importance and penalties across re-scorings", _TEXT["trajectories"], "trajectories", None))
     if "sensitive" in tables:
