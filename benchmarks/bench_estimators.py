@@ -16,6 +16,8 @@ Usage:
     python benchmarks/bench_estimators.py            # the table (about 3 minutes on 2 cores)
     python benchmarks/bench_estimators.py --study    # the defaults study (about 15 minutes): variants
     python benchmarks/bench_estimators.py --proxy    # the scoring proxy's effect downstream (about 7 minutes)
+    python benchmarks/bench_estimators.py --companion   # the weak test's linear companion downstream
+    python benchmarks/bench_estimators.py --replan   # re-planning while training, off and on
     python benchmarks/bench_estimators.py --configs [small wide classification]
                                                      # configs/<kind>.yaml against the defaults and the
                                                      # variants tried for it, on data of its kind
@@ -180,41 +182,128 @@ def _extra_trees(task, n_estimators, n_jobs, seed):
     )
 
 
-def proxy_study(seeds=(0, 1, 2, 3, 4, 5)):
-    """The default estimator with the default scoring proxy and with extremely randomized trees.
+def scoring_downstream(title, variants, datasets, seeds=(0, 1, 2, 3, 4, 5)):
+    """The default estimator on each data set with each variant of the scoring in place.
 
-    bench_power.py --only proxy measures the weak flag's power; this measures the network built from the
-    scores. The alternative proxy replaces ``archguide.scoring._default_proxy`` for the run. "x2 / x4" is
-    the proxy's importance of Friedman's x2 (20 (x2 - 0.5)^2) over that of x4 (5 x4): the two contribute
-    about the same variance to y (2.2 and 2.1), so 1 is faithful.
+    ``variants``: label -> a context manager that puts the variant in place for the fits (None: the
+    defaults). Metrics: test MSE for regression, accuracy for classification. "x2 / x4" (Friedman #1)
+    is the proxy's importance of x2 (20 (x2 - 0.5)^2) over that of x4 (5 x4): the two contribute about
+    the same variance to y (2.2 and 2.1), so 1 is faithful.
     """
-    import archguide.scoring as scoring
+    from contextlib import nullcontext
 
-    default = scoring._default_proxy
     rows = []
-    for label, proxy in (("random forest, leaf 3 (default)", default), ("extra trees, leaf 5", _extra_trees)):
-        scoring._default_proxy = proxy
-        try:
-            line = {"proxy": label}
-            for name, data in (("Friedman #1", friedman), ("diabetes + 10 noise", diabetes_noise)):
+    for label, variant in variants.items():
+        line = {"scoring": label}
+        with variant() if variant is not None else nullcontext():
+            for name, data in datasets.items():
                 metrics, ratios = [], []
                 for seed in seeds:
                     X, y, task = data(seed)
                     X_tr, X_te, y_tr, y_te = split(X, y, task, seed)
-                    est = ag.ImportanceGuidedRegressor(random_state=seed).fit(X_tr, y_tr)
-                    metrics.append(mean_squared_error(y_te, est.predict(X_te)))
+                    cls = ag.ImportanceGuidedRegressor if task == "regression" else ag.ImportanceGuidedClassifier
+                    est = cls(random_state=seed).fit(X_tr, y_tr)
+                    pred = est.predict(X_te)
+                    metrics.append(
+                        mean_squared_error(y_te, pred) if task == "regression" else accuracy_score(y_te, pred)
+                    )
                     if data is friedman:
                         imp = est.scores_.importances.to_numpy()
                         ratios.append(imp[2] / imp[4])
-                line[f"{name} MSE"] = f"{np.mean(metrics):.3f} ± {np.std(metrics):.3f}"
+                metric = "MSE" if task == "regression" else "accuracy"
+                line[f"{name} {metric}"] = f"{np.mean(metrics):.3f} ± {np.std(metrics):.3f}"
                 line[f"{name} per seed"] = " ".join(f"{m:.3f}" if m < 100 else f"{m:.0f}" for m in metrics)
-                if data is friedman:
+                if ratios:
                     line["x2 / x4"] = f"{np.mean(ratios):.2f}"
-            rows.append(line)
-        finally:
-            scoring._default_proxy = default
-    print(f"Scoring proxy downstream: the default regressor, seeds {list(seeds)}")
-    print(pd.DataFrame(rows).set_index("proxy").T.to_string())
+                print(f"  done: {label}, {name}", flush=True)
+        rows.append(line)
+    print(f"{title}, seeds {list(seeds)}")
+    print(pd.DataFrame(rows).set_index("scoring").T.to_string())
+
+
+def proxy_study():
+    """The default regressor with the default scoring proxy and with extremely randomized trees.
+
+    bench_power.py --only proxy measures the weak flag's power; this measures the network built from the
+    scores. The alternative proxy replaces ``archguide.scoring._default_proxy`` for the run.
+    """
+    from unittest import mock
+
+    variants = {
+        "random forest, leaf 3 (default)": None,
+        "extra trees, leaf 5": lambda: mock.patch("archguide.scoring._default_proxy", _extra_trees),
+    }
+    datasets = {"Friedman #1": friedman, "diabetes + 10 noise": diabetes_noise}
+    scoring_downstream("Scoring proxy downstream: the default regressor", variants, datasets)
+
+
+def companion_study():
+    """The default estimators with the weak test's linear companion (the default) and without it.
+
+    bench_power.py measures the weak flag's power; this measures the networks planned from the flags.
+    """
+    from functools import partial
+    from unittest import mock
+
+    variants = {
+        "forest and linear companion (default)": None,
+        "forest alone (companion=None)": lambda: mock.patch(
+            "archguide.estimators.score_features", partial(ag.score_features, companion=None)
+        ),
+    }
+    datasets = {
+        "Friedman #1": friedman,
+        "diabetes + 10 noise": diabetes_noise,
+        "wine + 10 noise": wine_noise,
+        "breast cancer": breast_cancer,
+    }
+    scoring_downstream("The weak test's companion downstream: the default estimators", variants, datasets)
+
+
+def truth_small(seed):
+    """bench_power's known truth at 500 rows: faint, interacting (x3 x4, no main effects) and even effects
+    among 30 columns; the forest proxy calls the interaction pair weak in about half of the seeds."""
+    from bench_power import make_truth
+
+    X, y = make_truth("regression", 500, seed)
+    return X, y, "regression"
+
+
+def replan_study(seeds=(0, 1, 2, 3, 4)):
+    """The default estimators with ``replan`` off and on: test metric, fit seconds and re-plans per fit."""
+    datasets = {
+        "truth, 500 rows (MSE)": truth_small,
+        "Friedman #1 (MSE)": friedman,
+        "diabetes + 10 noise (MSE)": diabetes_noise,
+        "wine + 10 noise (acc)": wine_noise,
+    }
+    rows = []
+    for label, data in datasets.items():
+        for replan in (False, True):
+            metrics, seconds, replans = [], [], []
+            for seed in seeds:
+                X, y, task = data(seed)
+                X_tr, X_te, y_tr, y_te = split(X, y, task, seed)
+                cls = ag.ImportanceGuidedRegressor if task == "regression" else ag.ImportanceGuidedClassifier
+                start = time.perf_counter()
+                est = cls(random_state=seed, replan=replan).fit(X_tr, y_tr)
+                seconds.append(time.perf_counter() - start)
+                pred = est.predict(X_te)
+                metrics.append(mean_squared_error(y_te, pred) if task == "regression" else accuracy_score(y_te, pred))
+                replans.append(len(est.plans_) - 1)
+            rows.append(
+                {
+                    "data": label,
+                    "replan": replan,
+                    "test metric": f"{np.mean(metrics):.3f} ± {np.std(metrics):.3f}",
+                    "per seed": " ".join(f"{m:.3f}" if m < 100 else f"{m:.0f}" for m in metrics),
+                    "fit s": f"{np.mean(seconds):.1f}",
+                    "re-plans per fit": f"{np.mean(replans):.1f}",
+                }
+            )
+            print(pd.DataFrame([rows[-1]]).to_string(index=False, header=len(rows) == 1), flush=True)
+    print(f"\nRe-planning while training (replan=False / True), seeds {list(seeds)}")
+    print(pd.DataFrame(rows).set_index(["data", "replan"]).to_string())
 
 
 def friedman_wide(seed):
@@ -316,12 +405,18 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--study", nargs="*", metavar="VARIANT", help=f"variants among {list(STUDY)} (default: all)")
     parser.add_argument("--proxy", action="store_true", help="the scoring proxy's effect on the fitted network")
+    parser.add_argument("--companion", action="store_true", help="the weak test's companion's effect downstream")
+    parser.add_argument("--replan", action="store_true", help="replan=False against replan=True")
     parser.add_argument("--configs", nargs="*", metavar="KIND", help=f"config kinds among {list(CONFIG_STUDY)}")
     args = parser.parse_args()
     if args.configs is not None:
         config_study(args.configs or list(CONFIG_STUDY))
     elif args.proxy:
         proxy_study()
+    elif args.companion:
+        companion_study()
+    elif args.replan:
+        replan_study()
     elif args.study is not None:
         study(args.study or list(STUDY))
     else:
