@@ -28,8 +28,8 @@ def linear_proxy(task: str):
 class LinearCompanion:
     """A fitted :func:`linear_proxy` pipeline that predicts edited copies of rows without building them.
 
-    ``predict`` and ``predict_proba`` are the pipeline's; :meth:`edited_predictions`
-    is what :func:`archguide._permutation.permutation_drops` calls instead of
+    ``predict`` and ``predict_proba`` are the pipeline's; :meth:`edited_predictor`
+    gives what :func:`archguide._permutation.permutation_drops` calls instead of
     stacking copies.
     """
 
@@ -49,25 +49,30 @@ class LinearCompanion:
         values = np.where(np.isnan(values), self._fill[cols], values)
         return (values - self._center[cols]) / self._scale[cols]
 
-    def edited_predictions(self, X: np.ndarray, edits, response: str) -> np.ndarray | None:
-        """Predictions of every edited copy of ``X``, stacked as ``stacked_copies`` would stack them.
+    def edited_predictor(self, X: np.ndarray, response: str):
+        """A function of edits that predicts every edited copy of ``X``, stacked as ``stacked_copies`` would stack them.
 
-        Edit ``(cols, values)`` sets ``copy[:, cols] = values``. Returns None
-        when the shortcut does not apply (class labels asked of a classifier).
+        Edit ``(cols, values)`` sets ``copy[:, cols] = values``. The rows' own
+        standardised values and predictions are computed here, once, however
+        many chunks of edits follow. Returns None when the shortcut does not
+        apply (class labels asked of a classifier).
         """
         if self.classes_ is not None and response != "proba":
             return None
-        cols_all = np.arange(X.shape[1])
-        Z = self._standardised(np.asarray(X, dtype=float), cols_all)
+        Z = self._standardised(np.asarray(X, dtype=float), np.arange(X.shape[1]))
         base = Z @ self._coef.T + self._intercept  # (n, outputs): the rows' own linear predictions
-        out = np.empty((len(edits),) + base.shape)
-        for i, (cols, values) in enumerate(edits):
-            shifted = self._standardised(np.asarray(values, dtype=float), cols) - Z[:, cols]
-            out[i] = base + shifted @ self._coef[:, cols].T
-        out = out.reshape((-1, base.shape[1]))
-        if self.classes_ is None:
-            return out[:, 0]
-        if out.shape[1] == 1:  # binary: one logit
-            p = expit(out[:, 0])
-            return np.column_stack([1.0 - p, p])
-        return softmax(out, axis=1)
+
+        def predict_edits(edits) -> np.ndarray:
+            out = np.empty((len(edits),) + base.shape)
+            for i, (cols, values) in enumerate(edits):
+                shifted = self._standardised(np.asarray(values, dtype=float), cols) - Z[:, cols]
+                out[i] = base + shifted @ self._coef[:, cols].T
+            out = out.reshape((-1, base.shape[1]))
+            if self.classes_ is None:
+                return out[:, 0]
+            if out.shape[1] == 1:  # binary: one logit
+                p = expit(out[:, 0])
+                return np.column_stack([1.0 - p, p])
+            return softmax(out, axis=1)
+
+        return predict_edits

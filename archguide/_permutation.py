@@ -132,12 +132,13 @@ def permutation_drops(
     else:
         baseline = float(scorer(estimator, X_eval, y_eval))
     # An estimator that predicts edited rows without their copies (the linear companion) is asked to.
-    edited = getattr(estimator, "edited_predictions", None) if batched is not None else None
+    edited_predictor = getattr(estimator, "edited_predictor", None) if batched is not None else None
+    edited = None if edited_predictor is None else edited_predictor(X_eval, response)
     per_chunk = copies_per_chunk(X_eval)
     for start in range(0, len(jobs), per_chunk):
         chunk = jobs[start : start + per_chunk]
         edits = [(column_sets[s], X_eval[np.ix_(perms[r], column_sets[s])]) for s, r in chunk]
-        pred = None if edited is None else edited(X_eval, edits, response)
+        pred = None if edited is None else edited(edits)
         if pred is None:
             copies = stacked_copies(X_eval, edits)
             pred = respond(copies)

@@ -647,9 +647,14 @@ def test_a_companion_that_cannot_be_fitted_is_skipped_and_said(friedman, monkeyp
     [("regression", "r2"), ("regression", "neg_mean_absolute_error"), ("binary", "neg_brier_score"),
      ("multiclass", "neg_brier_score"), ("multiclass", "neg_log_loss")],
 )  # fmt: skip
-def test_the_linear_companions_shortcut_gives_the_shuffled_copies_numbers(task, metric):
+@pytest.mark.parametrize("per_chunk", [None, 4])
+def test_the_linear_companions_shortcut_gives_the_shuffled_copies_numbers(task, metric, per_chunk, monkeypatch):
+    from archguide import _permutation
     from archguide._companion import LinearCompanion, linear_proxy
     from archguide._permutation import permutation_drops
+
+    if per_chunk is not None:  # several chunks of copies share the rows' own predictions, computed once
+        monkeypatch.setattr(_permutation, "copies_per_chunk", lambda X: per_chunk)
 
     rng = np.random.RandomState(0)
     X = rng.randn(300, 12)
