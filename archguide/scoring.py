@@ -572,11 +572,12 @@ def score_features(
             codes). None: the forest alone. On the known-truth data of
             ``benchmarks/bench_power.py`` at 1,000 rows (30 seeds) the
             linear companion raised the share of informative features kept
-            from 0.93 to 0.98 (regression) and 0.86 to 0.89 (classification),
-            the faint linear effect from 0.63 to 0.93 and 0.30 to 0.57, with
-            fewer noise features kept (0.013 to 0.008, 0.011 to 0.006), for
-            about 7% more time. Its fit and shuffles are skipped, with a
-            decision logged, if it cannot be fitted.
+            from 0.928 to 0.978 (regression) and 0.861 to 0.894
+            (classification), the faint linear effect from 0.633 to 0.933 and
+            0.300 to 0.567, with fewer noise features kept (0.013 to 0.008,
+            0.011 to 0.006), for 2-3% more time (``--only companion``). Its
+            fit and shuffles are skipped, with a decision logged, if it
+            cannot be fitted.
         n_shadow: No longer used (the weak test needs no shadow features);
             passing it warns. Will be removed.
         verbose: Print the decisions taken and show a progress bar.
