@@ -28,12 +28,12 @@ Tables:
    p-value is below 0.001 or above 0.5, away from the threshold.
 
 Usage: python benchmarks/bench_power.py [--quick] [--study]
-                                        [--only power|calibration|stability|proxy|companion|trees|cv|folds]
+                                        [--only power|calibration|stability|proxy|companion|trees|cv|repeats|folds]
 (--quick: two seeds and 5 calibration runs per shape; --study: also the studies behind
 the defaults: the proxy forest against extremely randomized trees (30 seeds), the weak
 test's linear companion against the forest alone (``companion``, 30 seeds), trees per
-forest (``n_estimators="auto"``), number of folds (``cv="auto"``, 14 seeds) and the
-fold-correlation study that chose ``archguide._weak_test.FOLD_VARIANCE``.)
+forest (``n_estimators="auto"``), number of folds (``cv="auto"``, 14 seeds), shuffles per
+group (``n_repeats``, 14 seeds) and the fold-correlation study that chose ``archguide._weak_test.FOLD_VARIANCE``.)
 """
 
 from __future__ import annotations
@@ -229,7 +229,7 @@ def stability_table(n_states: int = 10) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-STUDY_LABELS = {"n_estimators": "trees", "cv": "folds"}
+STUDY_LABELS = {"n_estimators": "trees", "cv": "folds", "n_repeats": "shuffles"}
 
 
 def knob_study(seeds: list[int], option: str, values: tuple) -> pd.DataFrame:
@@ -395,9 +395,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="two seeds, 5 calibration runs per shape")
     parser.add_argument(
-        "--study", action="store_true", help="also the studies behind the defaults (proxy, trees, cv, folds)"
+        "--study",
+        action="store_true",
+        help="also the studies behind the defaults (proxy, companion, trees, cv, repeats, folds)",
     )
-    tables, studies = ["power", "calibration", "stability"], ["proxy", "companion", "trees", "cv", "folds"]
+    tables, studies = ["power", "calibration", "stability"], ["proxy", "companion", "trees", "cv", "repeats", "folds"]
     parser.add_argument("--only", choices=tables + studies, help="one table")
     args = parser.parse_args()
     run = {args.only} if args.only else set(tables + (studies if args.study else []))
@@ -425,6 +427,8 @@ def main() -> None:
         show("Study: trees per forest with folds (n_estimators)", knob_study(seeds, "n_estimators", (30, 50, 100)))
     if "cv" in run:
         show("Study: number of folds (cv), seeds 0..13", knob_study(list(range(14)), "cv", (5, 4, 3)))
+    if "repeats" in run:
+        show("Study: shuffles per group (n_repeats), seeds 0..13", knob_study(list(range(14)), "n_repeats", (5, 3, 2)))
     if "folds" in run:
         show("Study: correlation of the folds' t statistics on pure noise", fold_correlation_study(20))
 
