@@ -96,15 +96,23 @@ def friedman_scores(friedman):
 
 
 def run_python(code: str, *args: str, check: bool = True):
-    """Run ``python -c code`` (or ``python *args`` when code is empty) in a fresh process with quiet logs."""
+    """Run ``python -c code`` (or ``python *args`` when code is empty) in a fresh process with quiet logs.
+
+    The process runs with ``-X faulthandler``: should it die of a signal, its
+    Python stack (every thread's) is in the failure message, with the end of
+    what it printed.
+    """
     import subprocess
     import sys
     import textwrap
 
-    command = [sys.executable, *(("-c", textwrap.dedent(code)) if code else ()), *args]
+    command = [sys.executable, "-X", "faulthandler", *(("-c", textwrap.dedent(code)) if code else ()), *args]
     result = subprocess.run(
         command, capture_output=True, text=True, timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     )
     if check:
-        assert result.returncode == 0, result.stderr[-3000:]
+        assert result.returncode == 0, (
+            f"exit code {result.returncode}\n--- stdout (end) ---\n{result.stdout[-1500:]}"
+            f"\n--- stderr (end) ---\n{result.stderr[-6000:]}"
+        )
     return result
