@@ -95,7 +95,7 @@ def friedman_scores(friedman):
     return ag.score_features(X, y, random_state=0)
 
 
-def run_python(code: str, *args: str, check: bool = True):
+def run_python(code: str, *args: str, check: bool = True, timeout: float = 600):
     """Run ``python -c code`` (or ``python *args`` when code is empty) in a fresh process with quiet logs.
 
     The process runs with ``-X faulthandler``: should it die of a signal, its
@@ -108,7 +108,7 @@ def run_python(code: str, *args: str, check: bool = True):
 
     command = [sys.executable, "-X", "faulthandler", *(("-c", textwrap.dedent(code)) if code else ()), *args]
     result = subprocess.run(
-        command, capture_output=True, text=True, timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        command, capture_output=True, text=True, timeout=timeout, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     )
     if check:
         assert result.returncode == 0, (

@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import run_python
 
 import archguide as ag
 from archguide.exceptions import ConfigError
@@ -147,12 +148,8 @@ MIRRORED = textwrap.dedent(
 )
 
 
-def test_mirrored_strategy_trains_the_gate_and_rescores_on_two_devices(tmp_path):
-    script = tmp_path / "mirrored.py"
-    script.write_text(MIRRORED)
-    done = subprocess.run([sys.executable, "-X", "faulthandler", str(script)], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+def test_mirrored_strategy_trains_the_gate_and_rescores_on_two_devices():
+    done = run_python(MIRRORED, timeout=300)
     result = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))[7:])
     assert result["replicas"] == 2
     assert result["rescored"] == 4
