@@ -7,9 +7,9 @@ each in the module that owns it:
 2. split the rows: one held-out part on large data, K folds on small data so
    that every row is held out once (cross-fitting; :mod:`archguide.splitting`);
 3. group correlated features (:mod:`archguide.grouping`);
-4. fit a random forest per split and shuffle each feature and each group on
-   its held-out rows, batched (:mod:`archguide._permutation`, with the
-   metrics of :mod:`archguide._metrics`);
+4. fit a random forest per split (:mod:`archguide._proxy`) and shuffle each
+   feature and each group on its held-out rows, batched
+   (:mod:`archguide._permutation`, with the metrics of :mod:`archguide._metrics`);
 5. share a group's importance among its members;
 6. test each group's per-row loss increases against zero, for the forest
    and for a linear companion scored on the same rows, and control the
@@ -39,16 +39,15 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone, is_classifier
-from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.base import is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import get_scorer_names
-from sklearn.utils._param_validation import InvalidParameterError
 
 from archguide._checks import check_choice, check_int, check_number, check_seed
 from archguide._companion import LinearCompanion, linear_proxy
 from archguide._metrics import BATCHED_METRICS, default_metric
 from archguide._permutation import permutation_drops
+from archguide._proxy import columns_read, fit_proxy
 from archguide._weak_test import discoveries, row_p_values
 from archguide.exceptions import ArchguideWarning, ConfigError, DataError
 from archguide.feature_scores import FeatureScores
@@ -324,44 +323,7 @@ def _encode_target(y_values: np.ndarray, task: str):
     return y_fit, labels
 
 
-# ------------------------------------------------------------------------ proxy
-
-
-def _default_proxy(task: str, n_estimators: int, n_jobs, seed: int):
-    # min_samples_leaf=3 for both tasks: smoother forests give steadier held-out losses on few rows
-    # (benchmarks/bench_power.py --study).
-    kind = RandomForestRegressor if task == "regression" else RandomForestClassifier
-    max_features = 1 / 3 if task == "regression" else "sqrt"
-    return kind(
-        n_estimators=n_estimators, max_features=max_features, min_samples_leaf=3, n_jobs=n_jobs, random_state=seed
-    )
-
-
-def _fit_proxy(estimator, task, n_estimators, n_jobs, seed, X, y):
-    proxy = clone(estimator) if estimator is not None else _default_proxy(task, n_estimators, n_jobs, seed)
-    if task != "regression" and estimator is not None and not is_classifier(proxy):
-        raise ConfigError(f"task={task!r} needs a classifier as estimator. Received {proxy!r}.")
-    try:
-        return proxy.fit(X, y)
-    except InvalidParameterError as exc:  # an option of the estimator, not the data
-        raise ConfigError(f"The proxy estimator {proxy!r} has an invalid parameter: {exc}") from exc
-    except ValueError as exc:
-        raise DataError(
-            f"The proxy estimator {proxy!r} could not be fitted on the encoded features: {exc}. "
-            "If it cannot take missing values, wrap it in a Pipeline with a SimpleImputer."
-        ) from exc
-
-
-def _columns_read(proxy, n_columns: int) -> np.ndarray | None:
-    """Which columns a fitted tree ensemble splits on (None when it is not one)."""
-    trees = getattr(proxy, "estimators_", None)
-    if not isinstance(trees, list) or not all(hasattr(t, "tree_") for t in trees):
-        return None
-    read = np.zeros(n_columns, dtype=bool)
-    for tree in trees:
-        features = tree.tree_.feature
-        read[features[features >= 0]] = True
-    return read
+# --------------------------------------------------------------------- measure
 
 
 def _measure(splits, X_rows, position, y_fit, column_sets, fit, *, n_repeats, metric, task, n_classes, seeds, progress):
@@ -375,7 +337,7 @@ def _measure(splits, X_rows, position, y_fit, column_sets, fit, *, n_repeats, me
     baselines, drops, deltas, weights = [], [], [], []
     for (train, evaluate), (forest_seed, perm_seed) in zip(splits, seeds):
         proxy = fit(forest_seed, X_rows[position[train]], y_fit[train])
-        read = _columns_read(proxy, X_rows.shape[1])
+        read = columns_read(proxy, X_rows.shape[1])
         # Shuffling columns no tree splits on changes no prediction: their drops are exactly zero.
         active = [i for i, cols in enumerate(column_sets) if read is None or read[cols].any()]
         result = permutation_drops(
@@ -422,7 +384,7 @@ def _companion_deltas(seeds, *args, **measure):
                 *args,
                 # float64: a linear model fits y in X's dtype, and float32 overflows on targets a forest takes.
                 lambda seed, X_fit, y_fit: LinearCompanion(
-                    _fit_proxy(linear, task, None, None, seed, X_fit.astype(np.float64), y_fit)
+                    fit_proxy(linear, task, None, None, seed, X_fit.astype(np.float64), y_fit)
                 ),
                 seeds=[(0, int(s)) for s in seeds],
                 **measure,
@@ -539,7 +501,10 @@ def score_features(
             scikit-learn; ``-1`` uses every core. Runs inside any joblib
             backend the caller sets up.
         estimator: Any scikit-learn estimator to use as the proxy instead of
-            the forest. It is cloned and fitted on a float matrix in which
+            the forest (None: a random forest with ``min_samples_leaf=3``,
+            for classes grown as regression trees on the class indicators,
+            which split as a Gini classifier and fit faster; see
+            :class:`archguide._proxy.IndicatorForestClassifier`). It is cloned and fitted on a float matrix in which
             categoricals are integer codes and missing values are NaN (wrap it
             in a Pipeline with a SimpleImputer if it cannot take NaN).
         scoring: The held-out score whose drop is measured. Defaults:
@@ -661,7 +626,8 @@ def score_features(
     else:
         decide(f"one split (cv={cv!r}): proxy fitted on {n_train:,} rows, scored on {len(evaluated):,} held-out rows.")
     if estimator is None:
-        decide(f"proxy: random forest of {trees} trees (n_estimators={n_estimators!r}).")
+        grown = "" if task == "regression" else ", regression trees on the class indicators (Gini's splits)"
+        decide(f"proxy: random forest of {trees} trees{grown} (n_estimators={n_estimators!r}).")
 
     names = list(table.names)
     p = len(names)
@@ -679,7 +645,7 @@ def score_features(
     measure = dict(n_repeats=n_repeats, metric=metric, task=task, n_classes=n_classes, progress=progress)
     baseline, means, spread, row_deltas = _measure(
         splits, X_rows, position, y_fit, column_sets,
-        lambda seed, X_fit, y_fit_: _fit_proxy(estimator, task, trees, n_jobs, seed, X_fit, y_fit_),
+        lambda seed, X_fit, y_fit_: fit_proxy(estimator, task, trees, n_jobs, seed, X_fit, y_fit_),
         seeds=seeds, **measure,
     )  # fmt: skip
     linear_deltas = None

@@ -4,7 +4,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.ensemble import RandomForestRegressor
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.inspection import permutation_importance
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
@@ -390,8 +390,6 @@ def test_a_column_named_like_a_generated_group_does_not_collide():
 
 def test_probability_columns_follow_the_classes_the_forest_saw():
     """A forest fitted without class 1 has two probability columns; they are classes 0 and 2."""
-    from sklearn.ensemble import RandomForestClassifier
-
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 2))
     y = np.where(X[:, 0] > 0, 2, 0)
@@ -559,7 +557,7 @@ def test_per_row_loss_increases_average_to_the_score_drop(friedman, classificati
 
     X, y = classification if metric in ("accuracy", "neg_brier_score", "neg_log_loss") else friedman
     task = "binary" if metric in ("accuracy", "neg_brier_score", "neg_log_loss") else "regression"
-    kind = RandomForestRegressor if task == "regression" else ag.scoring.RandomForestClassifier
+    kind = RandomForestRegressor if task == "regression" else RandomForestClassifier
     model = kind(n_estimators=10, random_state=0).fit(X[:1000], y[:1000])
     result = permutation_drops(
         model, X[1000:1400], y[1000:1400], [[0], [1], [7]], n_repeats=3, metric=metric, task=task, random_state=0
