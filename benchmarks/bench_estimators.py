@@ -225,13 +225,13 @@ def proxy_study():
     """The default regressor with the default scoring proxy and with extremely randomized trees.
 
     bench_power.py --only proxy measures the weak flag's power; this measures the network built from the
-    scores. The alternative proxy replaces ``archguide.scoring._default_proxy`` for the run.
+    scores. The alternative proxy replaces ``archguide._proxy.default_proxy`` for the run.
     """
     from unittest import mock
 
     variants = {
         "random forest, leaf 3 (default)": None,
-        "extra trees, leaf 5": lambda: mock.patch("archguide.scoring._default_proxy", _extra_trees),
+        "extra trees, leaf 5": lambda: mock.patch("archguide._proxy.default_proxy", _extra_trees),
     }
     datasets = {"Friedman #1": friedman, "diabetes + 10 noise": diabetes_noise}
     scoring_downstream("Scoring proxy downstream: the default regressor", variants, datasets)

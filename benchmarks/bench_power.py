@@ -27,13 +27,17 @@ Tables:
    its weak flag agrees with its majority flag. "clear" features are those whose median
    p-value is below 0.001 or above 0.5, away from the threshold.
 
-Usage: python benchmarks/bench_power.py [--quick] [--study]
-                                        [--only power|calibration|stability|proxy|companion|trees|cv|repeats|folds]
-(--quick: two seeds and 5 calibration runs per shape; --study: also the studies behind
-the defaults: the proxy forest against extremely randomized trees (30 seeds), the weak
-test's linear companion against the forest alone (``companion``, 30 seeds), trees per
-forest (``n_estimators="auto"``), number of folds (``cv="auto"``, 14 seeds), shuffles per
-group (``n_repeats``, 14 seeds) and the fold-correlation study that chose ``archguide._weak_test.FOLD_VARIANCE``.)
+Usage: python benchmarks/bench_power.py [--quick] [--study] [--only power|calibration|stability|
+                                        proxy|indicators|companion|trees|cv|repeats|folds]
+                                        [--task regression|classification]
+(--quick: two seeds and 5 calibration runs per shape; --task: calibration of one task only;
+--study: also the studies behind the defaults: the proxy forest against extremely randomized
+trees (30 seeds), the classification forest as Gini classification trees against regression
+trees on the class indicators (``indicators``, 10 seeds), the weak test's linear companion
+against the forest alone (``companion``, 30 seeds), trees per forest
+(``n_estimators="auto"``), number of folds (``cv="auto"``, 14 seeds), shuffles per group
+(``n_repeats``, 14 seeds) and the fold-correlation study that chose
+``archguide._weak_test.FOLD_VARIANCE``.)
 """
 
 from __future__ import annotations
@@ -160,9 +164,9 @@ def power_table(seeds: list[int]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def calibration_table(n_runs: int) -> pd.DataFrame:
+def calibration_table(n_runs: int, tasks: tuple[str, ...] = ("regression", "classification")) -> pd.DataFrame:
     rows = []
-    for task in ("regression", "classification"):
+    for task in tasks:
         for n, p in NOISE_SHAPES:
             any_kept, share, seconds = [], [], []
             for run in range(n_runs):
@@ -270,6 +274,8 @@ def proxy_study(seeds: list[int]) -> pd.DataFrame:
     """
     from sklearn import ensemble
 
+    from archguide._proxy import default_proxy
+
     rows = []
     for task in ("regression", "classification"):
         suffix, max_features = ("Regressor", 1 / 3) if task == "regression" else ("Classifier", "sqrt")
@@ -277,9 +283,12 @@ def proxy_study(seeds: list[int]) -> pd.DataFrame:
             for label, (kind, leaf) in PROXIES.items():
                 runs = []
                 for s in seeds:
-                    forest = getattr(ensemble, kind + suffix)(
-                        n_estimators=100, max_features=max_features, min_samples_leaf=leaf, random_state=s
-                    )
+                    if label.endswith("(default)"):  # for classes, regression trees on the class indicators
+                        forest = default_proxy(task, 100, None, s)
+                    else:
+                        forest = getattr(ensemble, kind + suffix)(
+                            n_estimators=100, max_features=max_features, min_samples_leaf=leaf, random_state=s
+                        )
                     runs.append(run_scores(*make_truth(task, n, s), s, estimator=forest))
                 rows.append(_study_row(task, n, label, [k[0.05] for k, _ in runs], [t for _, t in runs]))
             print(f"  done: {task}, {n} rows", flush=True)
@@ -325,6 +334,62 @@ def companion_study(seeds: list[int], n: int = 1000) -> pd.DataFrame:
                 seconds.setdefault(label, []).append(t)
         rows += [_study_row(task, n, label, kept[label], seconds[label]) for label in kept]
         print(f"  done: {task}, {n} rows", flush=True)
+    return pd.DataFrame(rows)
+
+
+def indicator_study(seeds: list[int]) -> pd.DataFrame:
+    """The classification proxy: a Gini forest classifier against regression trees on the class indicators.
+
+    The same ``score_features`` run with its default proxy (``IndicatorForestClassifier``) and with
+    scikit-learn's ``RandomForestClassifier`` of the same parameters and seeds in its place. Both split by
+    the Gini impurity, so the flags should agree; the study measures the time and how often they do.
+    Data: the known truth (two classes) and, for more classes, ``make_classification`` with 30 features,
+    6 of them informative, 4 classes.
+    """
+    from unittest import mock
+
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import RandomForestClassifier
+
+    from archguide import _proxy
+
+    def gini_forest(task, n_estimators, n_jobs, seed):
+        return RandomForestClassifier(
+            n_estimators=n_estimators, max_features="sqrt", min_samples_leaf=3, n_jobs=n_jobs, random_state=seed
+        )
+
+    def four_classes(n, seed):
+        X, y = make_classification(n, N_FEATURES, n_informative=6, n_redundant=0, n_classes=4, random_state=seed)
+        return X, y
+
+    sets = [("2 classes (truth)", n, lambda n, s: make_truth("classification", n, s)) for n in (500, 1000, 2000)]
+    sets += [("4 classes", n, four_classes) for n in (1000, 4000)]
+    rows = []
+    for label, n, make in sets:
+        runs = {"RandomForestClassifier": [], "indicator trees (default)": []}
+        for seed in seeds:
+            X, y = make(n, seed)
+            with mock.patch.object(_proxy, "default_proxy", gini_forest):
+                runs["RandomForestClassifier"].append(timed_scores(X, y, seed))
+            runs["indicator trees (default)"].append(timed_scores(X, y, seed))
+        (gini, gini_t), (ours, ours_t) = (zip(*r) for r in runs.values())
+        flags = [(a.weak.to_numpy(), b.weak.to_numpy()) for a, b in zip(gini, ours)]
+        gap = [np.abs(a.importances - b.importances).max() / a.importances.abs().max() for a, b in zip(gini, ours)]
+        row = {"data": label, "rows": n, "seeds": len(seeds)}
+        if label.startswith("2 classes"):
+            power = [np.mean([~f[i][INFORMATIVE] for f in flags]) for i in (0, 1)]
+            row["power (Gini/indicators)"] = f"{power[0]:.3f}/{power[1]:.3f}"
+        row.update(
+            {
+                "flags equal": np.mean([np.mean(a == b) for a, b in flags]),
+                "max importance gap": np.max(gap),
+                "seconds Gini": np.mean(gini_t),
+                "seconds indicators": np.mean(ours_t),
+                "time ratio": np.mean(ours_t) / np.mean(gini_t),
+            }
+        )
+        rows.append(row)
+        print(f"  done: {label}, {n} rows", flush=True)
     return pd.DataFrame(rows)
 
 
@@ -397,19 +462,22 @@ def main() -> None:
     parser.add_argument(
         "--study",
         action="store_true",
-        help="also the studies behind the defaults (proxy, companion, trees, cv, repeats, folds)",
+        help="also the studies behind the defaults (proxy, indicators, companion, trees, cv, repeats, folds)",
     )
-    tables, studies = ["power", "calibration", "stability"], ["proxy", "companion", "trees", "cv", "repeats", "folds"]
+    tables = ["power", "calibration", "stability"]
+    studies = ["proxy", "indicators", "companion", "trees", "cv", "repeats", "folds"]
     parser.add_argument("--only", choices=tables + studies, help="one table")
+    parser.add_argument("--task", choices=["regression", "classification"], help="calibration of one task only")
     args = parser.parse_args()
     run = {args.only} if args.only else set(tables + (studies if args.study else []))
     seeds = [0, 1] if args.quick else [0, 1, 2, 3, 4]
+    tasks = (args.task,) if args.task else ("regression", "classification")
     print(f"bench_power: {os.cpu_count()} cores, archguide {ag.__version__}, seeds {seeds}")
     if "power" in run:
         show("1. Power and false keep (mean over seeds); seconds per run", power_table(seeds))
         print("Target: power >= 0.9 at 1,000 rows with false keep <= 0.05, in at most a tenth of Boruta's time.")
     if "calibration" in run:
-        show("2. Calibration on pure noise", calibration_table(5 if args.quick else 20))
+        show("2. Calibration on pure noise", calibration_table(5 if args.quick else 20, tasks))
         print("Target: share of runs with any column kept within noise_alpha = 0.05.")
     if "stability" in run:
         show("3. Stability of the weak flag over random_state 0..9", stability_table())
@@ -421,6 +489,9 @@ def main() -> None:
             "Mean over the four task x rows rows",
             frame.groupby("proxy", sort=False)[["power", "false keep", "seconds"]].mean().reset_index(),
         )
+    if "indicators" in run:
+        show("Study: the classification proxy's trees, seeds 0..9", indicator_study(list(range(10))))
+        print("max importance gap: largest |difference| of an importance over the largest importance.")
     if "companion" in run:
         show("Study: the weak test's linear companion, 1,000 rows, seeds 0..29", companion_study(list(range(30))))
     if "trees" in run:
