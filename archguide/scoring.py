@@ -537,10 +537,10 @@ def score_features(
             codes). None: the forest alone. On the known-truth data of
             ``benchmarks/bench_power.py`` at 1,000 rows (30 seeds) the
             linear companion raised the share of informative features kept
-            from 0.928 to 0.978 (regression) and 0.861 to 0.894
+            from 0.928 to 0.978 (regression) and 0.867 to 0.894
             (classification), the faint linear effect from 0.633 to 0.933 and
             0.300 to 0.567, with fewer noise features kept (0.013 to 0.008,
-            0.011 to 0.006), for 2-3% more time (``--only companion``). Its
+            0.013 to 0.006), for about 3% more time (``--only companion``). Its
             fit and shuffles are skipped, with a decision logged, if it
             cannot be fitted.
         n_shadow: No longer used (the weak test needs no shadow features);
