@@ -504,9 +504,10 @@ def score_features(
             the forest (None: a random forest with ``min_samples_leaf=3``,
             for classes grown as regression trees on the class indicators,
             which split as a Gini classifier and fit faster; see
-            :class:`archguide._proxy.IndicatorForestClassifier`). It is cloned and fitted on a float matrix in which
-            categoricals are integer codes and missing values are NaN (wrap it
-            in a Pipeline with a SimpleImputer if it cannot take NaN).
+            :class:`archguide._proxy.IndicatorForestClassifier`). It is
+            cloned and fitted on a float matrix in which categoricals are
+            integer codes and missing values are NaN (wrap it in a Pipeline
+            with a SimpleImputer if it cannot take NaN).
         scoring: The held-out score whose drop is measured. Defaults:
             ``"r2"`` for regression, ``"neg_brier_score"`` for classification.
             The Brier score rather than accuracy because it is continuous:

@@ -353,14 +353,13 @@ def indicator_study(seeds: list[int]) -> pd.DataFrame:
 
     from archguide import _proxy
 
-    def gini_forest(task, n_estimators, n_jobs, seed):
-        return RandomForestClassifier(
-            n_estimators=n_estimators, max_features="sqrt", min_samples_leaf=3, n_jobs=n_jobs, random_state=seed
-        )
+    default_proxy = _proxy.default_proxy  # bound before the patch below puts gini_forest in its place
+
+    def gini_forest(task, n_estimators, n_jobs, seed):  # the default's parameters, in scikit-learn's classifier
+        return RandomForestClassifier(**default_proxy(task, n_estimators, n_jobs, seed).get_params())
 
     def four_classes(n, seed):
-        X, y = make_classification(n, N_FEATURES, n_informative=6, n_redundant=0, n_classes=4, random_state=seed)
-        return X, y
+        return make_classification(n, N_FEATURES, n_informative=6, n_redundant=0, n_classes=4, random_state=seed)
 
     sets = [("2 classes (truth)", n, lambda n, s: make_truth("classification", n, s)) for n in (500, 1000, 2000)]
     sets += [("4 classes", n, four_classes) for n in (1000, 4000)]
