@@ -48,7 +48,7 @@ from archguide._companion import LinearCompanion, linear_proxy
 from archguide._metrics import BATCHED_METRICS, default_metric
 from archguide._permutation import permutation_drops
 from archguide._proxy import columns_read, fit_proxy
-from archguide._weak_test import discoveries, row_p_values
+from archguide._weak_test import discoveries, either_p_value, row_p_values
 from archguide.exceptions import ArchguideWarning, ConfigError, DataError
 from archguide.feature_scores import FeatureScores
 from archguide.grouping import correlation_groups, named_correlation_groups, resolve_groups
@@ -79,6 +79,9 @@ AUTO_TREES = (100, 30)
 TASKS = ("auto", "regression", "classification", "binary", "multiclass")
 #: What ``companion`` accepts: a second proxy the weak test consults beside the forest.
 COMPANIONS = ("linear", None)
+#: Shuffles per group of the linear companion (at least ``n_repeats``): its shuffles cost little, and
+#: averaging more of them steadies each row's loss increase (see ``score_features``' ``companion``).
+COMPANION_REPEATS = 25
 # An integer-valued target with at most this many distinct values is taken as class labels.
 MAX_AUTO_CLASSES = 20
 _SEED_MAX = np.iinfo(np.int32).max
@@ -376,6 +379,7 @@ def _companion_deltas(seeds, *args, **measure):
     ``args`` and ``measure`` are :func:`_measure`'s; the companion shuffles with its own ``seeds``.
     """
     task = measure["task"]
+    measure = {**measure, "n_repeats": max(measure["n_repeats"], COMPANION_REPEATS)}
     linear = linear_proxy(task)
     try:
         with warnings.catch_warnings():
@@ -474,11 +478,13 @@ def score_features(
     it bounds the expected share of noise among the non-weak groups. A
     column that is constant, or that neither proxy reads, changes no loss and
     is weak. With ``companion="linear"`` a linear model is fitted beside each
-    forest on the same rows and shuffled on the same held-out rows, and a
-    group's p-value is the smaller of the two proxies', doubled (Bonferroni
-    over the two tests), so a group that either proxy needs is kept: a forest
-    on few rows sees a faint linear effect poorly, a linear model cannot see
-    an interaction. The p-values are in ``group_p_values``; the rule as
+    forest on the same rows and shuffled on the same held-out rows
+    (``COMPANION_REPEATS`` = 25 times per group, or ``n_repeats`` if more:
+    its shuffles cost little), and a group's p-value is Simes' combination of
+    the two proxies' (:func:`archguide._weak_test.either_p_value`: the smaller
+    doubled, or the larger if less), so a group that either proxy needs is
+    kept: a forest on few rows sees a faint linear effect poorly, a linear
+    model cannot see an interaction. The p-values are in ``group_p_values``; the rule as
     applied is in ``decisions``. Importances are the forest's alone.
 
     Args:
@@ -641,8 +647,8 @@ def score_features(
     solo = [j for j in range(p) if not constant[j]]
     joint = [[name_at[f] for f in m] for m in group_map.values() if len(m) > 1]
     column_sets = [[j] for j in solo] + joint
-    n_proxies = 1 if companion is None else 2
-    progress = _progress(total=n_proxies * n_folds * len(column_sets) * n_repeats, verbose=verbose, desc="permutation")
+    shuffles = n_repeats + (0 if companion is None else max(n_repeats, COMPANION_REPEATS))
+    progress = _progress(total=n_folds * len(column_sets) * shuffles, verbose=verbose, desc="permutation")
     measure = dict(n_repeats=n_repeats, metric=metric, task=task, n_classes=n_classes, progress=progress)
     baseline, means, spread, row_deltas = _measure(
         splits, X_rows, position, y_fit, column_sets,
@@ -665,14 +671,15 @@ def score_features(
     importances, std, group_imp, group_std = _share_group_credit(group_map, name_at, solo_mean, solo_std, joint_stats)
 
     group_p = _group_p_values(group_map, name_at, solo, joint, row_deltas, n_folds)
-    if linear_deltas is not None:  # kept if either proxy needs it: the smaller p-value, doubled (Bonferroni)
+    if linear_deltas is not None:  # kept if either proxy needs it (Simes' combination of the two p-values)
         linear_p = _group_p_values(group_map, name_at, solo, joint, linear_deltas, n_folds)
-        group_p = {g: min(1.0, 2.0 * min(group_p[g], linear_p[g])) for g in group_map}
+        combined = either_p_value(np.array(list(group_p.values())), np.array([linear_p[g] for g in group_p]))
+        group_p = dict(zip(group_p, combined.tolist()))
     kept = dict(zip(group_map, discoveries(np.array(list(group_p.values())), noise_alpha)))
     weak_group = {g: not kept[g] for g in group_map}
     weak_imp = [group_imp[g] for g in group_map if weak_group[g]]
     widened = f" (t widened for {n_folds} cross-fitted folds)" if n_folds > 1 else ""
-    both = " for the forest and the linear companion, the smaller p-value doubled," if linear_deltas is not None else ""
+    both = " for the forest and the linear companion, combined by Simes," if linear_deltas is not None else ""
     decide(
         f"weak test: one-sided t-test of {len(evaluated):,} held-out rows' loss increases per group{widened}{both} "
         f"Benjamini-Hochberg at false discovery rate {noise_alpha:g}: {sum(weak_group.values())} of "

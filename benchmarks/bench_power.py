@@ -309,31 +309,46 @@ def _study_row(task, n, label, kept, seconds):
     }
 
 
-def companion_study(seeds: list[int], n: int = 1000) -> pd.DataFrame:
-    """The weak test's linear companion (``companion="linear"``, the default) at the target's 1,000 rows.
+def companion_study(seeds: list[int], sizes: tuple[int, ...] = (500, 1000)) -> pd.DataFrame:
+    """The weak test's linear companion (``companion="linear"``, the default) at 500 and the target's 1,000 rows.
 
     Rows: the forest alone (``companion=None``), a linear model alone as the proxy (the companion's model,
-    passed as ``estimator=``), and both (the default: each group's smaller p-value, doubled, then
-    Benjamini-Hochberg at 0.05), so that a feature either proxy needs is kept.
+    passed as ``estimator=``), and both, so that a feature either proxy needs is kept: as first landed (the
+    companion shuffled ``n_repeats`` = 5 times, each group's smaller p-value doubled), with 25 shuffles, and
+    the default (25 shuffles, Simes' combination ``min(2 * smaller, larger)``); then Benjamini-Hochberg at 0.05.
     """
+    from unittest import mock
+
+    import archguide.scoring as scoring
     from archguide._companion import linear_proxy
 
+    def doubled(p_first, p_second):
+        return np.minimum(1.0, 2.0 * np.minimum(p_first, p_second))
+
+    both = {
+        "forest and linear, 5 shuffles, doubled": (5, doubled),
+        "forest and linear, 25 shuffles, doubled": (25, doubled),
+        "forest and linear, 25 shuffles, Simes (default)": (scoring.COMPANION_REPEATS, scoring.either_p_value),
+    }
     rows = []
     for task in ("regression", "classification"):
-        kept, seconds = {}, {}
-        for seed in seeds:
-            X, y = make_truth(task, n, seed)
-            runs = {
-                "forest alone (companion=None)": {"companion": None},
-                "linear model alone": {"companion": None, "estimator": linear_proxy(task)},
-                "forest and linear (default)": {},
-            }
-            for label, options in runs.items():
-                scores, t = timed_scores(X, y, seed, **options)
-                kept.setdefault(label, []).append(~scores.weak.to_numpy())
-                seconds.setdefault(label, []).append(t)
-        rows += [_study_row(task, n, label, kept[label], seconds[label]) for label in kept]
-        print(f"  done: {task}, {n} rows", flush=True)
+        for n in sizes:
+            runs = []  # (label, scores, seconds)
+            for seed in seeds:
+                X, y = make_truth(task, n, seed)
+                runs.append(("forest alone (companion=None)", *timed_scores(X, y, seed, companion=None)))
+                linear = linear_proxy(task)
+                runs.append(("linear model alone", *timed_scores(X, y, seed, companion=None, estimator=linear)))
+                for label, (repeats, combine) in both.items():
+                    with (
+                        mock.patch.object(scoring, "COMPANION_REPEATS", repeats),
+                        mock.patch.object(scoring, "either_p_value", combine),
+                    ):
+                        runs.append((label, *timed_scores(X, y, seed)))
+            for label in dict.fromkeys(label for label, _, _ in runs):
+                kept = [~scores.weak.to_numpy() for name, scores, _ in runs if name == label]
+                rows.append(_study_row(task, n, label, kept, [t for name, _, t in runs if name == label]))
+            print(f"  done: {task}, {n} rows", flush=True)
     return pd.DataFrame(rows)
 
 
@@ -492,7 +507,7 @@ def main() -> None:
         show("Study: the classification proxy's trees, seeds 0..9", indicator_study(list(range(10))))
         print("max importance gap: largest |difference| of an importance over the largest importance.")
     if "companion" in run:
-        show("Study: the weak test's linear companion, 1,000 rows, seeds 0..29", companion_study(list(range(30))))
+        show("Study: the weak test's linear companion, seeds 0..29", companion_study(list(range(30))))
     if "trees" in run:
         show("Study: trees per forest with folds (n_estimators)", knob_study(seeds, "n_estimators", (30, 50, 100)))
     if "cv" in run:

@@ -590,6 +590,44 @@ def test_weak_test_helpers():
     assert discoveries(np.array([]), 0.05).size == 0
 
 
+def test_either_p_value_is_simes_combination_of_the_two_tests():
+    from archguide._weak_test import either_p_value
+
+    first = np.array([0.01, 0.01, 0.6, 0.9, 0.0, 1.0, 0.03])
+    second = np.array([0.015, 0.9, 0.7, 0.2, 0.5, 1.0, 0.02])
+    combined = either_p_value(first, second)
+    # min(2 * smaller, larger): both tests seeing a group cost nothing, one test alone pays Bonferroni's factor
+    np.testing.assert_array_equal(combined, [0.015, 0.02, 0.7, 0.4, 0.0, 1.0, 0.03])
+    np.testing.assert_array_equal(either_p_value(second, first), combined)
+    assert np.all(combined <= np.minimum(1.0, 2 * np.minimum(first, second)))
+    assert np.all(combined >= np.minimum(first, second))
+    # on pure noise (independent uniform p-values) it rejects at its level
+    rng = np.random.RandomState(0)
+    uniform = rng.rand(2, 200_000)
+    assert abs(np.mean(either_p_value(*uniform) <= 0.05) - 0.05) < 0.003
+
+
+@pytest.mark.parametrize("n_repeats", [2, 30])
+def test_the_companion_shuffles_at_least_companion_repeats_times(n_repeats, monkeypatch):
+    import archguide.scoring as scoring
+
+    seen = []
+    measure = scoring._measure
+
+    def record(*args, **kwargs):
+        seen.append(kwargs["n_repeats"])
+        return measure(*args, **kwargs)
+
+    monkeypatch.setattr(scoring, "_measure", record)
+    rng = np.random.RandomState(0)
+    X = rng.randn(200, 4)
+    y = X[:, 0] + 0.1 * rng.randn(200)
+    scores = ag.score_features(X, y, random_state=0, n_repeats=n_repeats, n_estimators=10)
+    assert seen == [n_repeats, max(n_repeats, scoring.COMPANION_REPEATS)]
+    assert scores.n_repeats == n_repeats and scores.std.notna().all()
+    assert not scores.weak["x0"] and any("combined by Simes" in d for d in scores.decisions)
+
+
 def test_scores_record_their_decisions_and_p_values(friedman):
     X, y = friedman
     scores = ag.score_features(X[:600], y[:600], random_state=0, task="auto")
@@ -616,7 +654,7 @@ def test_the_linear_companion_keeps_faint_linear_effects_the_forest_alone_misses
         assert not both.weak[["x0", "x1"]].any(), both.to_frame()
         assert (~both.weak.drop(["x0", "x1"])).sum() <= 1
         misses += int(forest.weak[["x0", "x1"]].any())
-        # importances stay the forest's; a p-value is at most twice the forest's (the smaller of two, doubled)
+        # importances stay the forest's; a p-value is at most twice the forest's (Simes: at most the smaller doubled)
         pd.testing.assert_series_equal(both.importances, forest.importances)
         assert (both.group_p_values <= np.minimum(1.0, 2 * forest.group_p_values) + 1e-15).all()
         assert "linear companion" in " ".join(both.decisions)
@@ -679,3 +717,31 @@ def test_n_shadow_is_deprecated(friedman):
     X, y = friedman
     with pytest.warns(FutureWarning, match="n_shadow is no longer used"):
         ag.score_features(X[:300], y[:300], random_state=0, n_shadow=20)
+
+
+@pytest.mark.parametrize("companion", ["linear", None])
+def test_the_progress_bar_counts_every_shuffled_copy(companion, monkeypatch):
+    import archguide.scoring as scoring
+
+    bars = []
+
+    class Bar:
+        def __init__(self, *, total, verbose, desc):
+            self.total, self.done, self.closed = total, 0, False
+            bars.append(self)
+
+        def update(self, n):
+            self.done += n
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setattr(scoring, "_progress", Bar)
+    rng = np.random.RandomState(0)
+    X = rng.randn(150, 5)
+    X[:, 4] = 1.0  # a constant column is never shuffled
+    y = X[:, 0] + rng.randn(150)
+    ag.score_features(X, y, random_state=0, n_estimators=5, companion=companion)
+    (bar,) = bars
+    per_set = 5 + (scoring.COMPANION_REPEATS if companion else 0)
+    assert bar.closed and bar.done == bar.total == 5 * 4 * per_set  # folds x shuffled columns x shuffles
