@@ -137,7 +137,7 @@ def permutation_drops(
     per_chunk = copies_per_chunk(X_eval)
     for start in range(0, len(jobs), per_chunk):
         chunk = jobs[start : start + per_chunk]
-        edits = [(column_sets[s], X_eval[np.ix_(perms[r], column_sets[s])]) for s, r in chunk]
+        edits = [(column_sets[s], X_eval[perms[r][:, None], column_sets[s]]) for s, r in chunk]
         pred = None if edited is None else edited(edits)
         if pred is None:
             copies = stacked_copies(X_eval, edits)
