@@ -679,7 +679,12 @@ def score_features(
     weak_group = {g: not kept[g] for g in group_map}
     weak_imp = [group_imp[g] for g in group_map if weak_group[g]]
     widened = f" (t widened for {n_folds} cross-fitted folds)" if n_folds > 1 else ""
-    both = " for the forest and the linear companion, combined by Simes," if linear_deltas is not None else ""
+    both = (
+        f" for the forest ({n_repeats} shuffles per group) and the linear companion "
+        f"({max(n_repeats, COMPANION_REPEATS)}), combined by Simes,"
+        if linear_deltas is not None
+        else ""
+    )
     decide(
         f"weak test: one-sided t-test of {len(evaluated):,} held-out rows' loss increases per group{widened}{both} "
         f"Benjamini-Hochberg at false discovery rate {noise_alpha:g}: {sum(weak_group.values())} of "
