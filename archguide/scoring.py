@@ -544,12 +544,13 @@ def score_features(
             codes). None: the forest alone. On the known-truth data of
             ``benchmarks/bench_power.py`` at 1,000 rows (30 seeds) the
             linear companion raised the share of informative features kept
-            from 0.928 to 0.978 (regression) and 0.867 to 0.894
-            (classification), the faint linear effect from 0.633 to 0.933 and
-            0.300 to 0.567, with fewer noise features kept (0.013 to 0.008,
-            0.013 to 0.006), for about 3% more time (``--only companion``). Its
-            fit and shuffles are skipped, with a decision logged, if it
-            cannot be fitted.
+            from 0.928 to 0.983 (regression) and 0.867 to 0.922
+            (classification), the faint linear effect from 0.633 to 0.967 and
+            0.300 to 0.700, with fewer noise features kept (0.013 to 0.008,
+            0.013 to 0.006), for 3% (regression) and 6% (classification) more
+            time (``--only companion`` and the power table). Its fit and
+            shuffles are skipped, with a decision logged, if it cannot be
+            fitted.
         n_shadow: No longer used (the weak test needs no shadow features);
             passing it warns. Will be removed.
         verbose: Print the decisions taken and show a progress bar.
