@@ -376,10 +376,10 @@ def _measure(splits, X_rows, position, y_fit, column_sets, fit, *, n_repeats, me
 def _companion_deltas(seeds, *args, **measure):
     """The linear companion's per-row loss increases on the forests' held-out rows (``(None, why)`` if it fails).
 
-    ``args`` and ``measure`` are :func:`_measure`'s; the companion shuffles with its own ``seeds``.
+    ``args`` and ``measure`` are :func:`_measure`'s (``n_repeats`` the companion's own); the companion
+    shuffles with its own ``seeds``.
     """
     task = measure["task"]
-    measure = {**measure, "n_repeats": max(measure["n_repeats"], COMPANION_REPEATS)}
     linear = linear_proxy(task)
     try:
         with warnings.catch_warnings():
@@ -648,8 +648,9 @@ def score_features(
     solo = [j for j in range(p) if not constant[j]]
     joint = [[name_at[f] for f in m] for m in group_map.values() if len(m) > 1]
     column_sets = [[j] for j in solo] + joint
-    shuffles = n_repeats + (0 if companion is None else max(n_repeats, COMPANION_REPEATS))
-    progress = _progress(total=n_folds * len(column_sets) * shuffles, verbose=verbose, desc="permutation")
+    companion_repeats = 0 if companion is None else max(n_repeats, COMPANION_REPEATS)
+    total = n_folds * len(column_sets) * (n_repeats + companion_repeats)
+    progress = _progress(total=total, verbose=verbose, desc="permutation")
     measure = dict(n_repeats=n_repeats, metric=metric, task=task, n_classes=n_classes, progress=progress)
     baseline, means, spread, row_deltas = _measure(
         splits, X_rows, position, y_fit, column_sets,
@@ -659,7 +660,7 @@ def score_features(
     linear_deltas = None
     if companion is not None:
         linear_deltas, failed = _companion_deltas(
-            companion_seeds, splits, X_rows, position, y_fit, column_sets, **measure
+            companion_seeds, splits, X_rows, position, y_fit, column_sets, **{**measure, "n_repeats": companion_repeats}
         )
         if failed:
             decide(f"companion={companion!r} skipped, its model could not be scored: {failed}")
@@ -682,7 +683,7 @@ def score_features(
     widened = f" (t widened for {n_folds} cross-fitted folds)" if n_folds > 1 else ""
     both = (
         f" for the forest ({n_repeats} shuffles per group) and the linear companion "
-        f"({max(n_repeats, COMPANION_REPEATS)}), combined by Simes,"
+        f"({companion_repeats}), combined by Simes,"
         if linear_deltas is not None
         else ""
     )
