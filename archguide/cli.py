@@ -112,6 +112,9 @@ def _build_parser() -> argparse.ArgumentParser:
     predict.add_argument("data", help="CSV or Parquet file (the model's columns, any order; extra ones ignored)")
     predict.add_argument("--out", required=True, metavar="CSV", help="where to write the predictions")
     predict.add_argument("--sep", default=",", help="CSV field separator of DATA (default ',')")
+    predict.add_argument(
+        "--id", metavar="COLUMN", help="a column of DATA written beside the predictions (default: the run's data.id)"
+    )
     predict.add_argument("-v", "--verbose", action="store_true", help="show the traceback of an unexpected error")
 
     report = sub.add_parser("report", help="(re)build report.html and report.md of a run directory")
@@ -167,30 +170,89 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 DEMO_DIR = "archguide-demo"
 
 
-def _read_table(path: str, sep: str):
-    """A DataFrame from a CSV file, or a Parquet file (by its extension, ``.parquet`` or ``.pq``)."""
+def _warn(message: str) -> None:
+    print(f"archguide: warning: {message}", file=sys.stderr)
+
+
+def _is_row_index(column) -> bool:
+    """Whether a leading unnamed column is a row index written with the table (pandas' ``to_csv`` default)."""
+    from pandas.api import types as ptypes
+
+    values = column.dropna()
+    return len(values) == len(column) and ptypes.is_integer_dtype(column.dtype) and values.is_unique
+
+
+def _read_table(path: str, sep: str, *, drop: Sequence[str] = ()):
+    """A DataFrame from a CSV file, or a Parquet file (by its extension, ``.parquet`` or ``.pq``).
+
+    Every command reads its data here, so a table is refused or fixed up the same way
+    everywhere: a file without rows or with a repeated column name is a DataError; a leading
+    unnamed column of unique integers (a row index, as ``DataFrame.to_csv`` writes by default) is
+    left out with a one-line warning; the columns in ``drop`` (``data.drop``) are left out.
+    """
     import pandas as pd
 
     from archguide.exceptions import DataError
+    from archguide.schema import format_names, repeated
 
     if not Path(path).exists():
         raise DataError(f"Data file {path!r} does not exist.")
     if Path(path).suffix.lower() in PARQUET_SUFFIXES:
         try:
-            return pd.read_parquet(path)
+            frame = pd.read_parquet(path)
         except ImportError as exc:
             raise DataError(
                 f"Reading {path!r} needs a Parquet engine: pip install 'archguide[parquet]' (pyarrow)."
             ) from exc
         except (OSError, ValueError) as exc:
             raise DataError(f"Could not read {path!r} as Parquet: {exc}") from exc
-    try:
-        return pd.read_csv(path, sep=sep)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, IsADirectoryError) as exc:
-        raise DataError(f"Could not read {path!r} as CSV (sep={sep!r}): {exc}") from exc
+        header = [str(c) for c in frame.columns]
+    else:
+        try:
+            # The header as written: pandas renames a repeated name ('speed' -> 'speed.1') when it reads a table.
+            header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
+            header = [str(c) for c in header.iloc[0]] if len(header) else []
+            frame = pd.read_csv(path, sep=sep)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, IsADirectoryError) as exc:
+            raise DataError(f"Could not read {path!r} as CSV (sep={sep!r}): {exc}") from exc
+    dupes = repeated(name for name in header if name)
+    if dupes:
+        raise DataError(
+            f"Data file {path!r} repeats the column name{'s' if len(dupes) > 1 else ''} {format_names(dupes)} in its "
+            "header; column names must be unique."
+        )
+    if len(frame) == 0:
+        raise DataError(f"Data file {path!r} has no rows: only a header with {len(frame.columns)} column names.")
+    first = frame.columns[0]
+    if header and header[0] == "" and str(first).startswith("Unnamed: 0") and _is_row_index(frame[first]):
+        _warn(
+            f"the first column of {path!r} has no name and numbers the rows (a row index written with the table); "
+            "it is left out. Write the table with index=False, or name the column to keep it."
+        )
+        frame = frame.drop(columns=[first])
+    if drop:
+        _check_columns(frame, drop, "data.drop", path)
+        frame = frame.drop(columns=list(drop))
+    return frame
 
 
-def _split_target(frame, target: str | None):
+def _check_columns(frame, names: Sequence[str], key: str, path: str) -> None:
+    """Raise DataError for names in ``names`` that are not columns of ``frame`` (with the nearest one)."""
+    from archguide.exceptions import DataError
+    from archguide.schema import format_names
+
+    columns = [str(c) for c in frame.columns]
+    for name in names:
+        if name not in columns:
+            nearest = difflib.get_close_matches(name, columns, n=1, cutoff=0.6)
+            hint = f" Did you mean {nearest[0]!r}?" if nearest else ""
+            raise DataError(
+                f"{key} names {name!r}, which is not a column of {path!r}.{hint} "
+                f"Columns: {format_names(columns, limit=10)}."
+            )
+
+
+def _split_target(frame, target: str | None, id_column: str | None = None):
     import numpy as np
 
     from archguide.exceptions import ConfigError, DataError
@@ -215,6 +277,11 @@ def _split_target(frame, target: str | None):
             f"Target column {target!r} has {n_missing} missing value{'s' if n_missing > 1 else ''} (file line"
             f"{'s' if n_missing > 1 else ''} {', '.join(rows)}{', ...' if n_missing > 5 else ''}): remove those rows."
         )
+    if id_column:  # a row key: never a feature
+        if id_column == target:
+            raise ConfigError(f"data.id {id_column!r} is also the target; name another column.")
+        _check_columns(frame, [id_column], "data.id", "the data")
+        return frame.drop(columns=[target, id_column]), y
     return frame.drop(columns=[target]), y
 
 
@@ -247,28 +314,67 @@ def _run_scoring(X, y, config, args) -> int:
     return 0
 
 
+def _check_score_outputs(args) -> None:
+    """Every output path of ``archguide score``, checked before any work."""
+    from archguide._files import check_output_file
+    from archguide.exceptions import ConfigError
+
+    inputs = [("input data file", args.data), ("config file", args.config)]
+    if args.out and args.plot and Path(args.out).absolute() == Path(args.plot).absolute():
+        raise ConfigError(f"--out and --plot are both {args.out!r}; give them different paths.")
+    for option, path in (("--out", args.out), ("--plot", args.plot)):
+        if path:
+            check_output_file(path, option, inputs=inputs)
+
+
 def _run_predict(args) -> int:
     import pandas as pd
 
+    from archguide._files import check_output_file
     from archguide.estimators import load
+    from archguide.exceptions import DataError
 
-    try:
-        model = load(args.model)
-    except FileNotFoundError as exc:
-        from archguide.exceptions import DataError
-
-        raise DataError(f"Model file {args.model!r} does not exist.") from exc
+    model_path = Path(args.model)
+    run = model_path.parent if (model_path.parent / "run.json").exists() else None
+    inputs = [("input data file", args.data), ("model file", args.model)]
+    check_output_file(args.out, "--out", inputs=inputs, protected=[run] if run is not None else [])
+    if not model_path.exists():
+        raise DataError(f"Model file {args.model!r} does not exist.")
     frame = _read_table(args.data, args.sep)
+    id_column, explicit = args.id, args.id is not None
+    if id_column is None and run is not None:  # the run's data.id, when the model sits in its run directory
+        id_column = _run_id_column(run)
+    if id_column and id_column not in frame.columns:
+        if explicit:
+            _check_columns(frame, [id_column], "--id", args.data)
+        _warn(f"the run's id column {id_column!r} is not in {args.data!r}; predictions are written without it")
+        id_column = None
+    model = load(args.model)
     names = getattr(model, "feature_names_in_", None)
     if names is not None:  # a file often also holds the target or an id: read the model's columns only
-        frame = frame[[c for c in frame.columns if c in set(names)]]
-    out = pd.DataFrame({"prediction": model.predict(frame)})
+        features = frame[[c for c in frame.columns if c in set(names)]]
+    else:
+        features = frame.drop(columns=[id_column]) if id_column else frame
+    out = pd.DataFrame({"prediction": model.predict(features)})
     if hasattr(model, "predict_proba"):
-        proba = pd.DataFrame(model.predict_proba(frame), columns=[f"proba_{c}" for c in model.classes_])
+        proba = pd.DataFrame(model.predict_proba(features), columns=[f"proba_{c}" for c in model.classes_])
         out = pd.concat([out, proba], axis=1)
+    if id_column:
+        out.insert(0, id_column, frame[id_column].to_numpy())
     write_files([(args.out, lambda p: out.to_csv(p, index=False))])
     print(f"{len(out)} predictions written to {args.out}")
     return 0
+
+
+def _run_id_column(run: Path) -> str | None:
+    """``data.id`` of a run directory's ``config.yaml`` (None when it has none)."""
+    import yaml
+
+    try:
+        config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+        return (config.get("data") or {}).get("id")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
 
 
 def _estimator_for(config, y):
@@ -311,10 +417,12 @@ def _run_fit(args, config, *, tune: bool = False) -> int:
             raise ConfigError(f"--max-trials must be a positive integer. Received: {config['tuning']['max_trials']}")
         role = distributed_role()
     if role in (None, "chief"):  # a distributed search's workers write nothing
-        check_run_directory(args.out, overwrite=args.overwrite)  # before the work, not after
-    frame = _read_table(args.data, config["data"]["sep"])
-    target = args.target or config["data"]["target"]
-    X, y = _split_target(frame, target)
+        inputs = [("input data file", args.data), ("config file", args.config)]
+        check_run_directory(args.out, overwrite=args.overwrite, inputs=inputs)  # before the work, not after
+    data = config["data"]
+    frame = _read_table(args.data, data["sep"], drop=data["drop"] or ())
+    target = args.target or data["target"]
+    X, y = _split_target(frame, target, data["id"])
     estimator = _estimator_for(config, y)
     command = "tune" if tune else "fit"
     print(f"archguide {command}: {type(estimator).__name__} on {len(X)} rows x {X.shape[1]} columns of {args.data}")
@@ -357,7 +465,7 @@ def _run_fit(args, config, *, tune: bool = False) -> int:
         print(f"{done} of {len(results)} trials completed; best score {results['score'].iloc[0]:.4g}")
     print(
         f"{'tuned and fitted' if tune else 'fitted'} in {seconds:.1f} s: {len(estimator.plan_.branches)} branches, "
-        f"{info['n_params']} parameters, {len(weak)} of {len(estimator.scores_.groups)} columns weak; epoch "
+        f"{info['n_params']} parameters, {len(weak)} of {len(estimator.scores_.groups)} column groups weak; epoch "
         f"{estimator.best_epoch_} of {estimator.n_epochs_} kept; validation {metrics}"
     )
     print(f"run written to {args.out} (open {Path(args.out) / 'report.html'})")
@@ -376,7 +484,8 @@ def _run_demo(args, config) -> int:
 
     out = Path(args.out)
     overwrite = (out / "run.json").exists()  # a previous demo's run is replaced; anything else is refused
-    check_run_directory(out, overwrite=overwrite)
+    hint = "archguide demo replaces only a previous demo's directory: choose another --out."
+    check_run_directory(out, overwrite=overwrite, inputs=[("config file", args.config)], replace_hint=hint)
     if config["training"]["random_state"] is None:
         config["training"]["random_state"] = 0  # the demo gives the same figures every run
     seed = config["training"]["random_state"]
@@ -480,8 +589,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_fit(args, config, tune=args.command == "tune")
         if args.command == "demo":
             return _run_demo(args, config)
-        frame = _read_table(args.data, config["data"]["sep"])
-        X, y = _split_target(frame, args.target or config["data"]["target"])
+        _check_score_outputs(args)
+        data = config["data"]
+        frame = _read_table(args.data, data["sep"], drop=data["drop"] or ())
+        X, y = _split_target(frame, args.target or data["target"], data["id"])
         return _run_scoring(X, y, config, args)
     except (ArchguideError, OSError) as exc:
         _fail(str(exc))

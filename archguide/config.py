@@ -2,7 +2,8 @@
 
 A configuration is a nested dict of sections:
 
-- ``data``: where the target is and how the file is read;
+- ``data``: where the target is and how the file is read: ``target``, ``sep``, ``drop`` (columns
+  to leave out) and ``id`` (a row key, never a feature, that ``predict`` writes beside the predictions);
 - ``scoring``: the options of :func:`~archguide.scoring.score_features`;
 - ``planning``: how the estimators plan the network (``total_units``, ``weak``, ...);
 - ``training``: how they train it (``epochs``, ``batch_size``, ...);
@@ -61,6 +62,8 @@ SCHEMA: dict[str, dict[str, tuple[Any, tuple[str, ...]]]] = {
     "data": {
         "target": (None, ("str", "null")),
         "sep": (",", ("str",)),
+        "drop": (None, ("list", "null")),
+        "id": (None, ("str", "null")),
     },
     "scoring": {
         "task": ("auto", _TASKS),
@@ -151,8 +154,11 @@ _NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
 
 def _check_value(path: str, value: Any, kinds: tuple[str, ...]) -> Any:
-    if isinstance(value, str) and "float" in kinds and "str" not in kinds and _NUMBER.match(value.strip()):
+    numeric = "float" in kinds or "int" in kinds
+    if isinstance(value, str) and numeric and "str" not in kinds and _NUMBER.match(value.strip()):
         value = float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string; a number is meant
+    if "int" in kinds and "float" not in kinds and isinstance(value, float) and value.is_integer():
+        value = int(value)  # 1e2 or 100.0 for a count: the number is whole
     if not any(_is_kind(value, k) for k in kinds):
         shown = "null" if value is None else f"{value!r} ({type(value).__name__})"
         raise ConfigError(f"Config key {path!r} must be {_describe(kinds)}. Received: {shown}.")

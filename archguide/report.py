@@ -30,7 +30,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -73,22 +73,49 @@ class Run:
 # ---------------------------------------------------------------------- writing a run
 
 
-def check_run_directory(directory: str | Path, *, overwrite: bool = False) -> Path:
-    """Refuse an output directory that would lose files: call before a long fit.
+def check_run_directory(
+    directory: str | Path,
+    *,
+    overwrite: bool = False,
+    inputs: Sequence[tuple[str, str | Path | None]] = (),
+    replace_hint: str = "Pass --overwrite to replace it, or choose another directory.",
+) -> Path:
+    """Refuse an output directory that would lose files or cannot be written: call before a long fit.
 
-    A missing or empty directory is fine; one with files needs ``overwrite``.
+    A missing or empty directory is fine; one with files needs ``overwrite``. A directory that
+    holds one of ``inputs`` (the data being read, the config) or the current working directory is
+    never replaced, even with ``overwrite``. The folder it goes in must be writable.
+
+    Args:
+        directory: The run directory.
+        overwrite: Replace a non-empty directory.
+        inputs: ``(description, path)`` of the files the command reads.
+        replace_hint: What the user can do about a non-empty directory (a command without
+            ``--overwrite`` says something else).
 
     Raises:
-        ConfigError: the path is a file, or a non-empty directory without ``overwrite``.
+        ConfigError: the path is a file, a non-empty directory without ``overwrite``, a directory
+            that holds an input or the working directory, or its folder cannot be written.
     """
+    from archguide._files import check_writable, inside
+
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise ConfigError(f"--out {str(directory)!r} is a file; expected a directory for the run.")
-    if directory.is_dir() and any(directory.iterdir()) and not overwrite:
+    if inside(Path.cwd(), directory):
         raise ConfigError(
-            f"--out {str(directory)!r} exists and is not empty. Pass --overwrite to replace it, or choose "
-            "another directory."
+            f"--out {str(directory)!r} is the current directory (or holds it); a run directory is replaced whole. "
+            "Choose a new directory, for example runs/a."
         )
+    for description, path in inputs:
+        if path is not None and inside(path, directory):
+            raise ConfigError(
+                f"--out {str(directory)!r} holds the {description} {str(path)!r}; writing the run there would delete "
+                "it. Choose another directory."
+            )
+    if directory.is_dir() and any(directory.iterdir()) and not overwrite:
+        raise ConfigError(f"--out {str(directory)!r} exists and is not empty. {replace_hint}")
+    check_writable(directory, "--out")
     return directory
 
 

@@ -187,8 +187,14 @@ def test_exponent_notation_is_a_number_where_a_number_is_expected(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("training:\n  learning_rate: 3e-4\n")
     assert load_config(path)["training"]["learning_rate"] == 3e-4
-    with pytest.raises(ConfigError, match="must be an integer"):  # integers stay strict
-        load_config(None, ["training.epochs=1e2"])
+    # a whole number in exponent notation is a count too; a fraction is not
+    config = load_config(None, ["training.epochs=1e2", "training.batch_size=3.2E1"])
+    assert config["training"]["epochs"] == 100 and isinstance(config["training"]["epochs"], int)
+    assert config["training"]["batch_size"] == 32
+    with pytest.raises(ConfigError, match=r"'training.epochs' must be an integer. Received: 2.5 \(float\)"):
+        load_config(None, ["training.epochs=2.5e0"])
+    with pytest.raises(ConfigError, match="must be an integer"):
+        load_config(None, ["training.epochs=true"])
 
 
 @pytest.mark.parametrize("name", ["default", "small", "wide", "classification"])
