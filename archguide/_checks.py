@@ -22,13 +22,22 @@ def check_int(name: str, value, *, low: int = 1, allow_none: bool = False, words
         raise ConfigError(f"Received an invalid value for {name}, expected {expected}. Received: {name}={value!r}")
 
 
-def check_number(name: str, value, *, low: float = 0.0, high: float = math.inf, open_interval: bool = False) -> None:
-    """Raise ConfigError unless ``value`` is a real number in [low, high] (or (low, high) when open)."""
+def check_number(
+    name: str, value, *, low: float = 0.0, high: float = math.inf, open_interval: bool = False, open_high: bool = False
+) -> None:
+    """Raise ConfigError unless ``value`` is a real number in [low, high] (or (low, high) when open;
+    [low, high) with ``open_high``, as for a rate such as dropout)."""
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
     if ok:
-        ok = low < value < high if open_interval else low <= value <= high
+        if open_interval:
+            ok = low < value < high
+        else:
+            ok = low <= value < high if open_high else low <= value <= high
     if not ok:
-        bounds = f"({low}, {high})" if open_interval else f"[{low}, {high}]"
+        if open_interval:
+            bounds = f"({low}, {high})"
+        else:
+            bounds = f"[{low}, {high})" if open_high else f"[{low}, {high}]"
         raise ConfigError(
             f"Received an invalid value for {name}, expected a number in {bounds}. Received: {name}={value!r}"
         )
@@ -70,6 +79,11 @@ def check_units(name: str, value) -> tuple[int, ...]:
     """
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         value = (value,)
+    if isinstance(value, (str, bytes)):  # iterable, but its characters are no widths
+        raise ConfigError(
+            f"Received an invalid value for {name}, expected a positive integer or a list of them. "
+            f"Received: {name}={value!r}"
+        )
     try:
         values = tuple(value)
     except TypeError:

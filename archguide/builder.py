@@ -114,11 +114,7 @@ def build_model(
         raise ConfigError(
             f"task='multiclass' needs n_outputs = the number of classes (at least 2). Received: n_outputs={n_outputs}"
         )
-    check_number("dropout", dropout, high=1.0)
-    if dropout >= 1.0:
-        raise ConfigError(
-            f"Received an invalid value for dropout, expected a rate in [0, 1). Received: dropout={dropout}"
-        )
+    check_number("dropout", dropout, high=1.0, open_high=True)
     check_number("learning_rate", learning_rate, open_interval=True)
     check_int("seed", seed, low=0, allow_none=True)
     if not isinstance(plan, ArchitecturePlan):

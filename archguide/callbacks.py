@@ -285,7 +285,10 @@ class ImportanceRescoring(keras.callbacks.Callback):
             return
         smoothed = raw if self._smoothed is None else self.smoothing * self._smoothed + (1 - self.smoothing) * raw
         if self._previous is not None:
-            tau = kendalltau(self._previous.to_numpy(), smoothed.to_numpy()).statistic
+            # one feature has no ranking to agree on (SciPy would warn of a small sample): tau is undefined
+            tau = (
+                kendalltau(self._previous.to_numpy(), smoothed.to_numpy()).statistic if len(smoothed) > 1 else math.nan
+            )
             self._last_logs["importance_tau"] = float(tau) if math.isfinite(tau) else float("nan")
         self._previous = self._smoothed = smoothed
 

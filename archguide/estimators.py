@@ -248,11 +248,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         check_number("l1_power", self.l1_power)
         check_number("learning_rate", self.learning_rate, open_interval=True)
         check_number("validation_fraction", self.validation_fraction, high=1.0, open_interval=True)
-        check_number("dropout", self.dropout, high=1.0)
-        if self.dropout >= 1.0:
-            raise ConfigError(
-                f"Received an invalid value for dropout, expected a rate in [0, 1). Received: {self.dropout}"
-            )
+        check_number("dropout", self.dropout, high=1.0, open_high=True)
         if self.head_units is not None:
             check_units("head_units", self.head_units)
         if self.groups is not None and self.groups != "auto" and not isinstance(self.groups, Mapping):
@@ -517,9 +513,11 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         self._say(f"{table.n_features} columns -> {X_enc.shape[1]} features; scoring")
 
         rows, test_size = self._scoring_rows(y_score, task)
+        # the user's labels (in classes_ order, the scorer's too), so that its messages name them
+        y_labels = y_score if task == "regression" else self.classes_[y_score]
         scores = score_features(
             frame_of(X_enc if rows is None else X_enc[rows], encoding.features),
-            y_score if rows is None else y_score[rows],
+            y_labels if rows is None else y_labels[rows],
             task=task if task == "regression" else "classification",
             groups=self._feature_groups(encoding, X_enc),
             n_repeats=self.n_repeats,
@@ -1176,10 +1174,17 @@ def load(path: str | Path):
     """
     path = Path(path)
     info = _artifact_info(path)
-    with dict_keys_not_names():
-        model = keras.models.load_model(path, safe_mode=True, compile=False)
-    cls = _ESTIMATORS[info["estimator"]]
-    params = {k: v for k, v in info["params"].items() if k in cls().get_params()}
-    estimator = cls(**params)
-    estimator._restore(model, info)
+    try:
+        with dict_keys_not_names():
+            model = keras.models.load_model(path, safe_mode=True, compile=False)
+        cls = _ESTIMATORS[info["estimator"]]
+        params = {k: v for k, v in info["params"].items() if k in cls().get_params()}
+        estimator = cls(**params)
+        estimator._restore(model, info)
+    except (KeyError, TypeError, ValueError, AttributeError, OSError) as exc:
+        detail = f"missing {exc}" if isinstance(exc, KeyError) else " ".join(str(exc).split())[:200]
+        raise DataError(
+            f"{str(path)!r} is damaged: an archguide artifact whose model or metadata cannot be read ({detail}). "
+            "Save the estimator again."
+        ) from exc
     return estimator

@@ -149,11 +149,26 @@ class ArchitecturePlan:
         """Rebuild a plan from :meth:`to_dict` output, checking that it is consistent.
 
         Raises:
-            DataError: a key is missing, or a branch reads a feature that is not an input.
+            DataError: not a mapping, a key is missing or malformed, or a branch reads a feature that is
+                not an input.
         """
+        if not isinstance(data, Mapping):
+            raise DataError(
+                "ArchitecturePlan.from_dict expects a mapping with keys 'features', 'branches', 'l1_strengths' and "
+                f"'head_units' (what to_dict writes). Received: {type(data).__name__}"
+            )
         missing = [k for k in ("features", "branches", "l1_strengths", "head_units") if k not in data]
         if missing:
             raise DataError(f"ArchitecturePlan.from_dict: missing keys {format_names(missing)}.")
+        try:
+            return cls._from_checked_dict(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            if isinstance(exc, DataError):
+                raise
+            raise DataError(f"ArchitecturePlan.from_dict: a malformed value ({type(exc).__name__}: {exc}).") from exc
+
+    @classmethod
+    def _from_checked_dict(cls, data: Mapping[str, Any]) -> ArchitecturePlan:
         features = tuple(str(f) for f in data["features"])
         branches = tuple(
             Branch(
@@ -184,10 +199,20 @@ class ArchitecturePlan:
 
     @classmethod
     def from_yaml(cls, text: str) -> ArchitecturePlan:
-        """Rebuild a plan from :meth:`to_yaml` text."""
+        """Rebuild a plan from :meth:`to_yaml` text.
+
+        Raises:
+            DataError: the text is not YAML, or not a plan (see :meth:`from_dict`).
+        """
         import yaml
 
-        return cls.from_dict(yaml.safe_load(text))
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise DataError(
+                f"ArchitecturePlan.from_yaml: the text is not valid YAML ({' '.join(str(exc).split())})."
+            ) from None
+        return cls.from_dict(data)
 
     def validate(self, scores=None) -> None:
         """Check that the plan describes a model :func:`~archguide.builder.build_model` can build.
@@ -451,6 +476,11 @@ def plan_architecture(
     Warns:
         ArchguideWarning: every importance is zero (the plan is even).
     """
+    if not hasattr(scores, "importances") or not hasattr(scores, "weak"):
+        raise ConfigError(
+            "Received an invalid value for scores, expected a FeatureScores (what score_features returns). "
+            f"Received: {type(scores).__name__}"
+        )
     for name, value in (("total_units", total_units), ("n_tiers", n_tiers), ("min_units", min_units), ("depth", depth)):
         check_int(name, value)
     check_choice("grouping", grouping, GROUPINGS)

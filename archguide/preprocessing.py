@@ -9,11 +9,19 @@ Each source column becomes one or more features of the network:
 
 - numeric and boolean: the standardised value ``(x - mean) / scale``, with a
   missing value set to 0 (the mean); if the column had missing values at fit
-  time, a second feature ``"<column>=<missing>"`` is 1 where it was missing;
+  time, a second feature ``"<column>=<missing>"`` is 1 where it was missing.
+  The mean and scale are taken in float64, and the model takes these columns
+  as float64 and centres them before the cast to float32: a column of large
+  values with small differences (timestamps near 1.7e9, say) keeps its
+  resolution;
 - categorical: one-hot over the categories seen at fit time (features
   ``"<column>=<category>"``); a category never seen at fit time is all zeros,
   so it predicts without error; if the column had missing values at fit time,
-  ``"<column>=<missing>"`` is 1 where it was missing.
+  ``"<column>=<missing>"`` is 1 where it was missing. Any string is a
+  category, ``""`` and ``"[UNK]"`` included: the model's string input passes a
+  missing value as ``""`` and a label as itself, except a label that is ``""``
+  or starts with ``"\\ue000"``, which is passed behind one more ``"\\ue000"``
+  (:func:`model_label`), so that no label is taken for a missing value.
 
 The features of one source column form one feature group, named after the
 column, so that scores, plans and penalties speak in the user's column names.
@@ -45,10 +53,18 @@ __all__ = [
     "NumericEncoder",
     "dict_keys_not_names",
     "frame_of",
+    "model_label",
 ]
 
 #: The label a missing categorical value is passed to the model as.
 MISSING_LABEL = ""
+#: Prefixes a label that would otherwise read as a missing value (``""``) or as another escaped label.
+_ESCAPE = "\ue000"  # a private-use character; NumPy strips a trailing NUL from strings
+
+
+def model_label(label: str) -> str:
+    """The string the model's input takes for a category label: one-to-one, never ``MISSING_LABEL``."""
+    return _ESCAPE + label if label == MISSING_LABEL or label.startswith(_ESCAPE) else label
 
 
 @contextlib.contextmanager
@@ -77,15 +93,17 @@ class NumericEncoder(keras.layers.Layer):
     """
 
     def __init__(self, mean: float = 0.0, scale: float = 1.0, missing_indicator: bool = False, **kwargs):
+        kwargs.setdefault("autocast", False)  # the float64 input is centred before the cast, not after
         super().__init__(**kwargs)
         self.mean = float(mean)
         self.scale = float(scale)
         self.missing_indicator = bool(missing_indicator)
 
     def call(self, inputs):
-        x = ops.reshape(ops.cast(inputs, self.compute_dtype), (-1, 1))
+        # Centred in float64, then cast: float32 resolves 1.7e9 to 128, its differences from the mean to far less.
+        x = ops.reshape(ops.cast(inputs, "float64"), (-1, 1))
         missing = ops.isnan(x)
-        z = ops.where(missing, ops.zeros_like(x), (x - self.mean) / self.scale)
+        z = ops.cast(ops.where(missing, ops.zeros_like(x), (x - self.mean) / self.scale), self.compute_dtype)
         if self.missing_indicator:
             return ops.concatenate([z, ops.cast(missing, z.dtype)], axis=1)
         return z
@@ -106,7 +124,8 @@ class CategoryEncoder(keras.layers.Layer):
     missing value and, with ``missing_indicator``, sets an extra last column.
 
     Args:
-        vocabulary: The known labels (strings, no duplicates, not ``""``).
+        vocabulary: The known labels as the model takes them (strings, no
+            duplicates, not ``""``; see :func:`model_label`).
         missing_indicator: Add a last column, 1 where the label is ``""``.
         **kwargs: Base layer keyword arguments.
 
@@ -121,9 +140,11 @@ class CategoryEncoder(keras.layers.Layer):
         super().__init__(**kwargs)
         self.vocabulary = [str(v) for v in vocabulary]
         self.missing_indicator = bool(missing_indicator)
-        # One out-of-vocabulary slot (index 0), dropped in call: unseen labels are all zeros.
+        # One out-of-vocabulary slot (index 0), dropped in call: unseen labels are all zeros. Its token must not
+        # be a label: "[UNK]" (StringLookup's default) unless a label is "[UNK]", then one no model label can be.
+        oov = "[UNK]" if "[UNK]" not in self.vocabulary else _ESCAPE + "[UNK]"
         self._lookup = keras.layers.StringLookup(
-            vocabulary=self.vocabulary, num_oov_indices=1, output_mode="one_hot", name="lookup"
+            vocabulary=self.vocabulary, num_oov_indices=1, oov_token=oov, output_mode="one_hot", name="lookup"
         )
 
     def build(self, input_shape):
@@ -207,17 +228,17 @@ class ColumnEncoding:
         A constant column gets scale 1; a category only present outside
         ``rows`` is unseen at fit time (all zeros).
         """
-        encoded = table.encode(rows)
+        encoded = table.encode(rows, dtype=np.float64)
         used = set(table.names)
         columns = []
         for j, name in enumerate(table.names):
             kind = table.kinds[name]
-            values = encoded[:, j].astype(np.float64)
+            values = encoded[:, j]
             missing = bool(np.isnan(values).any())
             indicator = unique_name(f"{name}=<missing>", used) if missing else None
             if kind == "categorical":
                 codes = np.unique(values[~np.isnan(values)]).astype(int)
-                categories = tuple(c for c in (table.categories[name][i] for i in codes) if c != MISSING_LABEL)
+                categories = tuple(table.categories[name][i] for i in codes)
                 features = tuple(unique_name(f"{name}={c}", used) for c in categories)
                 columns.append(
                     Column(
@@ -260,12 +281,15 @@ class ColumnEncoding:
     # ------------------------------------------------------------------ Keras
 
     def inputs(self) -> dict[str, Any]:
-        """One ``keras.Input`` per source column, keyed by the column's name."""
-        out = {}
+        """One ``keras.Input`` per source column, keyed by the column's name.
+
+        Numeric and boolean columns are float64 inputs (centred before the cast to float32).
+        """
+        out, used = {}, set()
         for c in self.columns:
-            dtype = "string" if c.kind == "categorical" else "float32"
-            # Keras matches a dict's keys to the inputs' names; a name cannot hold "/".
-            out[c.name] = keras.Input(shape=(1,), dtype=dtype, name=c.name.replace("/", "_"))
+            dtype = "string" if c.kind == "categorical" else "float64"
+            # A layer name cannot hold "/"; "a/b" and "a_b" must still be two inputs.
+            out[c.name] = keras.Input(shape=(1,), dtype=dtype, name=unique_name(c.name.replace("/", "_"), used))
         return out
 
     def encode_layers(self, inputs: Mapping[str, Any]):
@@ -274,7 +298,9 @@ class ColumnEncoding:
         for i, c in enumerate(self.columns):
             if c.kind == "categorical":
                 layer = CategoryEncoder(
-                    c.categories, missing_indicator=c.missing_indicator, name=f"archguide_encode_{i}"
+                    [model_label(v) for v in c.categories],
+                    missing_indicator=c.missing_indicator,
+                    name=f"archguide_encode_{i}",
                 )
             else:
                 layer = NumericEncoder(
@@ -306,17 +332,17 @@ class ColumnEncoding:
     def raw_inputs(self, table: Table, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """The model's raw inputs from a table with these columns, in the same order.
 
-        Numeric and boolean columns become float32 (NaN where missing);
-        categorical columns become 1-D object arrays of strings, ``""`` where
-        missing. The caller's data is only read.
+        Numeric and boolean columns become float64 (NaN where missing);
+        categorical columns become 1-D object arrays of strings (see
+        :func:`model_label`), ``""`` where missing. The caller's data is only read.
         """
-        encoded = table.encode(rows)
+        encoded = table.encode(rows, dtype=np.float64)
         out = {}
         for j, c in enumerate(self.columns):
             if c.kind != "categorical":
                 out[c.name] = encoded[:, j]
                 continue
-            labels = np.asarray(table.categories.get(table.names[j], ()), dtype=object)
+            labels = np.asarray([model_label(v) for v in table.categories.get(table.names[j], ())], dtype=object)
             codes = encoded[:, j]
             present = ~np.isnan(codes)
             column = np.full(len(codes), MISSING_LABEL, dtype=object)

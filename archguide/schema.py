@@ -12,8 +12,9 @@ typed as one of three kinds:
 Missing values (``NaN``, ``None``, ``pd.NA``) are allowed anywhere in ``X``;
 they are encoded as ``NaN``. Everything that cannot be used (an empty table,
 duplicate names, complex or nested values, infinities, a column that is
-entirely missing) raises a :class:`~archguide.exceptions.DataError` that names
-the columns. Nothing here writes into the caller's data.
+entirely missing, a finite value beyond the float32 range that the network
+computes in) raises a :class:`~archguide.exceptions.DataError` that names the
+columns. Nothing here writes into the caller's data.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from archguide.exceptions import DataError
 __all__ = ["Table", "as_table", "check_target", "column_mismatch", "format_names", "repeated", "unique_name"]
 
 KINDS = ("numeric", "boolean", "categorical")
+
+#: The largest magnitude the network's float32 arithmetic holds; a finite value beyond it is refused.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 # Rows are checked in blocks so that a check on a large array never allocates
 # a temporary as large as the array itself.
@@ -95,8 +99,8 @@ class Table:
     def n_features(self) -> int:
         return len(self.names)
 
-    def encode(self, rows: np.ndarray | None = None) -> np.ndarray:
-        """Encode ``rows`` (all rows when None) as a new float32 array.
+    def encode(self, rows: np.ndarray | None = None, dtype=np.float32) -> np.ndarray:
+        """Encode ``rows`` (all rows when None) as a new array of ``dtype`` (float32; float64 for statistics).
 
         Numeric values are cast, booleans become 0/1, categoricals become the
         index of their label in ``categories[name]``; missing values are NaN.
@@ -106,9 +110,9 @@ class Table:
         """
         if self._array is not None:
             block = self._array if rows is None else self._array[rows]
-            return np.array(block, dtype=np.float32, copy=True)
+            return np.array(block, dtype=dtype, copy=True)
         frame = self._frame if rows is None else self._frame.iloc[rows]
-        out = np.empty((len(frame), self.n_features), dtype=np.float32)
+        out = np.empty((len(frame), self.n_features), dtype=dtype)
         for j, name in enumerate(self.names):
             out[:, j] = _encode_column(frame.iloc[:, j], self.kinds[name], self.categories.get(name))
         return out
@@ -206,14 +210,20 @@ def _check_numeric_array(
         return frozenset()  # integers hold neither NaN nor inf
     has_value = np.zeros(array.shape[1], dtype=bool)
     has_inf = np.zeros(array.shape[1], dtype=bool)
+    too_large = np.zeros(array.shape[1], dtype=bool)
     for start in range(0, array.shape[0], _CHECK_BLOCK_ROWS):
         block = array[start : start + _CHECK_BLOCK_ROWS]
         has_value |= ~np.isnan(block).all(axis=0)
         has_inf |= np.isinf(block).any(axis=0)
-    return _raise_for_columns(names, ~has_value, has_inf, argument, allow_missing_columns)
+        if array.dtype.itemsize > 4:
+            with np.errstate(invalid="ignore"):
+                too_large |= (np.isfinite(block) & (np.abs(block) > FLOAT32_MAX)).any(axis=0)
+    return _raise_for_columns(names, ~has_value, has_inf, argument, allow_missing_columns, too_large)
 
 
-def _raise_for_columns(names, all_missing, has_inf, argument: str, allow_missing_columns: bool) -> frozenset[str]:
+def _raise_for_columns(
+    names, all_missing, has_inf, argument: str, allow_missing_columns: bool, too_large=None
+) -> frozenset[str]:
     missing = [n for n, bad in zip(names, all_missing) if bad]
     if missing and not allow_missing_columns:
         raise DataError(
@@ -225,6 +235,13 @@ def _raise_for_columns(names, all_missing, has_inf, argument: str, allow_missing
         raise DataError(
             f"Columns {format_names(infinite)} of {argument} contain infinite values. "
             "Replace them with finite values or NaN (missing values are allowed)."
+        )
+    large = [n for n, bad in zip(names, too_large if too_large is not None else ()) if bad]
+    if large:
+        raise DataError(
+            f"Columns {format_names(large)} of {argument} hold values beyond the float32 range (magnitude above "
+            f"{FLOAT32_MAX:.4g}), which the network computes in. Rescale them (for example a logarithm or a change "
+            "of units)."
         )
     return frozenset(missing)
 
@@ -240,17 +257,21 @@ def _frame_table(frame: pd.DataFrame, argument: str, allow_missing_columns: bool
 
     kinds: dict[str, str] = {}
     categories: dict[str, tuple[str, ...]] = {}
-    all_missing, has_inf = [], []
+    all_missing, has_inf, too_large = [], [], []
     for j, name in enumerate(names):
         col = frame.iloc[:, j]
         kind = _column_kind(col, name, argument)
         kinds[name] = kind
         missing = bool(col.isna().all())
         all_missing.append(missing)
-        inf = False
+        inf = large = False
         if kind == "numeric" and not missing:
-            inf = bool(np.isinf(col.to_numpy(dtype=np.float64, na_value=np.nan)).any())
+            values = col.to_numpy(dtype=np.float64, na_value=np.nan)
+            inf = bool(np.isinf(values).any())
+            with np.errstate(invalid="ignore"):
+                large = bool((np.isfinite(values) & (np.abs(values) > FLOAT32_MAX)).any())
         has_inf.append(inf)
+        too_large.append(large)
         if kind == "categorical" and missing:
             categories[name] = ()
         elif kind == "categorical":
@@ -259,7 +280,7 @@ def _frame_table(frame: pd.DataFrame, argument: str, allow_missing_columns: bool
             else:
                 labels = col.dropna().astype("object").map(str)
             categories[name] = tuple(sorted(pd.unique(np.asarray(labels, dtype=object))))
-    missing = _raise_for_columns(names, all_missing, has_inf, argument, allow_missing_columns)
+    missing = _raise_for_columns(names, all_missing, has_inf, argument, allow_missing_columns, too_large)
     return Table(names, kinds, categories, frame.shape[0], None, frame, missing)
 
 
@@ -328,6 +349,14 @@ def check_target(y, n_rows: int, *, argument: str = "y") -> np.ndarray:
         if y.shape[1] != 1:
             raise DataError(f"Expected {argument} to be one column. Received a DataFrame with {y.shape[1]} columns.")
         y = y.iloc[:, 0]
+    dtype = getattr(y, "dtype", None)
+    if dtype is not None and (
+        ptypes.is_datetime64_any_dtype(dtype) or ptypes.is_timedelta64_dtype(dtype) or isinstance(dtype, pd.PeriodDtype)
+    ):
+        raise DataError(
+            f"{argument} has dtype {dtype}, which archguide does not take as a target. Convert it to numbers first "
+            "(for example days since a date), as for a column of X."
+        )
     if isinstance(y, pd.Series):
         values = y.to_numpy()
         if isinstance(y.dtype, pd.CategoricalDtype) or ptypes.is_string_dtype(y.dtype):
@@ -348,6 +377,11 @@ def check_target(y, n_rows: int, *, argument: str = "y") -> np.ndarray:
     if values.dtype.kind == "c":
         raise DataError(
             f"Complex data not supported: {argument} is complex-valued; expected real numbers or class labels."
+        )
+    if values.dtype.kind in "mM":
+        raise DataError(
+            f"{argument} has dtype {values.dtype}, which archguide does not take as a target. Convert it to numbers "
+            "first (for example days since a date), as for a column of X."
         )
     missing = pd.isna(values) if values.dtype.kind in "fOUSM" else np.zeros(len(values), dtype=bool)
     if missing.any():
