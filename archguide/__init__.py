@@ -6,71 +6,75 @@ The pipeline, stage by stage (each stage is a public function over a plain value
 >>> scores = ag.score_features(X, y, random_state=0)   # doctest: +SKIP
 """
 
-from archguide._backend import import_keras
-
-# Keras is imported with the package so that archguide's registered Keras
-# objects are known before a saved model is loaded; without a backend this
-# raises one ImportError that says what to install.
-keras = import_keras()
-
-from archguide.builder import build_model  # noqa: E402
-from archguide.callbacks import ImportanceRescoring  # noqa: E402
-from archguide.estimators import ImportanceGuidedClassifier, ImportanceGuidedRegressor, load  # noqa: E402
-from archguide.exceptions import (  # noqa: E402
-    ArchguideError,
-    ArchguideWarning,
-    ConfigError,
-    DataError,
-    NotFittedError,
-    TrainingError,
-)
-from archguide.layers import ColumnSelector, FeatureGate  # noqa: E402
-from archguide.network import network_importance  # noqa: E402
-from archguide.planning import ArchitecturePlan, Branch, l1_strengths, plan_architecture  # noqa: E402
-from archguide.plotting import plot_history, plot_plan, plot_scores  # noqa: E402
-from archguide.report import load_run, save_run, write_report  # noqa: E402
-from archguide.scoring import FeatureScores, score_features  # noqa: E402
+import importlib
+import os
+import sys
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ArchguideError",
-    "ArchguideWarning",
-    "ArchitecturePlan",
-    "Branch",
-    "ColumnSelector",
-    "ConfigError",
-    "DataError",
-    "FeatureGate",
-    "FeatureScores",
-    "ImportanceGuidedClassifier",
-    "ImportanceGuidedRegressor",
-    "ImportanceHyperModel",
-    "ImportanceRescoring",
-    "NotFittedError",
-    "TrainingError",
-    "__version__",
-    "build_model",
-    "l1_strengths",
-    "load",
-    "load_run",
-    "network_importance",
-    "plan_architecture",
-    "plot_history",
-    "plot_plan",
-    "plot_scores",
-    "save_run",
-    "score_features",
-    "write_report",
-]
+#: Public name -> the module that defines it.
+_PUBLIC = {
+    "ArchguideError": "archguide.exceptions",
+    "ArchguideWarning": "archguide.exceptions",
+    "ConfigError": "archguide.exceptions",
+    "DataError": "archguide.exceptions",
+    "NotFittedError": "archguide.exceptions",
+    "TrainingError": "archguide.exceptions",
+    "ArchitecturePlan": "archguide.planning",
+    "Branch": "archguide.planning",
+    "l1_strengths": "archguide.planning",
+    "plan_architecture": "archguide.planning",
+    "FeatureScores": "archguide.scoring",
+    "score_features": "archguide.scoring",
+    "load_run": "archguide.report",
+    "save_run": "archguide.report",
+    "write_report": "archguide.report",
+    "plot_history": "archguide.plotting",
+    "plot_plan": "archguide.plotting",
+    "plot_scores": "archguide.plotting",
+    "build_model": "archguide.builder",
+    "ImportanceRescoring": "archguide.callbacks",
+    "ColumnSelector": "archguide.layers",
+    "FeatureGate": "archguide.layers",
+    "network_importance": "archguide.network",
+    "ImportanceGuidedClassifier": "archguide.estimators",
+    "ImportanceGuidedRegressor": "archguide.estimators",
+    "load": "archguide.estimators",
+    # KerasTuner is imported on first use: ``import archguide`` does not pay for it.
+    "ImportanceHyperModel": "archguide.tuning",
+}
 
-del keras
+__all__ = sorted([*_PUBLIC, "__version__"])
+
+
+def _command_line_run() -> bool:
+    """Whether this import only starts the command line (``archguide ...`` or ``python -m archguide``).
+
+    The command line imports Keras when a command needs it, so that ``--help``, a bad argument or
+    ``archguide report`` answer at once. (While ``python -m`` looks for its module, ``sys.argv[0]``
+    is ``"-m"``.)
+    """
+    argv0 = sys.argv[0] if sys.argv else ""
+    return argv0 == "-m" or os.path.splitext(os.path.basename(argv0))[0] in ("archguide", "archguide-script")
 
 
 def __getattr__(name: str):
-    # KerasTuner is imported on first use: ``import archguide`` does not pay for it.
-    if name == "ImportanceHyperModel":
-        from archguide.tuning import ImportanceHyperModel
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'archguide' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
-        return ImportanceHyperModel
-    raise AttributeError(f"module 'archguide' has no attribute {name!r}")
+
+if not _command_line_run():
+    # Keras is imported with the package so that archguide's registered Keras objects are known
+    # before a saved model is loaded (keras.models.load_model after `import archguide`); without a
+    # backend this raises one ImportError that says what to install.
+    from archguide._backend import import_keras
+
+    import_keras()
+    for _name, _module in _PUBLIC.items():
+        if _module != "archguide.tuning":
+            globals()[_name] = getattr(importlib.import_module(_module), _name)
+    del _name, _module, import_keras

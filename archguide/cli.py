@@ -56,6 +56,35 @@ from archguide._files import write_files
 
 __all__ = ["main"]
 
+_VERBOSE = False
+
+
+def _import_keras() -> None:
+    """Import Keras (and TensorFlow) for a command that trains or loads a model.
+
+    Only those commands pay for it: ``--help``, argument and config errors, ``archguide score``
+    and ``archguide report`` never import TensorFlow. Its C++ start-up lines (absl, oneDNN, CPU
+    features), written straight to the error stream while it loads, are held back unless ``-v``.
+    """
+    if "keras" in sys.modules or _VERBOSE:
+        from archguide._backend import import_keras
+
+        import_keras()
+        return
+    import os
+
+    from archguide._backend import import_keras
+
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import_keras()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -331,7 +360,6 @@ def _run_predict(args) -> int:
     import pandas as pd
 
     from archguide._files import check_output_file
-    from archguide.estimators import load
     from archguide.exceptions import DataError
 
     model_path = Path(args.model)
@@ -349,6 +377,9 @@ def _run_predict(args) -> int:
             _check_columns(frame, [id_column], "--id", args.data)
         _warn(f"the run's id column {id_column!r} is not in {args.data!r}; predictions are written without it")
         id_column = None
+    _import_keras()
+    from archguide.estimators import load
+
     model = load(args.model)
     names = getattr(model, "feature_names_in_", None)
     if names is not None:  # a file often also holds the target or an id: read the model's columns only
@@ -380,7 +411,6 @@ def _run_id_column(run: Path) -> str | None:
 def _estimator_for(config, y):
     """The estimator a configuration asks for: the task from ``scoring.task`` (``auto``: from y)."""
     from archguide.config import SCHEMA, estimator_params
-    from archguide.estimators import ImportanceGuidedClassifier, ImportanceGuidedRegressor
     from archguide.exceptions import ConfigError
     from archguide.schema import check_target
     from archguide.scoring import resolve_task
@@ -397,6 +427,9 @@ def _estimator_for(config, y):
         )
     values = check_target(y, len(y))
     task = resolve_task(config["scoring"]["task"], values)
+    _import_keras()
+    from archguide.estimators import ImportanceGuidedClassifier, ImportanceGuidedRegressor
+
     cls = ImportanceGuidedRegressor if task == "regression" else ImportanceGuidedClassifier
     return cls(**estimator_params(config))
 
@@ -409,7 +442,7 @@ def _run_fit(args, config, *, tune: bool = False) -> int:
 
     role = None
     if tune:  # fit ignores the tuning section (a tuned run's config.yaml refits with fit)
-        from archguide.tuning import distributed_role, oracle_address
+        from archguide._distributed import distributed_role, oracle_address
 
         if args.max_trials is not None:
             config["tuning"]["max_trials"] = args.max_trials
@@ -458,7 +491,9 @@ def _run_fit(args, config, *, tune: bool = False) -> int:
 
     info = json.loads((Path(args.out) / "run.json").read_text(encoding="utf-8"))
     weak = [g for g, members in estimator.scores_.groups.items() if all(estimator.scores_.weak[f] for f in members)]
-    metrics = ", ".join(f"{k} {v:.4g}" for k, v in info["metrics"]["validation"].items())
+    from archguide.report import validation_metrics
+
+    metrics = ", ".join(f"{k} {v:.4g}" for k, v in validation_metrics(info["metrics"]).items())
     if tune:
         results = estimator.tuning_results_
         done = int((results["status"] == "COMPLETED").sum())
@@ -467,6 +502,7 @@ def _run_fit(args, config, *, tune: bool = False) -> int:
         f"{'tuned and fitted' if tune else 'fitted'} in {seconds:.1f} s: {len(estimator.plan_.branches)} branches, "
         f"{info['n_params']} parameters, {len(weak)} of {len(estimator.scores_.groups)} column groups weak; epoch "
         f"{estimator.best_epoch_} of {estimator.n_epochs_} kept; validation {metrics}"
+        + (" (first network: the saved one was refitted on every row, these included)" if info.get("refit") else "")
     )
     print(f"run written to {args.out} (open {Path(args.out) / 'report.html'})")
     return 0
@@ -567,6 +603,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = _build_parser()
     args = parser.parse_args(argv)
+    global _VERBOSE
+    _VERBOSE = bool(getattr(args, "verbose", False))
     if args.version:
         from archguide import __version__
 

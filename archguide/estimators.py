@@ -309,13 +309,16 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         start = plans[-1]["epoch"]  # the final network's weights are the best of its own segment
         best_epoch = start + int(np.argmin(history["val_" + DATA_LOSS_METRIC][start:])) + 1
         sensitivity = self._sensitivity(network, scores, X_enc, y_net, train, val, rescoring_seed)
+        refit_history = None
         if self.refit:
             strengths = network.get_layer("gate").get_strengths()
             rates = history.get("learning_rate", [self.learning_rate] * best_epoch)[:best_epoch]
-            network = self._refit(plan, task, X_enc, y_net, strengths, rates, model_seed=model_seed)
+            network, refit_history = self._refit(plan, task, X_enc, y_net, strengths, rates, model_seed=model_seed)
 
         self.n_epochs_ = len(history[DATA_LOSS_METRIC])
         self.best_epoch_ = best_epoch
+        self.validation_indices_ = val
+        self.refit_history_ = refit_history
 
         self.encoding_ = encoding
         self.scores_ = scores
@@ -348,15 +351,17 @@ class _ImportanceGuidedEstimator(BaseEstimator):
     ):
         """Search importance-guided architectures with KerasTuner; return an estimator fitted with the best.
 
-        The features are encoded and scored once, as ``fit`` does, and
-        :class:`~archguide.tuning.ImportanceHyperModel` searches the plan's and the
-        training's options over them: ``max_trials`` trials, each trained on ``fit``'s
-        training rows and scored by its best penalty-free validation loss (or, with
-        ``cv``, by the mean over folds of all rows). Every trial uses this estimator's
-        ``epochs``, ``batch_size``, ``patience`` and ``lr_patience``. The best trial's
-        values are set on a clone of this estimator, which is fitted on all of ``X`` and
-        returned; this estimator is left as it was. With an integer ``random_state``
-        the returned estimator's scores and plan are those the search used.
+        :class:`~archguide.tuning.FoldedHyperModel` searches the plan's and the
+        training's options: ``max_trials`` trials, each trained on ``fit``'s training
+        rows and scored by its best penalty-free validation loss on ``fit``'s validation
+        rows (or, with ``cv``, by the mean over folds of all rows). The ranking is honest:
+        the column encoding and the scores (which choose the plan, the weak flags, the
+        penalties and, with ``weak="drop"``, which features exist) are fitted on each
+        split's training rows only, never on the rows a trial is validated on. Every trial
+        uses this estimator's ``epochs``, ``batch_size``, ``patience`` and ``lr_patience``.
+        The best trial's values are set on a clone of this estimator, which is fitted on
+        all of ``X`` (scored on every row, as ``fit`` does) and returned; this estimator is
+        left as it was.
 
         Args:
             X, y: As in ``fit``.
@@ -404,7 +409,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
 
         import keras_tuner
 
-        from archguide.tuning import DEFAULTS, ImportanceHyperModel, distributed_role, serve_chief
+        from archguide.tuning import DEFAULTS, Fold, FoldedHyperModel, _check_cv, distributed_role, serve_chief
 
         self._check_params()
         role = distributed_role()
@@ -416,25 +421,29 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         if unknown:
             raise ConfigError(f"Received unknown search_space keys {unknown}; searchable: {sorted(searchable)}.")
         work = clone(self)
-        table, task, y_score, y_net, seeds, _, X_enc, scores = work._prepare(X, y)
-        split_seed, _, model_seed, rescoring_seed = seeds
-        hypermodel = ImportanceHyperModel(
-            scores,
+        table, task, y_score, y_net, seeds = work._prepare(X, y, encode=False)
+        split_seed, score_seed, model_seed, rescoring_seed = seeds
+        if cv is None:
+            splits = [self._split(y_score, task, table.n_rows, split_seed)]
+        else:
+            splitter = _check_cv(cv, "regression" if task == "regression" else "binary", model_seed)
+            labels = None if task == "regression" else y_score
+            splits = [(np.sort(a), np.sort(b)) for a, b in splitter.split(np.zeros((table.n_rows, 1)), labels)]
+        folds = []
+        for train, val in splits:  # encoded and scored on the training rows only: held-out rows stay unseen
+            _, X_enc, scores = work._encode_and_score(table, task, y_score, score_seed, rows=train)
+            folds.append(Fold(scores, X_enc[train], y_net[train], X_enc[val], y_net[val]))
+        hypermodel = FoldedHyperModel(
+            folds,
             task=task,
             n_outputs=work._n_outputs(task),
             alpha=(1.0, 1.0),
             head_units=self.head_units,
             patience=self.patience,
             lr_patience=self.lr_patience,
-            cv=cv,
             seed=model_seed,
             **space,
         )
-        if cv is None:
-            train, val = self._split(y_score, task, table.n_rows, split_seed)
-            data = {"x": X_enc[train], "y": y_net[train], "validation_data": (X_enc[val], y_net[val])}
-        else:
-            data = {"x": X_enc, "y": y_net}
         # a scratch directory only where none is given (a worker that dies cannot leave it behind)
         root = tempfile.TemporaryDirectory(prefix="archguide-tune-") if directory is None else nullcontext(directory)
         with root as root_directory:
@@ -456,7 +465,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
                 with warnings.catch_warnings():
                     # BayesianOptimization's Gaussian process fitted on a few noisy scores: expected, not actionable
                     warnings.filterwarnings("ignore", category=ConvergenceWarning, module="sklearn.gaussian_process")
-                    search.search(**data, epochs=self.epochs, batch_size=self.batch_size, verbose=self.verbose)
+                    search.search(epochs=self.epochs, batch_size=self.batch_size, verbose=self.verbose)
                 if role is not None:
                     self._say(f"worker {role} ran trials {', '.join(ran) or 'none'}")
                     return None
@@ -480,12 +489,13 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         estimator.tuning_results_ = results
         return estimator
 
-    def _prepare(self, X, y):
+    def _prepare(self, X, y, *, encode: bool = True):
         """Validate, encode and score: what ``fit`` and ``tune`` share (sets the target's attributes).
 
         Returns:
             ``(table, task, y_score, y_net, seeds, encoding, X_enc, scores)``; ``seeds`` are the
-            split, scoring, model and re-scoring seeds drawn from ``random_state``.
+            split, scoring, model and re-scoring seeds drawn from ``random_state``. Without
+            ``encode``, only the first five.
         """
         table = as_table(X)
         if table.n_rows < MIN_ROWS:
@@ -505,27 +515,36 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             )
         task, y_score, y_net = self._target(y, table.n_rows)
         rng = check_seed(self.random_state)
-        split_seed, score_seed, model_seed, rescoring_seed = (int(s) for s in rng.randint(2**31 - 1, size=4))
+        seeds = tuple(int(s) for s in rng.randint(2**31 - 1, size=4))  # split, scoring, model, re-scoring
+        if not encode:
+            return table, task, y_score, y_net, seeds
+        encoding, X_enc, scores = self._encode_and_score(table, task, y_score, seeds[1])
+        return table, task, y_score, y_net, seeds, encoding, X_enc, scores
 
-        encoding = ColumnEncoding.fit(table)
-        raw = encoding.raw_inputs(table)
-        X_enc = encoding.encode(raw)
+    def _encode_and_score(self, table, task: str, y_score, seed: int, rows=None):
+        """Fit the encoding and score on ``rows`` (all when None); every row is encoded.
+
+        Returns:
+            ``(encoding, X_enc, scores)``: ``X_enc`` holds every row of ``table``, encoded as the
+            encoding fitted on ``rows`` says; the scores (and the correlation groups) saw ``rows`` only.
+        """
+        encoding = ColumnEncoding.fit(table, rows)
+        X_enc = encoding.encode(encoding.raw_inputs(table))
         self._say(f"{table.n_features} columns -> {X_enc.shape[1]} features; scoring")
-
-        rows, test_size = self._scoring_rows(y_score, task)
+        X_fit, y_fit = (X_enc, y_score) if rows is None else (X_enc[rows], y_score[rows])
+        kept, test_size = self._scoring_rows(y_fit, task)
         # the user's labels (in classes_ order, the scorer's too), so that its messages name them
-        y_labels = y_score if task == "regression" else self.classes_[y_score]
+        y_labels = y_fit if task == "regression" else self.classes_[y_fit]
         scores = score_features(
-            frame_of(X_enc if rows is None else X_enc[rows], encoding.features),
-            y_labels if rows is None else y_labels[rows],
+            frame_of(X_fit if kept is None else X_fit[kept], encoding.features),
+            y_labels if kept is None else y_labels[kept],
             task=task if task == "regression" else "classification",
-            groups=self._feature_groups(encoding, X_enc),
+            groups=self._feature_groups(encoding, X_fit),
             n_repeats=self.n_repeats,
             test_size=test_size,
-            random_state=score_seed,
+            random_state=seed,
         )
-        seeds = (split_seed, score_seed, model_seed, rescoring_seed)
-        return table, task, y_score, y_net, seeds, encoding, X_enc, scores
+        return encoding, X_enc, scores
 
     def _say(self, message: str) -> None:
         if self.verbose:
@@ -711,8 +730,8 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         network = self._network(plan, task, model_seed)
         network.get_layer("gate").set_strengths(strengths)
         replay = keras.callbacks.LearningRateScheduler(lambda epoch, _: float(rates[epoch]))
-        self._keras_fit(network, X_enc, y_net, [replay], model_seed, epochs=len(rates))
-        return network
+        history = self._keras_fit(network, X_enc, y_net, [replay], model_seed, epochs=len(rates))
+        return network, history
 
     def _output_layers(self, outputs, task: str):
         return outputs
@@ -742,6 +761,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             "feature_names_in": None if not hasattr(self, "feature_names_in_") else list(self.feature_names_in_),
             "n_epochs": self.n_epochs_,
             "best_epoch": self.best_epoch_,
+            "refit_history": self.refit_history_,
             **self._target_info(),
         }
 
@@ -766,6 +786,8 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             self.feature_names_in_ = np.asarray(info["feature_names_in"], dtype=object)
         self.n_epochs_ = int(info["n_epochs"])
         self.best_epoch_ = int(info["best_epoch"])
+        refit_history = info.get("refit_history")
+        self.refit_history_ = None if refit_history is None else {k: list(v) for k, v in refit_history.items()}
         self._restore_target(info)
         self.model_ = model
 
@@ -996,6 +1018,11 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
             largest): what the network overfits. With ``refit``, measured on
             the first network (the one with held-out rows).
         n_epochs_: Epochs trained; best_epoch_: the epoch whose weights were kept.
+        validation_indices_: Positions (rows of ``X``) of the validation rows: held out for early
+            stopping and re-scoring, and the rows of ``history_``'s ``val_`` figures. Not kept in
+            the saved file.
+        refit_history_: With ``refit``, the history of the network that was kept (trained on
+            every row, validation rows included, for ``best_epoch_`` epochs); otherwise None.
         n_features_in_: Number of columns seen at fit.
         feature_names_in_: Column names seen at fit (only for a DataFrame with string names).
     """

@@ -4,7 +4,6 @@ Every error also subclasses the builtin a caller would catch anyway, so that
 ``except ValueError`` keeps working around archguide calls.
 """
 
-from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 
 
 class ArchguideError(Exception):
@@ -23,14 +22,6 @@ class ConfigError(ArchguideError, ValueError):
     """An option, a configuration file or an override is invalid."""
 
 
-class NotFittedError(ArchguideError, _SklearnNotFittedError):
-    """An estimator was used before ``fit``.
-
-    It is also scikit-learn's ``NotFittedError`` (so an ``AttributeError``
-    and a ``ValueError``): code written for scikit-learn catches it.
-    """
-
-
 class TrainingError(ArchguideError, RuntimeError):
     """Training failed in a way that leaves no usable model (the loss became NaN or infinite).
 
@@ -40,3 +31,27 @@ class TrainingError(ArchguideError, RuntimeError):
 
 class ArchguideWarning(UserWarning):
     """Something worth knowing happened, but the result is still usable."""
+
+
+def _not_fitted_error():
+    from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+
+    class NotFittedError(ArchguideError, SklearnNotFittedError):
+        """An estimator was used before ``fit``.
+
+        It is also scikit-learn's ``NotFittedError`` (so an ``AttributeError``
+        and a ``ValueError``): code written for scikit-learn catches it.
+        """
+
+    NotFittedError.__module__ = __name__
+    NotFittedError.__qualname__ = "NotFittedError"
+    return NotFittedError
+
+
+def __getattr__(name: str):
+    # NotFittedError subclasses scikit-learn's, defined on first use: the command line's argument and config
+    # errors answer without importing scikit-learn.
+    if name == "NotFittedError":
+        cls = globals()["NotFittedError"] = _not_fitted_error()
+        return cls
+    raise AttributeError(f"module 'archguide.exceptions' has no attribute {name!r}")

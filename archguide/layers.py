@@ -233,6 +233,8 @@ class DataLoss(keras.metrics.Metric):
                 f"Received an invalid value for loss, expected one of {list(self.LOSSES)}. Received: loss={loss!r}"
             )
         self.loss = loss
+        # Lower is better: lets EarlyStopping, ModelCheckpoint and KerasTuner's mode="auto" read val_data_loss
+        self._direction = "down"
         self._per_row = self.LOSSES[loss](reduction=None)
         self.total = self.add_variable(shape=(), initializer="zeros", name="total")
         self.rows = self.add_variable(shape=(), initializer="zeros", name="rows")

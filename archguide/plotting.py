@@ -39,6 +39,7 @@ def plot_scores(scores: FeatureScores, ax=None, *, top: int | None = None):
         The matplotlib Axes.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     frame = scores.to_frame(sort=True)
     if top is not None:
@@ -62,8 +63,13 @@ def plot_scores(scores: FeatureScores, ax=None, *, top: int | None = None):
     ax.axvline(scores.noise_threshold, color="#d62728", linestyle="--", linewidth=1, label="largest weak importance")
     ax.axvline(0.0, color="black", linewidth=0.5)
     ax.set_xlabel(f"drop in held-out {scores.metric} when shuffled")
-    ax.set_title(f"Feature importance ({scores.task}); grey, hatched: weak")
-    ax.legend(loc="lower right")
+    ax.set_ylabel("feature  [group]" if group_color else "feature")
+    ax.set_title(f"Feature importance ({scores.task})")
+    handles, _ = ax.get_legend_handles_labels()
+    handles.append(Patch(facecolor=_WEAK_COLOR, hatch="//", label="weak: indistinguishable from noise"))
+    # below the axes: a legend inside would cover the bars of the least important features
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.6 / ax.figure.get_figheight()),
+              ncols=2, fontsize=8, frameon=False)  # fmt: skip
     ax.figure.tight_layout()
     return ax
 
@@ -106,28 +112,41 @@ def plot_plan(plan: ArchitecturePlan, ax=None, *, max_names: int = 6):
         ax.text(2.0, y - 0.12, shown, ha="right", va="center", fontsize=7.5, color="#444444")
         ax.text(2.0, y - 0.35, penalty, ha="right", va="center", fontsize=7, color="#b22222")
         for i, units in enumerate(branch.units):
-            height = 0.15 + 0.6 * units / widest
+            height = _box_height(units, widest)
             box = Rectangle((2.3 + i * 1.1, y - height / 2), 0.8, height, color="#1f77b4", alpha=0.8,
                             label=f"{branch.name} layer {i + 1}: {units}")  # fmt: skip
             ax.add_patch(box)
-            ax.text(2.7 + i * 1.1, y, str(units), ha="center", va="center", fontsize=8, color="white")
+            _units_label(ax, 2.7 + i * 1.1, y, height, units)
         last = 2.3 + (len(branch.units) - 1) * 1.1 + 0.8
         ax.annotate("", xy=(head_x, centre), xytext=(last, y), arrowprops={"arrowstyle": "->", "color": "#888888"})
     for i, units in enumerate(plan.head_units):
-        height = 0.15 + 0.6 * units / widest
+        height = _box_height(units, widest)
         box = Rectangle((head_x + i * 1.1, centre - height / 2), 0.8, height, color="#2ca02c", alpha=0.8,
                         label=f"head layer {i + 1}: {units}")  # fmt: skip
         ax.add_patch(box)
-        ax.text(head_x + 0.4 + i * 1.1, centre, str(units), ha="center", va="center", fontsize=8, color="white")
+        _units_label(ax, head_x + 0.4 + i * 1.1, centre, height, units)
     ax.set_xlim(-2.5, head_x + max(1, len(plan.head_units)) * 1.1 + 0.3)
     ax.set_ylim(-0.8, len(branches) - 0.2)
     ax.axis("off")
     ax.set_title(
-        f"Plan: {len(branches)} branches, {sum(b.units[0] for b in branches)} first-layer units; "
-        "box height = units, red: L1 strength relative to the weakest penalty"
+        f"Plan: {len(branches)} branches, {sum(b.units[0] for b in branches)} first-layer units\n"
+        f"box height proportional to units (tallest: {widest}); red: L1 strength relative to the weakest penalty"
     , fontsize=9)  # fmt: skip
     ax.figure.tight_layout()
     return ax
+
+
+def _units_label(ax, x: float, y: float, height: float, units: int) -> None:
+    """The units in the box, or just above a box too thin to hold them."""
+    if height >= 0.2:
+        ax.text(x, y, str(units), ha="center", va="center", fontsize=8, color="white")
+    else:
+        ax.text(x, y + height / 2 + 0.03, str(units), ha="center", va="bottom", fontsize=8, color="#1f3f5f")
+
+
+def _box_height(units: int, widest: int) -> float:
+    """A layer's box height: proportional to its units (0.85 for the widest), never thinner than a line."""
+    return max(0.85 * units / widest, 0.02)
 
 
 def _history_of(source) -> tuple[Mapping, object, object]:
@@ -147,7 +166,31 @@ def _has_epochs(frame) -> bool:
     return frame is not None and len(frame) > 0 and "epoch" in frame
 
 
-def plot_history(source, *, rescoring_history=None, strengths_history=None, top: int = 8, ncols: int | None = None):
+def _loss_label(source, task: str | None) -> str:
+    """What the data loss is, in words: the regressor's is on the standardised target, not in its units."""
+    if task is None and not isinstance(source, Mapping):
+        task = "classification" if hasattr(source, "classes_") else "regression"
+    if task == "regression":
+        return "MSE of the standardised target"
+    if task in ("binary", "multiclass", "classification"):
+        return "log loss"
+    return "data loss"
+
+
+def _legend_beside(ax, fontsize: float = 7) -> None:
+    """A legend right of the axes, where it covers no line."""
+    ax.legend(fontsize=fontsize, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, frameon=False)
+
+
+def plot_history(
+    source,
+    *,
+    rescoring_history=None,
+    strengths_history=None,
+    top: int = 8,
+    ncols: int | None = None,
+    task: str | None = None,
+):
     """Training curves (data loss and penalty apart) and, when re-scored, importance and L1 strengths over epochs.
 
     Args:
@@ -163,6 +206,9 @@ def plot_history(source, *, rescoring_history=None, strengths_history=None, top:
         top: Features drawn in the importance and strength panels (the most
             important at the end of training).
         ncols: Panels per row (default: all in one row).
+        task: ``"regression"``, ``"binary"`` or ``"multiclass"``: names the data loss's units on
+            its axis (the regressor's is the MSE of the standardised target). An estimator
+            brings its own.
 
     Returns:
         The matplotlib Figure: axes ``[loss, penalty]``, then ``importance``
@@ -181,7 +227,7 @@ def plot_history(source, *, rescoring_history=None, strengths_history=None, top:
     panels = 2 + _has_epochs(rescored) + _has_epochs(strengths)
     ncols = panels if ncols is None else max(1, min(int(ncols), panels))
     nrows = -(-panels // ncols)
-    fig, grid = plt.subplots(nrows, ncols, figsize=(4.4 * ncols + 0.4, 3.6 * nrows), squeeze=False)
+    fig, grid = plt.subplots(nrows, ncols, figsize=(5.6 * ncols + 0.4, 3.6 * nrows), squeeze=False)
     axes = grid.ravel()
     for extra in axes[panels:]:
         extra.remove()
@@ -192,13 +238,17 @@ def plot_history(source, *, rescoring_history=None, strengths_history=None, top:
             values = history[key]
             loss_ax.plot(np.arange(1, len(values) + 1), values, style, label=f"{label} data loss")
     loss_ax.set_xlabel("epoch")
-    loss_ax.set_title("Data loss (without the penalty)", fontsize=10)
+    loss_ax.set_ylabel(_loss_label(source, task))
+    scaled = "standardised" in loss_ax.get_ylabel()  # the regressor's: say how to get the target's units
+    units = "\nin target units: x std(y)²" if scaled else ""
+    loss_ax.set_title(f"Data loss (without the penalty){units}", fontsize=10)
     loss_ax.legend(fontsize=8)
     if "loss" in history and "data_loss" in history:
         penalty = np.asarray(history["loss"], dtype=float) - np.asarray(history["data_loss"], dtype=float)
         penalty_ax.plot(np.arange(1, len(penalty) + 1), penalty, color="#b22222", label="L1 penalty")
         penalty_ax.legend(fontsize=8)
     penalty_ax.set_xlabel("epoch")
+    penalty_ax.set_ylabel("loss - data loss")
     penalty_ax.set_title("Penalty (loss - data loss)", fontsize=10)
     shown = None
     if _has_epochs(rescored):
@@ -208,8 +258,9 @@ def plot_history(source, *, rescoring_history=None, strengths_history=None, top:
         for feature in shown:
             imp_ax.plot(rescored["epoch"], rescored[feature], label=str(feature))
         imp_ax.set_xlabel("epoch")
+        imp_ax.set_ylabel("importance on held-out rows")
         imp_ax.set_title(f"Network importance (top {min(top, len(features))}, smoothed)", fontsize=10)
-        imp_ax.legend(fontsize=7, loc="best", framealpha=0.6)
+        _legend_beside(imp_ax)
     if _has_epochs(strengths):
         l1_ax = axes[-1]
         features = [c for c in strengths.columns if c != "epoch"]
@@ -219,8 +270,9 @@ def plot_history(source, *, rescoring_history=None, strengths_history=None, top:
             l1_ax.plot(strengths["epoch"], strengths[feature], label=str(feature))
         l1_ax.set_yscale("log")
         l1_ax.set_xlabel("epoch")
+        l1_ax.set_ylabel("L1 strength")
         l1_ax.set_title("L1 strength (same features)", fontsize=10)
-        l1_ax.legend(fontsize=7, loc="best", framealpha=0.6)
+        _legend_beside(l1_ax)
     replans = _replan_epochs(history)
     for ax in axes:
         for i, epoch in enumerate(replans):

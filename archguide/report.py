@@ -148,17 +148,36 @@ def _task(estimator) -> str:
     return "regression"
 
 
+#: The metrics' row names with ``refit``: the validation rows describe the first network only.
+REFIT_VALIDATION = "validation (first network; the saved one trained on these rows)"
+REFIT_TRAINING = "training (saved model, every row, last epoch)"
+
+
+def validation_metrics(metrics: Mapping[str, Mapping[str, float]]) -> Mapping[str, float]:
+    """The validation row of a run's metrics (named differently after a refit)."""
+    return metrics.get("validation") or metrics.get(REFIT_VALIDATION) or {}
+
+
 def _metrics(estimator) -> dict[str, dict[str, float]]:
-    """Training and validation metrics at the best epoch, in the target's units."""
-    h, i = estimator.history_, estimator.best_epoch_ - 1
-    out: dict[str, dict[str, float]] = {}
-    for prefix, name in (("val_", "validation"), ("", "training")):
+    """Training and validation metrics, in the target's units.
+
+    At the best epoch; with ``refit``, the validation rows were trained on by the saved model, so
+    the validation row describes the first network (the one early stopping chose the epoch count
+    with) and the training row is the saved model's last epoch on every row. ``r2`` is
+    ``1 - MSE / Var(y)`` with ``y``'s variance over the rows the estimator was fitted on.
+    """
+
+    def row(h, i, prefix):
         if hasattr(estimator, "classes_"):
-            out[name] = {"log_loss": h[prefix + "data_loss"][i], "accuracy": h[prefix + "accuracy"][i]}
-        else:
-            scale, loss = estimator.target_scale_, h[prefix + "data_loss"][i]
-            out[name] = {"mse": loss * scale**2, "mae": h[prefix + "mae"][i] * scale, "1 - mse/var(y)": 1.0 - loss}
-    return out
+            return {"log_loss": h[prefix + "data_loss"][i], "accuracy": h[prefix + "accuracy"][i]}
+        scale, loss = estimator.target_scale_, h[prefix + "data_loss"][i]
+        return {"mse": loss * scale**2, "mae": h[prefix + "mae"][i] * scale, "r2": 1.0 - loss}
+
+    h, i = estimator.history_, estimator.best_epoch_ - 1
+    refit = getattr(estimator, "refit_history_", None)
+    if refit:
+        return {REFIT_VALIDATION: row(h, i, "val_"), REFIT_TRAINING: row(refit, -1, "")}
+    return {"validation": row(h, i, "val_"), "training": row(h, i, "")}
 
 
 def save_run(
@@ -210,6 +229,7 @@ def save_run(
         "metrics": {**_metrics(estimator), **{k: dict(v) for k, v in (metrics or {}).items()}},
         "n_epochs": estimator.n_epochs_,
         "best_epoch": estimator.best_epoch_,
+        "refit": bool(getattr(estimator, "refit_history_", None)),
         "n_params": int(sum(np.prod(w.shape) for w in estimator.network_.trainable_weights)),
         "fit_seconds": fit_seconds,
         "params": {k: v for k, v in estimator.get_params().items() if v is None or isinstance(v, (int, float, str))},
@@ -339,7 +359,13 @@ def _figures(run: Run) -> dict[str, bytes]:
     figures = {
         "scores": plot_scores(run.scores, top=30).figure,
         "plan": plot_plan(run.plan).figure,
-        "history": plot_history(history, rescoring_history=run.rescoring, strengths_history=run.strengths, ncols=2),
+        "history": plot_history(
+            history,
+            rescoring_history=run.rescoring,
+            strengths_history=run.strengths,
+            ncols=2,
+            task=run.info.get("task"),
+        ),
     }
     out = {}
     for name, fig in figures.items():
@@ -457,8 +483,14 @@ def _summary(run: Run) -> str:
     info, scores, plan = run.info, run.scores, run.plan
     data = info.get("data", {})
     weak_groups = [g for g in scores.groups if all(scores.weak[f] for f in scores.groups[g])]
-    metrics = info.get("metrics", {}).get("validation", {})
+    metrics = validation_metrics(info.get("metrics", {}))
     shown = ", ".join(f"{k} {_fmt(v)}" for k, v in metrics.items())
+    refit = (
+        " Then a fresh network was trained on every row, validation rows included, for that many epochs: it is the "
+        "saved model, and the validation figures describe the first network."
+        if info.get("refit")
+        else ""
+    )
     top = scores.group_importances.sort_values(ascending=False).index[:3].tolist()
     return (
         f"{info.get('estimator', 'archguide')} on {data.get('rows', '?')} rows x {data.get('columns', '?')} columns "
@@ -466,14 +498,17 @@ def _summary(run: Run) -> str:
         f"{len(weak_groups)} of {len(scores.groups)} feature groups indistinguishable from noise. "
         f"The network has {len(plan.branches)} branches ({plan.total_units} first-layer units, "
         f"{info.get('n_params', plan.n_params())} parameters), trained {info.get('n_epochs', '?')} epochs, "
-        f"the weights of epoch {info.get('best_epoch', '?')} kept. Validation: {shown}."
+        f"the weights of epoch {info.get('best_epoch', '?')} kept. Validation: {shown}.{refit}"
     )
 
 
 _TEXT = {
     "data": "The table the model was fitted on.",
     "metrics": "At the best epoch (the weights kept). Validation rows are the ones held out for early "
-    "stopping and re-scoring; the regressor's figures are in the target's units.",
+    "stopping and re-scoring; the regressor's figures are in the target's units, and r2 is 1 - MSE / the "
+    "variance of the target over the rows fitted on. After a refit (refit=True) the saved model was trained on "
+    "every row, validation rows included: its training figures are the last epoch's, and the validation figures "
+    "are the first network's.",
     "scores": "The forest proxy's permutation importance on held-out rows, with the spread over repeats. "
     "Grey, hatched bars are weak: indistinguishable from noise (their columns start at the strongest penalty "
     "or are dropped, as the plan says). Correlated columns share a group and a colour.",

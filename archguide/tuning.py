@@ -15,25 +15,29 @@ KerasTuner clears the Keras session before each trial's build, so a long search 
 
 KerasTuner has no cross-validation for Keras models; ``ImportanceHyperModel(scores, cv=5)`` scores
 each trial by the mean over five folds of the best epoch's validation data loss (pass ``x`` and
-``y`` to ``search``, no ``validation_data``).
+``y`` to ``search``, no ``validation_data``). The scores decide the plan, the weak flags and the
+penalties: scores taken on rows that a trial is later validated on make its score optimistic.
+``ImportanceGuidedRegressor.tune`` (and ``archguide tune``) therefore encode and score each fold's
+training rows apart (:class:`FoldedHyperModel`), and without folds score only the training rows.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import keras_tuner
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.model_selection import KFold, StratifiedKFold, StratifiedShuffleSplit
 
 from archguide._backend import import_keras
 from archguide._checks import check_choice, check_int
+from archguide._distributed import distributed_role, oracle_address
 from archguide.builder import DATA_LOSS_METRIC, build_model
 from archguide.callbacks import LOG_KEYS, training_callbacks
 from archguide.exceptions import ArchguideWarning, ConfigError, DataError
@@ -43,7 +47,15 @@ from archguide.schema import column_mismatch
 
 keras = import_keras()
 
-__all__ = ["OBJECTIVE", "ImportanceHyperModel", "ObjectiveError", "distributed_role", "serve_chief"]
+__all__ = [
+    "OBJECTIVE",
+    "Fold",
+    "FoldedHyperModel",
+    "ImportanceHyperModel",
+    "ObjectiveError",
+    "distributed_role",
+    "serve_chief",
+]
 
 #: The tuner objective the trials report: the validation loss without the L1 penalty.
 OBJECTIVE = keras_tuner.Objective("val_" + DATA_LOSS_METRIC, direction="min")
@@ -271,12 +283,14 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
         values = self.choices[name]
         return values[0] if len(values) == 1 else hp.Choice(name, values, default=values[0])
 
-    def hyperparameters(self, hp) -> dict[str, Any]:
+    def hyperparameters(self, hp, scores=None) -> dict[str, Any]:
         """Draw (or read) every option of one trial: a dict of the plan's and training's values.
 
         The values are the ones the trial plans with: with ``grouping="groups"``, ``total_units``
-        is raised to 4 per feature group where the draw is below that.
+        is raised to 4 per feature group (of ``scores``, default the hypermodel's) where the draw
+        is below that.
         """
+        scores = self.scores if scores is None else scores
         grouping = self._choice(hp, "grouping")
         values = {
             "total_units": self._number(hp, "total_units", log=True, integer=True),
@@ -295,14 +309,17 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
             self._number(hp, "rescoring_period", integer=True) if values["rescoring"] != _NO_RESCORING else 1
         )
         if grouping == "groups":  # a branch per group needs at least MIN_UNITS units each
-            values["total_units"] = max(values["total_units"], MIN_UNITS * len(self.scores.groups))
+            values["total_units"] = max(values["total_units"], MIN_UNITS * len(scores.groups))
         return values
 
     def build(self, hp):
         """Plan from the scores with this trial's options and build the (compiled) model."""
-        v = self.hyperparameters(hp)
+        return self._build_for(hp, self.scores)
+
+    def _build_for(self, hp, scores):
+        v = self.hyperparameters(hp, scores)
         plan = plan_architecture(
-            self.scores,
+            scores,
             total_units=v["total_units"],
             grouping=v["grouping"],
             n_tiers=v["n_tiers"],
@@ -325,9 +342,13 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
     def fit(self, hp, model, *args, **kwargs):
         """``model.fit`` with re-scoring and early stopping on the penalty-free validation loss.
 
-        Without ``cv``, ``validation_data`` is required (the re-scoring and the stopping read
-        it). With ``cv``, ``x`` and ``y`` are split into folds and ``validation_data`` must be
-        left out; the return value is then one ``History`` per fold (KerasTuner averages them).
+        Without ``cv``, held-out rows are required (the re-scoring and the stopping read them):
+        ``validation_data``, or ``validation_split`` as in ``model.fit`` (the last rows for
+        regression, as Keras takes them; a stratified, seeded draw for classes, so that every
+        class is held out). With ``cv``, ``x`` and ``y`` are split into folds and neither must be
+        given; the return value is then one ``History`` per fold (KerasTuner averages them). A
+        ``sample_weight`` weights the training rows, and the held-out rows too: the validation
+        loss, early stopping and the trial's score are weighted as the training loss is.
         A DataFrame ``x`` is matched to the scores' features by name (in any order); an array
         must have one column per scored feature. Of the re-scoring's diagnostics, the History
         keeps those with a value at every epoch (``gate_penalty``; ``importance_tau`` only when
@@ -345,39 +366,77 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
             raise DataError("ImportanceHyperModel.fit takes x and y by position; pass every other argument by name.")
         x = self._features(x, "x")
         validation = kwargs.pop("validation_data", None)
+        split = kwargs.pop("validation_split", None) or None
         callbacks = list(kwargs.pop("callbacks", None) or [])
         objective = _tuner_objective(callbacks)
         if self.cv is None:
+            if validation is None and split is not None:
+                x, y, validation, kwargs = self._split_off(x, y, split, kwargs)
             if validation is None:
                 raise DataError(
-                    "ImportanceHyperModel.fit needs validation_data=(X_val, y_val): the re-scoring and the early "
-                    "stopping read held-out rows (pass it to tuner.search, or use cv=K)."
+                    "ImportanceHyperModel.fit needs held-out rows: validation_data=(X_val, y_val) or "
+                    "validation_split=0.2 (the re-scoring and the early stopping read them; pass either to "
+                    "tuner.search, or use cv=K)."
                 )
             validation = tuple(validation)
             validation = (self._features(validation[0], "validation_data"), *validation[1:])
             return self._fit_one(hp, model, x, y, validation, callbacks, objective, kwargs)
-        if validation is not None:
+        if validation is not None or split is not None:
             raise DataError(
                 f"ImportanceHyperModel(cv={self.cv!r}) holds out its own folds: pass x and y to search "
-                "without validation_data."
+                "without validation_data or validation_split."
             )
         if y is None:
             raise DataError("ImportanceHyperModel.fit with cv needs y.")
         y = np.asarray(y)
         weights = kwargs.pop("sample_weight", None)
+        weights = None if weights is None else np.asarray(weights)
         kwargs.pop("initial_epoch", None)  # Hyperband's later rounds: each fold starts from scratch
         warm_started = "tuner/trial_id" in hp.values
         stratify = y.reshape(len(y), -1).argmax(1) if self.task == "multiclass" and y.ndim == 2 else y
         histories = []
         for i, (train, val) in enumerate(self.cv.split(x, stratify if self.task != "regression" else None)):
             fold_model = model if i == 0 and not warm_started else self.build(hp)
-            if weights is not None:
-                kwargs["sample_weight"] = np.asarray(weights)[train]
+            validation = (x[val], y[val])
+            if weights is not None:  # the held-out fold is weighted as the training folds are
+                kwargs["sample_weight"] = weights[train]
+                validation = (*validation, weights[val])
             histories.append(
-                self._fit_one(hp, fold_model, x[train], y[train], (x[val], y[val]), callbacks, objective, kwargs)
+                self._fit_one(hp, fold_model, x[train], y[train], validation, callbacks, objective, kwargs)
             )
             del fold_model
         return histories
+
+    def _split_off(self, x, y, split, kwargs):
+        """Keras' ``validation_split`` for one trial: ``(x, y, validation_data, kwargs)``."""
+        if isinstance(split, bool) or not isinstance(split, (int, float)) or not 0 < split < 1:
+            raise DataError(f"validation_split must be a fraction in (0, 1). Received: validation_split={split!r}")
+        if y is None or not hasattr(x, "shape"):
+            raise DataError("validation_split needs x and y as arrays (for a dataset, pass validation_data).")
+        y = np.asarray(y)
+        n = len(y)
+        weights = kwargs.pop("sample_weight", None)
+        labels = y.reshape(n, -1).argmax(1) if self.task == "multiclass" and y.ndim == 2 else y.reshape(n)
+        train = val = None
+        if self.task != "regression":
+            _, counts = np.unique(labels, return_counts=True)
+            n_val = int(math.ceil(split * n))
+            if counts.min() >= 2 and len(counts) <= n_val <= n - len(counts):
+                splitter = StratifiedShuffleSplit(1, test_size=n_val, random_state=self.seed)
+                train, val = (np.sort(part) for part in next(splitter.split(np.zeros((n, 1)), labels)))
+        if train is None:  # as Keras: the last rows, unshuffled
+            split_at = int(math.ceil(n * (1.0 - split)))
+            train, val = np.arange(split_at), np.arange(split_at, n)
+        if len(train) == 0 or len(val) == 0:
+            raise DataError(f"validation_split={split} of {n} rows leaves no training or no validation rows.")
+        x = np.asarray(x)
+        validation = (x[val], y[val])
+        kwargs = dict(kwargs)
+        if weights is not None:
+            weights = np.asarray(weights)
+            kwargs["sample_weight"] = weights[train]
+            validation = (*validation, weights[val])
+        return x[train], y[train], validation, kwargs
 
     def _fit_one(self, hp, model, x, y, validation, callbacks, objective, kwargs):
         v = self.hyperparameters(hp)
@@ -429,6 +488,78 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
         return x
 
 
+@dataclass(frozen=True, eq=False)
+class Fold:
+    """One fold of a :class:`FoldedHyperModel`: scores taken on its training rows only, and its rows.
+
+    Attributes:
+        scores: FeatureScores from the fold's training rows (never from ``x_val``).
+        x, y: The fold's training rows, encoded as the scores' features.
+        x_val, y_val: Its held-out rows, encoded the same way.
+        weights, val_weights: Optional sample weights of each part.
+    """
+
+    scores: Any
+    x: np.ndarray
+    y: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    weights: np.ndarray | None = None
+    val_weights: np.ndarray | None = None
+
+
+class FoldedHyperModel(ImportanceHyperModel):
+    """An :class:`ImportanceHyperModel` over folds that were each encoded and scored apart.
+
+    Each fold plans from its own scores (taken on its own training rows), trains on them and is
+    re-scored, stopped and scored on its own held-out rows, so that no trial is ranked on rows
+    that chose its plan, weak flags or penalties. The trial's score is the mean over folds (one
+    fold: a plain train/validation split). Pass nothing but ``epochs``, ``batch_size`` and the
+    like to ``tuner.search``: the folds carry the data. This is what
+    ``ImportanceGuidedRegressor.tune`` searches with.
+
+    Args:
+        folds: :class:`Fold` objects (at least one).
+        **kwargs: As :class:`ImportanceHyperModel` (but ``cv``): the search space and training
+            options.
+    """
+
+    def __init__(self, folds: Sequence[Fold], **kwargs):
+        folds = list(folds)
+        if not folds:
+            raise ConfigError("FoldedHyperModel needs at least one fold.")
+        if kwargs.get("cv") is not None:
+            raise ConfigError("FoldedHyperModel's folds are its cross-validation; leave cv out.")
+        super().__init__(folds[0].scores, **kwargs)
+        self.folds = folds
+
+    def fit(self, hp, model, *args, **kwargs):
+        """Train one network per fold (the first is ``model``); one ``History`` per fold."""
+        if args or any(kwargs.get(k) is not None for k in ("x", "y", "validation_data", "validation_split")):
+            raise DataError("FoldedHyperModel's folds hold the data: pass only training options to tuner.search.")
+        kwargs = {k: v for k, v in kwargs.items() if k not in ("x", "y", "validation_data", "validation_split")}
+        callbacks = list(kwargs.pop("callbacks", None) or [])
+        objective = _tuner_objective(callbacks)
+        warm_started = "tuner/trial_id" in hp.values
+        if len(self.folds) > 1:
+            kwargs.pop("initial_epoch", None)  # Hyperband's later rounds: each fold starts from scratch
+        histories = []
+        for i, fold in enumerate(self.folds):
+            fresh = i > 0 or (warm_started and len(self.folds) > 1)
+            fold_model = self._build_for(hp, fold.scores) if fresh else model
+            fold_kwargs = dict(kwargs)
+            validation = (fold.x_val, fold.y_val)
+            if fold.weights is not None:
+                fold_kwargs["sample_weight"] = fold.weights
+            if fold.val_weights is not None:
+                validation = (*validation, fold.val_weights)
+            histories.append(
+                self._fit_one(hp, fold_model, fold.x, fold.y, validation, callbacks, objective, fold_kwargs)
+            )
+            del fold_model
+        return histories[0] if len(histories) == 1 else histories
+
+
 def _check_cv(cv, task: str, seed):
     """A scikit-learn splitter from ``cv`` (None stays None)."""
     if cv is None or (hasattr(cv, "split") and hasattr(cv, "get_n_splits")):
@@ -444,33 +575,6 @@ def _ordered(values: list, default) -> list:
 
 
 # ---------------------------------------------------------------------- distributed search
-
-
-def distributed_role() -> str | None:
-    """This process's part in KerasTuner's distributed search: ``"chief"``, a worker's tuner id, or None.
-
-    KerasTuner reads three environment variables: ``KERASTUNER_ORACLE_IP`` and
-    ``KERASTUNER_ORACLE_PORT`` (where the chief serves the oracle) and ``KERASTUNER_TUNER_ID``
-    (``chief`` for the chief, any other name, such as ``tuner0``, for a worker).
-
-    Raises:
-        ConfigError: the address is set without a port or a tuner id.
-    """
-    if "KERASTUNER_ORACLE_IP" not in os.environ:
-        return None
-    missing = [v for v in ("KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID") if not os.environ.get(v)]
-    if missing:
-        raise ConfigError(
-            f"KERASTUNER_ORACLE_IP is set but {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not: "
-            "a distributed search needs the chief's address, its port and each process's tuner id."
-        )
-    tuner_id = os.environ["KERASTUNER_TUNER_ID"]
-    return "chief" if "chief" in tuner_id else tuner_id
-
-
-def oracle_address() -> str:
-    """The chief's ``ip:port``, from ``KERASTUNER_ORACLE_IP`` and ``KERASTUNER_ORACLE_PORT``."""
-    return f"{os.environ.get('KERASTUNER_ORACLE_IP')}:{os.environ.get('KERASTUNER_ORACLE_PORT')}"
 
 
 def serve_chief(tuner, *, worker_timeout: float = 3600.0, timeout: float | None = None, poll: float = 1.0) -> int:

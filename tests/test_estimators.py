@@ -79,10 +79,15 @@ def test_the_regressor_learns_the_mixed_frame_and_scores_speak_in_column_names(f
     assert est.predict(X).shape == (len(X),) and est.predict(X).dtype == np.float64
 
 
-def test_fit_keeps_the_best_epoch_of_the_penalty_free_validation_loss(fitted):
-    est, _, _ = fitted
-    val = est.history_["val_data_loss"]
-    assert est.best_epoch_ == int(np.argmin(val)) + 1
+def test_fit_keeps_the_weights_of_the_lowest_penalty_free_validation_loss(fitted):
+    est, X, y = fitted
+    losses = est.history_["val_data_loss"]
+    assert int(np.argmin(losses)) < est.n_epochs_ - 1  # it trained past its best epoch: keeping the last would show
+    rows = est.validation_indices_
+    # the kept model's own error on its validation rows, in the standardised target's units
+    error = np.mean((est.predict(X.iloc[rows]) - np.asarray(y)[rows]) ** 2) / est.target_scale_**2
+    assert error == pytest.approx(min(losses), rel=1e-4)
+    assert error == pytest.approx(losses[est.best_epoch_ - 1], rel=1e-4)
     assert est.n_epochs_ <= 60
 
 
@@ -244,6 +249,8 @@ def test_refit_trains_on_every_row_for_the_best_epoch_count():
     plain = ag.ImportanceGuidedRegressor(random_state=0, **FAST).fit(X, y)
     refitted = ag.ImportanceGuidedRegressor(random_state=0, refit=True, **FAST).fit(X, y)
     assert refitted.best_epoch_ == plain.best_epoch_
+    assert len(refitted.refit_history_["data_loss"]) == plain.best_epoch_  # that many epochs, and no more
+    # that it trained on the validation rows too: test_honest_numbers' marker test
     assert not np.array_equal(refitted.predict(X), plain.predict(X))
     np.testing.assert_allclose(
         refitted.network_.get_layer("gate").get_strengths(), plain.network_.get_layer("gate").get_strengths()

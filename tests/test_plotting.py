@@ -91,3 +91,93 @@ def test_plot_history_refuses_what_it_cannot_draw():
         ag.plot_history([1, 2, 3])
     with pytest.raises(TypeError, match="ImportanceGuidedRegressor"):
         ag.plot_history(ag.ImportanceGuidedRegressor())
+
+
+# ---------------------------------------------------------------------- readable as a person sees them
+
+
+def _text_inside_the_figure(fig) -> list[str]:
+    """Every visible title, axis label and legend entry whose drawn box leaves the figure (a clipped text)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = fig.bbox
+    texts = [fig._suptitle] if fig._suptitle else []
+    for ax in fig.axes:
+        texts += [ax.title, ax.xaxis.label, ax.yaxis.label]
+        legend = ax.get_legend()
+        if legend is not None:
+            texts += legend.get_texts()
+    outside = []
+    for text in texts:
+        if not text.get_visible() or not text.get_text():
+            continue
+        extent = text.get_window_extent(renderer)
+        if extent.x0 < box.x0 - 1 or extent.y0 < box.y0 - 1 or extent.x1 > box.x1 + 1 or extent.y1 > box.y1 + 1:
+            outside.append(text.get_text())
+    return outside
+
+
+def _lines_under_legends(fig) -> list[str]:
+    """Lines with a drawn point under their axes' legend."""
+    fig.canvas.draw()
+    covered = []
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        if legend is None:
+            continue
+        frame = legend.get_window_extent()
+        for line in ax.get_lines():
+            points = ax.transData.transform(np.column_stack([line.get_xdata(), line.get_ydata()]))
+            inside = (points[:, 0] >= frame.x0) & (points[:, 0] <= frame.x1)
+            if (inside & (points[:, 1] >= frame.y0) & (points[:, 1] <= frame.y1)).any():
+                covered.append(f"{ax.get_title()}: {line.get_label()}")
+    return covered
+
+
+def _history_run():
+    epochs = np.arange(1, 41)
+    history = {"loss": list(1.0 / epochs + 0.2), "data_loss": list(1.0 / epochs), "val_data_loss": list(1.1 / epochs)}
+    names = [f"a_rather_long_feature_name_{i}" for i in range(8)]
+    rng = np.random.default_rng(0)
+    rescoring = pd.DataFrame({"epoch": epochs, **{n: np.linspace(rng.random(), rng.random(), 40) for n in names}})
+    strengths = pd.DataFrame({"epoch": epochs, **{n: np.linspace(1e-3, rng.random() * 1e-2, 40) for n in names}})
+    return history, rescoring, strengths
+
+
+def test_no_title_or_label_of_the_report_figures_is_clipped_or_missing(friedman_scores):
+    history, rescoring, strengths = _history_run()
+    long_names = friedman_scores  # the score chart: every feature named, groups in brackets
+    figures = {
+        "scores": ag.plot_scores(long_names).figure,
+        "plan": ag.plot_plan(ag.plan_architecture(long_names, total_units=128)).figure,
+        "history": ag.plot_history(
+            history, rescoring_history=rescoring, strengths_history=strengths, ncols=2, task="regression"
+        ),  # fmt: skip
+    }
+    for name, fig in figures.items():
+        assert _text_inside_the_figure(fig) == [], name
+        for ax in fig.axes:
+            assert ax.get_title(), name
+            if ax.axison:  # a drawn axis says what it shows
+                assert ax.get_xlabel() and ax.get_ylabel(), (name, ax.get_title())
+    assert _lines_under_legends(figures["history"]) == []
+
+
+def test_the_loss_axis_says_which_units_the_loss_is_in():
+    history, _, _ = _history_run()
+    regression = ag.plot_history(history, task="regression").axes[0]
+    assert "standardised" in regression.get_ylabel() and "std(y)" in regression.get_title()
+    assert ag.plot_history(history, task="binary").axes[0].get_ylabel() == "log loss"
+
+
+def test_plan_boxes_are_as_tall_as_their_units(friedman_scores):
+    plan = ag.plan_architecture(friedman_scores, total_units=128, head_units=(32,))
+    ax = ag.plot_plan(plan)
+    heights = {int(p.get_label().rsplit(": ", 1)[1]): p.get_height() for p in ax.patches}
+    assert len(heights) >= 3 and max(heights) / min(heights) >= 4  # a plan with layers of very different widths
+    widest = max(heights)
+    for units, height in heights.items():  # height in proportion to units (a 4-unit layer a 30th of a 120-unit one)
+        if units / widest > 0.05:
+            assert height / heights[widest] == pytest.approx(units / widest, rel=1e-6), units
+        else:  # too thin to see at that ratio: drawn as a line, still the shortest
+            assert height <= heights[widest] * 0.05 + 1e-9
