@@ -5,7 +5,6 @@ Every error also subclasses the builtin a caller would catch anyway, so that
 """
 
 
-
 class ArchguideError(Exception):
     """Base class of every error archguide raises on purpose."""
 
