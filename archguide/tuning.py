@@ -374,9 +374,8 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
                 x, y, validation, kwargs = self._split_off(x, y, split, kwargs)
             if validation is None:
                 raise DataError(
-                    "ImportanceHyperModel.fit needs held-out rows: validation_data=(X_val, y_val) or "
-                    "validation_split=0.2 (the re-scoring and the early stopping read them; pass either to "
-                    "tuner.search, or use cv=K)."
+                    "ImportanceHyperModel.fit needs validation_data=(X_val, y_val) or validation_split=0.2: the "
+                    "re-scoring and the early stopping read held-out rows (pass either to tuner.search, or use cv=K)."
                 )
             validation = tuple(validation)
             validation = (self._features(validation[0], "validation_data"), *validation[1:])

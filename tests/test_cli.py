@@ -49,7 +49,9 @@ def test_demo_does_not_replace_a_directory_that_is_not_a_demo(tmp_path, capsys):
     out.mkdir()
     (out / "mine.txt").write_text("keep")
     assert main(["demo", "--out", str(out)]) == 1
-    assert "exists and is not empty" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "exists and is not empty" in err and "choose another --out" in err
+    assert "--overwrite" not in err  # demo has no such option
     assert [p.name for p in out.iterdir()] == ["mine.txt"]
 
 

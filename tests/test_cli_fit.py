@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import numpy as np
 import pandas as pd
@@ -101,6 +102,8 @@ def test_fit_prints_a_summary(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "ImportanceGuidedRegressor on 300 rows x 4 columns" in out
     assert "branches" in out and "validation mse" in out and "report.html" in out
+    # it counts groups of columns (correlated ones are scored together), and says so
+    assert re.search(r"\d+ of \d+ column groups weak", out) and " columns weak" not in out
 
 
 def test_a_classification_target_fits_a_classifier_and_predict_gives_probabilities(tmp_path):

@@ -27,7 +27,7 @@ SEARCH = textwrap.dedent(
     import archguide.tuning
 
     if os.environ.get("DIE_IN_TRIAL"):  # a worker that dies in its first trial
-        archguide.tuning.ImportanceHyperModel.fit = lambda *args, **kwargs: os._exit(3)
+        archguide.tuning.FoldedHyperModel.fit = lambda *args, **kwargs: os._exit(3)  # what tune searches with
     X, y = make_friedman1(300, n_features=8, noise=1.0, random_state=0)
     estimator = ag.ImportanceGuidedRegressor(epochs=3, patience=2, random_state=0, verbose=1)
     estimator.tune(X, y, max_trials=int(sys.argv[2]), tuner="random", directory=sys.argv[1], overwrite=True,
