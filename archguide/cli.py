@@ -28,15 +28,26 @@ Commands:
   saved estimator, from the model's columns in any order (other columns, such
   as the target or an id, are ignored; a missing one is an error). For a
   classifier: the predicted label and one probability column per class,
-  ``proba_<class>``.
+  ``proba_<class>``. ``--id COLUMN`` (default: the run's ``data.id``, when the
+  model sits in its run directory) writes that column first, as the row key.
 - ``archguide report runs/a``: rebuild ``report.html``, ``report.md`` and the
   figures from a run directory's files (no data, no training).
 
 Data files are CSV, or Parquet by the extension ``.parquet`` / ``.pq`` (with
-the ``parquet`` extra: pyarrow). Options come from a YAML file (``--config
+the ``parquet`` extra: pyarrow), all read by one function: a file without rows
+or with a repeated header name is refused; a leading unnamed column of unique
+integers (the index ``DataFrame.to_csv`` writes by default) is left out with a
+one-line warning; ``data.drop`` leaves columns out and ``data.id`` names a row
+key that is never a feature. Every output path is checked before any work: it
+may not be an input (data, model, config), lie inside the run directory that is
+read, be a directory where a file goes or the working directory for a run, and
+its folder must be writable; ``--overwrite`` never removes the data or config
+being read. Options come from a YAML file (``--config
 configs/default.yaml``) and dotted overrides (``--set training.epochs=50``).
 Every error prints one line and exits with status 1 (2 for a malformed
-command line; ``-v`` shows the traceback of an unexpected one). Output files
+command line; ``-v`` shows the traceback of an unexpected one). Only the
+commands that train or load a model import TensorFlow, without its C++
+start-up lines unless ``-v``. Output files
 are written all or nothing: every file goes to a temporary place first and
 all are moved into place only when all succeeded; a replaced file keeps its
 mode, a new one gets the umask's. The plot's format comes from its extension

@@ -506,9 +506,9 @@ _TEXT = {
     "data": "The table the model was fitted on.",
     "metrics": "At the best epoch (the weights kept). Validation rows are the ones held out for early "
     "stopping and re-scoring; the regressor's figures are in the target's units, and r2 is 1 - MSE / the "
-    "variance of the target over the rows fitted on. After a refit (refit=True) the saved model was trained on "
-    "every row, validation rows included: its training figures are the last epoch's, and the validation figures "
-    "are the first network's.",
+    "variance of the target over the rows fitted on.",
+    "refit": " After the refit (refit=True) the saved model was trained on every row, validation rows included: "
+    "its training figures are the last epoch's, and the validation figures are the first network's.",
     "scores": "The forest proxy's permutation importance on held-out rows, with the spread over repeats. "
     "Grey, hatched bars are weak: indistinguishable from noise (their columns start at the strongest penalty "
     "or are dropped, as the plan says). Correlated columns share a group and a colour.",
@@ -547,7 +547,12 @@ def _sections(run: Run, tables: Mapping[str, pd.DataFrame]) -> list[tuple[str, s
     """``(title, text, table key, figure key)`` in report order."""
     sections = [
         ("Data", _TEXT["data"], "data", None),
-        ("Final metrics", _TEXT["metrics"], "metrics" if "metrics" in tables else None, None),
+        (
+            "Final metrics",
+            _TEXT["metrics"] + (_TEXT["refit"] if run.info.get("refit") else ""),
+            "metrics" if "metrics" in tables else None,
+            None,
+        ),
         ("Feature scores", _TEXT["scores"], "scores", "scores"),
         ("The plan", _TEXT["plan"], "plan", "plan"),
         ("Training", _TEXT["training"], None, "history"),

@@ -355,8 +355,9 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
         it has one from the first epoch on), so that no trial metric is NaN.
 
         Raises:
-            DataError: no ``validation_data`` (without ``cv``) or some (with it); ``x`` whose
-                features are not the scored ones.
+            DataError: neither ``validation_data`` nor ``validation_split`` (without ``cv``), or
+                either (with it); a ``validation_split`` outside (0, 1); ``x`` whose features are
+                not the scored ones.
             ObjectiveError: the tuner's objective is not among the reported metrics.
         """
         args, kwargs = list(args), dict(kwargs)
