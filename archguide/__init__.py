@@ -55,7 +55,11 @@ def _command_line_run() -> bool:
     is ``"-m"``.)
     """
     argv0 = sys.argv[0] if sys.argv else ""
-    return argv0 == "-m" or os.path.splitext(os.path.basename(argv0))[0] in ("archguide", "archguide-script")
+    if argv0 == "-m":  # only `python -m archguide`, not another module whose package imports archguide
+        original = list(getattr(sys, "orig_argv", ()))
+        at = original.index("-m") + 1 if "-m" in original else len(original)
+        return at < len(original) and original[at].split(".")[0] == "archguide"
+    return os.path.splitext(os.path.basename(argv0))[0] in ("archguide", "archguide-script")
 
 
 def __getattr__(name: str):
