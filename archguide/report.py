@@ -435,7 +435,8 @@ def _tables(run: Run) -> dict[str, pd.DataFrame]:
         s_first, s_last = run.strengths.iloc[0], run.strengths.iloc[_row_at(run.strengths, run.info.get("best_epoch"))]
         frame = pd.DataFrame(
             {
-                "proxy importance": [run.plan.importances.get(f, float("nan")) for f in features],
+                # the forest proxy's own figure: after a re-plan the final plan holds the network's importances
+                "proxy importance": [run.scores.importances.get(f, float("nan")) for f in features],
                 f"network importance, epoch {int(first['epoch'])}": [first[f] for f in features],
                 f"network importance, epoch {int(last['epoch'])}": [last[f] for f in features],
                 "L1 at plan": [strengths.get(f, float("nan")) for f in features],

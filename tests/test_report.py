@@ -164,3 +164,19 @@ def test_the_report_renders_in_a_headless_browser(run_dir, tmp_path):
     subprocess.run([*common, f"--screenshot={shot}", (out / "report.html").as_uri()],
                    capture_output=True, timeout=120, check=True)  # fmt: skip
     assert shot.read_bytes().startswith(PNG) and shot.stat().st_size > 50_000
+
+
+def test_the_proxy_importance_column_is_the_proxys_even_after_a_re_plan(run_dir):
+    from dataclasses import replace
+
+    out, est = run_dir
+    run = load_run(out)
+    # a re-planned run's final plan was made from the network's importances, not the proxy's
+    network_view = {f: 100.0 + i for i, f in enumerate(run.plan.importances)}
+    replanned = replace(run, plan=replace(run.plan, importances=network_view))
+    text = render_markdown(replanned)
+    section = text.split("## Importance and penalties across re-scorings")[1].split("\n## ")[0]
+    rows = [line.split("|")[1:3] for line in section.splitlines() if line.startswith("| ") and "feature" not in line]
+    assert rows
+    for feature, shown in rows:
+        assert float(shown) == pytest.approx(float(est.scores_.importances[feature.strip()]), rel=1e-3, abs=1e-4)
