@@ -27,17 +27,12 @@ def check_number(
 ) -> None:
     """Raise ConfigError unless ``value`` is a real number in [low, high] (or (low, high) when open;
     [low, high) with ``open_high``, as for a rate such as dropout)."""
+    open_high = open_high or open_interval
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
     if ok:
-        if open_interval:
-            ok = low < value < high
-        else:
-            ok = low <= value < high if open_high else low <= value <= high
+        ok = (low < value if open_interval else low <= value) and (value < high if open_high else value <= high)
     if not ok:
-        if open_interval:
-            bounds = f"({low}, {high})"
-        else:
-            bounds = f"[{low}, {high})" if open_high else f"[{low}, {high}]"
+        bounds = f"{'(' if open_interval else '['}{low}, {high}{')' if open_high else ']'}"
         raise ConfigError(
             f"Received an invalid value for {name}, expected a number in {bounds}. Received: {name}={value!r}"
         )

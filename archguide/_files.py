@@ -133,12 +133,18 @@ def write_files(outputs: Sequence[tuple[str | Path, Callable[[Path], None]]]) ->
             write(Path(tmp))
             os.chmod(tmp, _new_file_mode(path))
     except BaseException:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
-        for folder in reversed(made):
-            folder.rmdir()
+        _discard(staged, made)
         raise
     _swap(staged, made)
+
+
+def _discard(staged: list[tuple[Path, Path]], made: list[Path]) -> None:
+    """Remove the staged temporaries and the folders made for them (after a failure: its error is the one raised)."""
+    for tmp, _ in staged:
+        tmp.unlink(missing_ok=True)
+    for folder in reversed(made):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _swap(staged: list[tuple[Path, Path]], made: list[Path]) -> None:
@@ -160,11 +166,7 @@ def _swap(staged: list[tuple[Path, Path]], made: list[Path]) -> None:
                 os.replace(aside, path)
             else:
                 path.unlink(missing_ok=True)
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
-        for folder in reversed(made):
-            with contextlib.suppress(OSError):
-                folder.rmdir()
+        _discard(staged, made)
         raise
     for _, aside in done:
         if aside is not None:

@@ -77,15 +77,13 @@ def _import_keras() -> None:
     and ``archguide report`` never import TensorFlow. Its C++ start-up lines (absl, oneDNN, CPU
     features), written straight to the error stream while it loads, are held back unless ``-v``.
     """
-    if "keras" in sys.modules or _VERBOSE:
-        from archguide._backend import import_keras
-
-        import_keras()
-        return
     import os
 
     from archguide._backend import import_keras
 
+    if "keras" in sys.modules or _VERBOSE:
+        import_keras()
+        return
     sys.stderr.flush()
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     try:
@@ -284,12 +282,18 @@ def _check_columns(frame, names: Sequence[str], key: str, path: str) -> None:
     columns = [str(c) for c in frame.columns]
     for name in names:
         if name not in columns:
-            nearest = difflib.get_close_matches(name, columns, n=1, cutoff=0.6)
-            hint = f" Did you mean {nearest[0]!r}?" if nearest else ""
             raise DataError(
-                f"{key} names {name!r}, which is not a column of {path!r}.{hint} "
+                f"{key} names {name!r}, which is not a column of {path!r}.{_nearest_hint(name, columns)} "
                 f"Columns: {format_names(columns, limit=10)}."
             )
+
+
+def _nearest_hint(name: str, columns: Sequence[str]) -> str:
+    """`` Did you mean 'x'?`` for the column nearest ``name`` (a difference of case only is near too), or ``""``."""
+    nearest = difflib.get_close_matches(name, columns, n=1, cutoff=0.6)
+    if not nearest:
+        nearest = [c for c in columns if c.lower() == name.lower()][:1]
+    return f" Did you mean {nearest[0]!r}?" if nearest else ""
 
 
 def _split_target(frame, target: str | None, id_column: str | None = None):
@@ -302,12 +306,9 @@ def _split_target(frame, target: str | None, id_column: str | None = None):
         raise ConfigError("No target column given: pass --target NAME (or set data.target in the config).")
     if target not in frame.columns:
         columns = [str(c) for c in frame.columns]
-        nearest = difflib.get_close_matches(target, columns, n=1, cutoff=0.6)
-        if not nearest:  # a difference of case only is near too
-            nearest = [c for c in columns if c.lower() == target.lower()][:1]
-        hint = f" Did you mean {nearest[0]!r}?" if nearest else ""
         raise DataError(
-            f"Target column {target!r} is not in the data.{hint} Columns: {format_names(columns, limit=10)}."
+            f"Target column {target!r} is not in the data.{_nearest_hint(target, columns)} "
+            f"Columns: {format_names(columns, limit=10)}."
         )
     y = frame[target]
     n_missing = int(y.isna().sum())

@@ -286,7 +286,8 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         self._check_params()
         for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("_")]:
             delattr(self, name)  # a failed refit must not leave a half-updated estimator
-        table, task, y_score, y_net, seeds, encoding, X_enc, scores = self._prepare(X, y)
+        table, task, y_score, y_net, seeds = self._validated(X, y)
+        encoding, X_enc, scores = self._encode_and_score(table, task, y_score, seeds[1])
         split_seed, _, model_seed, rescoring_seed = seeds
         plan = plan_architecture(
             scores,
@@ -409,7 +410,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
 
         import keras_tuner
 
-        from archguide.tuning import DEFAULTS, Fold, FoldedHyperModel, _check_cv, distributed_role, serve_chief
+        from archguide.tuning import DEFAULTS, FoldedHyperModel, _check_cv, distributed_role, fold_of, serve_chief
 
         self._check_params()
         role = distributed_role()
@@ -421,7 +422,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         if unknown:
             raise ConfigError(f"Received unknown search_space keys {unknown}; searchable: {sorted(searchable)}.")
         work = clone(self)
-        table, task, y_score, y_net, seeds = work._prepare(X, y, encode=False)
+        table, task, y_score, y_net, seeds = work._validated(X, y)
         split_seed, score_seed, model_seed, rescoring_seed = seeds
         if cv is None:
             splits = [self._split(y_score, task, table.n_rows, split_seed)]
@@ -432,7 +433,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         folds = []
         for train, val in splits:  # encoded and scored on the training rows only: held-out rows stay unseen
             _, X_enc, scores = work._encode_and_score(table, task, y_score, score_seed, rows=train)
-            folds.append(Fold(scores, X_enc[train], y_net[train], X_enc[val], y_net[val]))
+            folds.append(fold_of(scores, X_enc, y_net, train, val))
         hypermodel = FoldedHyperModel(
             folds,
             task=task,
@@ -489,13 +490,12 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         estimator.tuning_results_ = results
         return estimator
 
-    def _prepare(self, X, y, *, encode: bool = True):
-        """Validate, encode and score: what ``fit`` and ``tune`` share (sets the target's attributes).
+    def _validated(self, X, y):
+        """Validate ``X`` and ``y``: what ``fit`` and ``tune`` share (sets the target's attributes).
 
         Returns:
-            ``(table, task, y_score, y_net, seeds, encoding, X_enc, scores)``; ``seeds`` are the
-            split, scoring, model and re-scoring seeds drawn from ``random_state``. Without
-            ``encode``, only the first five.
+            ``(table, task, y_score, y_net, seeds)``; ``seeds`` are the split, scoring, model and
+            re-scoring seeds drawn from ``random_state``.
         """
         table = as_table(X)
         if table.n_rows < MIN_ROWS:
@@ -516,10 +516,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         task, y_score, y_net = self._target(y, table.n_rows)
         rng = check_seed(self.random_state)
         seeds = tuple(int(s) for s in rng.randint(2**31 - 1, size=4))  # split, scoring, model, re-scoring
-        if not encode:
-            return table, task, y_score, y_net, seeds
-        encoding, X_enc, scores = self._encode_and_score(table, task, y_score, seeds[1])
-        return table, task, y_score, y_net, seeds, encoding, X_enc, scores
+        return table, task, y_score, y_net, seeds
 
     def _encode_and_score(self, table, task: str, y_score, seed: int, rows=None):
         """Fit the encoding and score on ``rows`` (all when None); every row is encoded.

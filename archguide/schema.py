@@ -216,13 +216,18 @@ def _check_numeric_array(
         has_value |= ~np.isnan(block).all(axis=0)
         has_inf |= np.isinf(block).any(axis=0)
         if array.dtype.itemsize > 4:
-            with np.errstate(invalid="ignore"):
-                too_large |= (np.isfinite(block) & (np.abs(block) > FLOAT32_MAX)).any(axis=0)
+            too_large |= _beyond_float32(block).any(axis=0)
     return _raise_for_columns(names, ~has_value, has_inf, argument, allow_missing_columns, too_large)
 
 
+def _beyond_float32(values: np.ndarray) -> np.ndarray:
+    """Where ``values`` are finite but too large for the network's float32."""
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(values) & (np.abs(values) > FLOAT32_MAX)
+
+
 def _raise_for_columns(
-    names, all_missing, has_inf, argument: str, allow_missing_columns: bool, too_large=None
+    names, all_missing, has_inf, argument: str, allow_missing_columns: bool, too_large
 ) -> frozenset[str]:
     missing = [n for n, bad in zip(names, all_missing) if bad]
     if missing and not allow_missing_columns:
@@ -236,7 +241,7 @@ def _raise_for_columns(
             f"Columns {format_names(infinite)} of {argument} contain infinite values. "
             "Replace them with finite values or NaN (missing values are allowed)."
         )
-    large = [n for n, bad in zip(names, too_large if too_large is not None else ()) if bad]
+    large = [n for n, bad in zip(names, too_large) if bad]
     if large:
         raise DataError(
             f"Columns {format_names(large)} of {argument} hold values beyond the float32 range (magnitude above "
@@ -268,8 +273,7 @@ def _frame_table(frame: pd.DataFrame, argument: str, allow_missing_columns: bool
         if kind == "numeric" and not missing:
             values = col.to_numpy(dtype=np.float64, na_value=np.nan)
             inf = bool(np.isinf(values).any())
-            with np.errstate(invalid="ignore"):
-                large = bool((np.isfinite(values) & (np.abs(values) > FLOAT32_MAX)).any())
+            large = bool(_beyond_float32(values).any())
         has_inf.append(inf)
         too_large.append(large)
         if kind == "categorical" and missing:

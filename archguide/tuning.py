@@ -51,6 +51,7 @@ __all__ = [
     "OBJECTIVE",
     "Fold",
     "FoldedHyperModel",
+    "fold_of",
     "ImportanceHyperModel",
     "ObjectiveError",
     "distributed_role",
@@ -372,7 +373,9 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
         objective = _tuner_objective(callbacks)
         if self.cv is None:
             if validation is None and split is not None:
-                x, y, validation, kwargs = self._split_off(x, y, split, kwargs)
+                weights = kwargs.pop("sample_weight", None)
+                fold = self._split_off(x, y, split, weights)
+                return self._fit_folds(hp, model, [fold], callbacks, objective, kwargs, single=True)
             if validation is None:
                 raise DataError(
                     "ImportanceHyperModel.fit needs validation_data=(X_val, y_val) or validation_split=0.2: the "
@@ -390,32 +393,47 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
             raise DataError("ImportanceHyperModel.fit with cv needs y.")
         y = np.asarray(y)
         weights = kwargs.pop("sample_weight", None)
-        weights = None if weights is None else np.asarray(weights)
-        kwargs.pop("initial_epoch", None)  # Hyperband's later rounds: each fold starts from scratch
-        warm_started = "tuner/trial_id" in hp.values
         stratify = y.reshape(len(y), -1).argmax(1) if self.task == "multiclass" and y.ndim == 2 else y
+        splits = self.cv.split(x, stratify if self.task != "regression" else None)
+        folds = (fold_of(self.scores, x, y, train, val, weights) for train, val in splits)  # one fold in memory
+        return self._fit_folds(hp, model, folds, callbacks, objective, kwargs, single=False)
+
+    def _fit_folds(self, hp, model, folds, callbacks, objective, kwargs, *, single: bool):
+        """Train one network per :class:`Fold` (the first is ``model``): a ``History``, or one per fold.
+
+        Each fold plans from its own scores, trains on its rows (weighted by its weights) and is
+        validated on its held-out rows (weighted by theirs). With several folds, Hyperband's later
+        rounds start each fold from scratch: a warm start from one fold's weights would have seen
+        the other folds' held-out rows.
+        """
+        kwargs = dict(kwargs)
+        if not single:
+            kwargs.pop("initial_epoch", None)
+        warm_started = "tuner/trial_id" in hp.values
         histories = []
-        for i, (train, val) in enumerate(self.cv.split(x, stratify if self.task != "regression" else None)):
-            fold_model = model if i == 0 and not warm_started else self.build(hp)
-            validation = (x[val], y[val])
-            if weights is not None:  # the held-out fold is weighted as the training folds are
-                kwargs["sample_weight"] = weights[train]
-                validation = (*validation, weights[val])
+        for i, fold in enumerate(folds):
+            fresh = i > 0 or (warm_started and not single)
+            fold_model = self._build_for(hp, fold.scores) if fresh else model
+            fold_kwargs = dict(kwargs)
+            validation = (fold.x_val, fold.y_val)
+            if fold.weights is not None:
+                fold_kwargs["sample_weight"] = fold.weights
+            if fold.val_weights is not None:  # the held-out rows are weighted as the training rows are
+                validation = (*validation, fold.val_weights)
             histories.append(
-                self._fit_one(hp, fold_model, x[train], y[train], validation, callbacks, objective, kwargs)
+                self._fit_one(hp, fold_model, fold.x, fold.y, validation, callbacks, objective, fold_kwargs)
             )
             del fold_model
-        return histories
+        return histories[0] if single else histories
 
-    def _split_off(self, x, y, split, kwargs):
-        """Keras' ``validation_split`` for one trial: ``(x, y, validation_data, kwargs)``."""
+    def _split_off(self, x, y, split, weights) -> Fold:
+        """Keras' ``validation_split`` for one trial, as a :class:`Fold` of the hypermodel's scores."""
         if isinstance(split, bool) or not isinstance(split, (int, float)) or not 0 < split < 1:
             raise DataError(f"validation_split must be a fraction in (0, 1). Received: validation_split={split!r}")
         if y is None or not hasattr(x, "shape"):
             raise DataError("validation_split needs x and y as arrays (for a dataset, pass validation_data).")
         y = np.asarray(y)
         n = len(y)
-        weights = kwargs.pop("sample_weight", None)
         labels = y.reshape(n, -1).argmax(1) if self.task == "multiclass" and y.ndim == 2 else y.reshape(n)
         train = val = None
         if self.task != "regression":
@@ -429,14 +447,7 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
             train, val = np.arange(split_at), np.arange(split_at, n)
         if len(train) == 0 or len(val) == 0:
             raise DataError(f"validation_split={split} of {n} rows leaves no training or no validation rows.")
-        x = np.asarray(x)
-        validation = (x[val], y[val])
-        kwargs = dict(kwargs)
-        if weights is not None:
-            weights = np.asarray(weights)
-            kwargs["sample_weight"] = weights[train]
-            validation = (*validation, weights[val])
-        return x[train], y[train], validation, kwargs
+        return fold_of(self.scores, np.asarray(x), y, train, val, weights)
 
     def _fit_one(self, hp, model, x, y, validation, callbacks, objective, kwargs):
         v = self.hyperparameters(hp)
@@ -508,6 +519,20 @@ class Fold:
     val_weights: np.ndarray | None = None
 
 
+def fold_of(scores, x, y, train, val, weights=None) -> Fold:
+    """The :class:`Fold` of rows ``train`` and held-out rows ``val`` of ``x``, ``y`` (and ``weights``)."""
+    weights = None if weights is None else np.asarray(weights)
+    return Fold(
+        scores,
+        x[train],
+        y[train],
+        x[val],
+        y[val],
+        None if weights is None else weights[train],
+        None if weights is None else weights[val],
+    )
+
+
 class FoldedHyperModel(ImportanceHyperModel):
     """An :class:`ImportanceHyperModel` over folds that were each encoded and scored apart.
 
@@ -540,24 +565,7 @@ class FoldedHyperModel(ImportanceHyperModel):
         kwargs = {k: v for k, v in kwargs.items() if k not in ("x", "y", "validation_data", "validation_split")}
         callbacks = list(kwargs.pop("callbacks", None) or [])
         objective = _tuner_objective(callbacks)
-        warm_started = "tuner/trial_id" in hp.values
-        if len(self.folds) > 1:
-            kwargs.pop("initial_epoch", None)  # Hyperband's later rounds: each fold starts from scratch
-        histories = []
-        for i, fold in enumerate(self.folds):
-            fresh = i > 0 or (warm_started and len(self.folds) > 1)
-            fold_model = self._build_for(hp, fold.scores) if fresh else model
-            fold_kwargs = dict(kwargs)
-            validation = (fold.x_val, fold.y_val)
-            if fold.weights is not None:
-                fold_kwargs["sample_weight"] = fold.weights
-            if fold.val_weights is not None:
-                validation = (*validation, fold.val_weights)
-            histories.append(
-                self._fit_one(hp, fold_model, fold.x, fold.y, validation, callbacks, objective, fold_kwargs)
-            )
-            del fold_model
-        return histories[0] if len(histories) == 1 else histories
+        return self._fit_folds(hp, model, self.folds, callbacks, objective, kwargs, single=len(self.folds) == 1)
 
 
 def _check_cv(cv, task: str, seed):
