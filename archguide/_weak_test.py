@@ -29,20 +29,29 @@ import numpy as np
 from scipy.stats import false_discovery_control, ttest_1samp
 from scipy.stats import t as student_t
 
-__all__ = ["FOLD_VARIANCE", "row_p_values", "either_p_value", "discoveries"]
+__all__ = ["FOLD_VARIANCE", "PAIRWISE_FOLD_VARIANCE", "row_p_values", "either_p_value", "discoveries"]
 
 #: Variance of the pooled t statistic of cross-fitted folds on pure noise, relative to independent rows.
 FOLD_VARIANCE = 1.2
+#: The same for the pairwise companion (a linear model on the features and their products). A noise
+#: column enters one term and as many products as there are other columns, so the chance association
+#: the folds share is larger: on pure noise its pooled variance was 1.69 to 1.93 (regression, 1,000 x 30,
+#: ridge alpha 1 to 100 or chosen by cross-validation), 1.24 at 500 x 30 and 1.10 for classes at
+#: 1,000 x 30 (``benchmarks/bench_power.py --only folds``).
+PAIRWISE_FOLD_VARIANCE = 2.0
 
 
-def row_p_values(row_deltas: np.ndarray, n_folds: int = 1) -> np.ndarray:
+def row_p_values(row_deltas: np.ndarray, n_folds: int = 1, fold_variance: float = FOLD_VARIANCE) -> np.ndarray:
     """One-sided p-values that each row of ``row_deltas`` has a mean above zero.
 
     Args:
         row_deltas: ``(n_sets, n_rows)`` per-row loss increases.
         n_folds: How many cross-fitted forests scored the rows (1: one split).
             With folds (K > 1) the t statistic is divided by
-            ``sqrt(FOLD_VARIANCE)``, whatever K.
+            ``sqrt(fold_variance)``, whatever K.
+        fold_variance: The widening with folds: ``FOLD_VARIANCE`` for the
+            forest and the linear companion, ``PAIRWISE_FOLD_VARIANCE`` for
+            the pairwise one.
 
     Returns:
         ``n_sets`` p-values. A set whose increases are all equal (a column the
@@ -58,23 +67,27 @@ def row_p_values(row_deltas: np.ndarray, n_folds: int = 1) -> np.ndarray:
     varies = scaled.std(axis=1) > 1e-12
     if varies.any():
         t = ttest_1samp(scaled[varies], 0.0, axis=1).statistic
-        p[varies] = student_t.sf(t / np.sqrt(FOLD_VARIANCE if n_folds > 1 else 1.0), df=n_rows - 1)
+        p[varies] = student_t.sf(t / np.sqrt(fold_variance if n_folds > 1 else 1.0), df=n_rows - 1)
     return p
 
 
-def either_p_value(p_first: np.ndarray, p_second: np.ndarray) -> np.ndarray:
-    """A p-value per group that either of two tests rejects: Simes' combination of the pair.
+def either_p_value(*p_values: np.ndarray) -> np.ndarray:
+    """A p-value per group that any of several tests rejects: Simes' combination of them.
 
-    ``min(2 * smaller, larger)``: never above Bonferroni's ``2 * smaller``, and
-    the larger alone when both tests see the group. Simes' test holds its level
-    for positively dependent tests, such as two proxies' tests on the same
-    held-out rows. On pure noise (classification and regression, 300 x 500 to
-    5,000 x 50, 30 to 40 runs each) the combined p-values of the forest and the
-    linear companion fell below 0.01 for 0.4% to 0.9% of the noise columns
-    (Bonferroni's ``2 * smaller``: 0.4% to 1.1%).
+    With the ``m`` tests' p-values of a group sorted, ``p_(1) <= ... <= p_(m)``,
+    it is ``min_i m * p_(i) / i``: for two tests ``min(2 * smaller, larger)``,
+    never above Bonferroni's ``m * smallest``, and the largest alone when every
+    test sees the group. Simes' test holds its level for positively dependent
+    tests, such as several proxies' tests on the same held-out rows. On pure
+    noise (classification and regression, 300 x 500 to 5,000 x 50, 30 to 40
+    runs each) the combined p-values of the forest and the linear companion
+    fell below 0.01 for 0.4% to 0.9% of the noise columns (Bonferroni's
+    ``2 * smaller``: 0.4% to 1.1%).
     """
-    smaller, larger = np.minimum(p_first, p_second), np.maximum(p_first, p_second)
-    return np.minimum(1.0, np.minimum(2.0 * smaller, larger))
+    stacked = np.sort(np.vstack([np.asarray(p, dtype=float) for p in p_values]), axis=0)
+    m = stacked.shape[0]
+    ranks = np.arange(1, m + 1)[:, None]
+    return np.minimum(1.0, (m * stacked / ranks).min(axis=0))
 
 
 def discoveries(p_values: np.ndarray, alpha: float) -> np.ndarray:

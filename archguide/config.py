@@ -79,7 +79,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, tuple[str, ...]]]] = {
         "n_estimators": ("auto", ("auto", "int")),
         "correlation_threshold": (0.8, ("float",)),
         "noise_alpha": (0.05, ("float",)),
-        "companion": ("linear", ("linear", "null")),
+        "companion": ("pairwise", ("pairwise", "linear", "null")),
     },
     "planning": {
         "total_units": (128, ("int",)),

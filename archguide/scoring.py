@@ -44,11 +44,11 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import get_scorer_names
 
 from archguide._checks import check_choice, check_int, check_number, check_seed
-from archguide._companion import LinearCompanion, linear_proxy
+from archguide._companion import MAX_PAIRWISE_FEATURES, LinearCompanion, linear_proxy
 from archguide._metrics import BATCHED_METRICS, default_metric
 from archguide._permutation import permutation_drops
 from archguide._proxy import columns_read, fit_proxy
-from archguide._weak_test import discoveries, either_p_value, row_p_values
+from archguide._weak_test import FOLD_VARIANCE, PAIRWISE_FOLD_VARIANCE, discoveries, either_p_value, row_p_values
 from archguide.exceptions import ArchguideWarning, ConfigError, DataError
 from archguide.feature_scores import FeatureScores
 from archguide.grouping import correlation_groups, named_correlation_groups, resolve_groups
@@ -78,7 +78,7 @@ FEW_CLASS_ROWS = 5
 AUTO_TREES = (100, 30)
 TASKS = ("auto", "regression", "classification", "binary", "multiclass")
 #: What ``companion`` accepts: a second proxy the weak test consults beside the forest.
-COMPANIONS = ("linear", None)
+COMPANIONS = ("pairwise", "linear", None)
 #: Shuffles per group of the linear companion (at least ``n_repeats``): its shuffles cost little, and
 #: averaging more of them steadies each row's loss increase (see ``score_features``' ``companion``).
 COMPANION_REPEATS = 25
@@ -373,14 +373,14 @@ def _measure(splits, X_rows, position, y_fit, column_sets, fit, *, n_repeats, me
     return float(np.dot(w, baselines)), means, spread, np.concatenate(deltas, axis=1)
 
 
-def _companion_deltas(seeds, *args, **measure):
-    """The linear companion's per-row loss increases on the forests' held-out rows (``(None, why)`` if it fails).
+def _companion_deltas(seeds, pairwise, *args, **measure):
+    """The companion's per-row loss increases on the forests' held-out rows (``(None, why)`` if it fails).
 
     ``args`` and ``measure`` are :func:`_measure`'s (``n_repeats`` the companion's own); the companion
-    shuffles with its own ``seeds``.
+    shuffles with its own ``seeds``; ``pairwise``: the features' pairwise products join them.
     """
     task = measure["task"]
-    linear = linear_proxy(task)
+    linear = linear_proxy(task, pairwise=pairwise)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
@@ -406,11 +406,11 @@ def _encode_rows(table, splits):
     return table.encode(used), position
 
 
-def _group_p_values(group_map, name_at, solo, joint, row_deltas, n_folds) -> dict[str, float]:
+def _group_p_values(group_map, name_at, solo, joint, row_deltas, n_folds, fold_variance=FOLD_VARIANCE):
     """The weak test's p-value per group: from its joint shuffle, or its single feature's (1 if never shuffled)."""
     set_of = {j: i for i, j in enumerate(solo)}
     set_of.update({tuple(cols): len(solo) + i for i, cols in enumerate(joint)})
-    set_p = row_p_values(row_deltas, n_folds)
+    set_p = row_p_values(row_deltas, n_folds, fold_variance)
     group_p = {}
     for g, members in group_map.items():
         key = name_at[members[0]] if len(members) == 1 else tuple(name_at[f] for f in members)
@@ -439,7 +439,7 @@ def score_features(
     n_estimators: int | str = "auto",
     correlation_threshold: float = 0.8,
     noise_alpha: float = 0.05,
-    companion: str | None = "linear",
+    companion: str | None = "pairwise",
     n_shadow: int | None = None,
     verbose: int = 0,
 ) -> FeatureScores:
@@ -657,13 +657,20 @@ def score_features(
         lambda seed, X_fit, y_fit_: fit_proxy(estimator, task, trees, n_jobs, seed, X_fit, y_fit_),
         seeds=seeds, **measure,
     )  # fmt: skip
-    linear_deltas = None
+    companion_deltas = []  # per-row loss increases of each companion: the linear one, then the pairwise one
     if companion is not None:
-        linear_deltas, failed = _companion_deltas(
-            companion_seeds, splits, X_rows, position, y_fit, column_sets, **{**measure, "n_repeats": companion_repeats}
-        )
-        if failed:
-            decide(f"companion={companion!r} skipped, its model could not be scored: {failed}")
+        pairwise = companion == "pairwise" and p <= MAX_PAIRWISE_FEATURES
+        if companion == "pairwise" and not pairwise:
+            decide(f"companion='pairwise': {p} features, more than {MAX_PAIRWISE_FEATURES}; the linear one alone.")
+        for products in (False, True) if pairwise else (False,):
+            deltas, failed = _companion_deltas(
+                companion_seeds, products, splits, X_rows, position, y_fit, column_sets,
+                **{**measure, "n_repeats": companion_repeats},
+            )  # fmt: skip
+            if failed:
+                decide(f"companion={'pairwise' if products else 'linear'!r} skipped, its model could not be scored: {failed}")
+            else:
+                companion_deltas.append((deltas, PAIRWISE_FOLD_VARIANCE if products else FOLD_VARIANCE))
     progress.close()
 
     n_solo = len(solo)
@@ -673,18 +680,19 @@ def score_features(
     importances, std, group_imp, group_std = _share_group_credit(group_map, name_at, solo_mean, solo_std, joint_stats)
 
     group_p = _group_p_values(group_map, name_at, solo, joint, row_deltas, n_folds)
-    if linear_deltas is not None:  # kept if either proxy needs it (Simes' combination of the two p-values)
-        linear_p = _group_p_values(group_map, name_at, solo, joint, linear_deltas, n_folds)
-        combined = either_p_value(np.array(list(group_p.values())), np.array([linear_p[g] for g in group_p]))
+    if companion_deltas:  # kept if any proxy needs it (Simes' combination of the p-values)
+        others = [_group_p_values(group_map, name_at, solo, joint, d, n_folds, v) for d, v in companion_deltas]
+        combined = either_p_value(np.array(list(group_p.values())), *[[q[g] for g in group_p] for q in others])
         group_p = dict(zip(group_p, combined.tolist()))
     kept = dict(zip(group_map, discoveries(np.array(list(group_p.values())), noise_alpha)))
     weak_group = {g: not kept[g] for g in group_map}
     weak_imp = [group_imp[g] for g in group_map if weak_group[g]]
     widened = f" (t widened for {n_folds} cross-fitted folds)" if n_folds > 1 else ""
+    named = ("the linear companion", "the pairwise companion")[: len(companion_deltas)]
     both = (
-        f" for the forest ({n_repeats} shuffles per group) and the linear companion "
-        f"({companion_repeats}), combined by Simes,"
-        if linear_deltas is not None
+        f" for the forest ({n_repeats} shuffles per group) and {' and '.join(named)} "
+        f"({companion_repeats} each), combined by Simes,"
+        if companion_deltas
         else ""
     )
     decide(

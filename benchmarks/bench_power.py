@@ -1,13 +1,20 @@
 """Power and calibration of the weak flag, side by side with Boruta and LassoCV, in one run.
 
-Known-truth data (``make_truth``): 30 standard-normal features, six of them informative,
+Known-truth data, two truth sets of 30 standard-normal features, six of them informative.
+Truth set 1 (``make_truth``), where the product carries the largest share of the signal:
 
     eta = 1.0 x0 + 0.5 x1 + 0.25 x2  +  x3 * x4  +  0.5 (x5^2 - 1)
           strong, medium, faint linear   pure interaction   pure nonlinear (even: no linear trend)
 
+Truth set 2 (``make_truth_mains``), where stronger main effects compete for the forest's splits
+(together about five times the noise variance; the product as much as the noise):
+
+    eta = 1.8 x0 + 1.9 sin(2 x1)  +  x2 * x3  +  0.3 x4 + 0.3 x5
+          strong linear, strong sine   pure interaction   two faint linear
+
 regression: y = eta + N(0, 1); classification: y ~ Bernoulli(sigmoid(1.5 eta)). The
-other 24 features are noise. x3 and x4 have no main effect and x5 no linear one, so a
-linear model cannot see them; x2 is faint.
+other 24 features are noise. The product's features have no main effect and the even
+term no linear one, so a linear model cannot see them.
 
 Tables:
 
@@ -29,7 +36,11 @@ Tables:
 
 Usage: python benchmarks/bench_power.py [--quick] [--study] [--only power|calibration|stability|
                                         proxy|indicators|companion|trees|cv|repeats|folds]
-                                        [--task regression|classification]
+                                        [--task regression|classification] [--truth 1 2]
+                                        [--seeds 30] [--boruta-seeds 5]
+(--seeds: seeds of the power table, 30 by default; Boruta, which takes 10-30 s a run, on the
+first --boruta-seeds of them: its power is over those, its time is what the ratio divides by;
+"pair found": share of runs that keep both features of the product.)
 (--quick: two seeds and 5 calibration runs per shape; --task: calibration of one task only;
 --study: also the studies behind the defaults: the proxy forest against extremely randomized
 trees (30 seeds), the classification forest as Gini classification trees against regression
@@ -61,9 +72,13 @@ N_FEATURES = 30
 INFORMATIVE = list(range(6))
 NOISE = [j for j in range(N_FEATURES) if j not in INFORMATIVE]
 KINDS = {"faint": [2], "interaction": [3, 4], "nonlinear": [5]}
-NOISE_SHAPES = [(300, 500), (300, 2000), (1000, 100), (5000, 50)]
+#: The kinds of truth set 2 (the sine is its nonlinear term).
+KINDS_MAINS = {"faint": [4, 5], "interaction": [2, 3], "nonlinear": [1]}
+NOISE_SHAPES = [(300, 500), (300, 2000), (1000, 100), (1000, 30), (5000, 50)]
 FOLD_SHAPES = [("classification", 300, 500), ("classification", 1000, 100), ("classification", 3000, 50),
-               ("regression", 300, 500), ("regression", 1000, 100)]  # fmt: skip
+               ("regression", 300, 500), ("regression", 1000, 100),
+               ("classification", 1000, 30), ("regression", 500, 30), ("regression", 1000, 30),
+               ("regression", 2000, 30), ("regression", 3000, 50)]  # fmt: skip
 
 
 def make_truth(task: str, n: int, seed: int, p: int = N_FEATURES):
@@ -73,6 +88,19 @@ def make_truth(task: str, n: int, seed: int, p: int = N_FEATURES):
     if task == "regression":
         return X, eta + rng.randn(n)
     return X, (rng.rand(n) < expit(1.5 * eta)).astype(int)
+
+
+def make_truth_mains(task: str, n: int, seed: int, p: int = N_FEATURES):
+    """Truth set 2: strong main effects beside a pure product of two features and two faint terms."""
+    rng = np.random.RandomState(seed)
+    X = rng.randn(n, p)
+    eta = 1.8 * X[:, 0] + 1.9 * np.sin(2 * X[:, 1]) + X[:, 2] * X[:, 3] + 0.3 * X[:, 4] + 0.3 * X[:, 5]
+    if task == "regression":
+        return X, eta + rng.randn(n)
+    return X, (rng.rand(n) < expit(1.5 * eta)).astype(int)
+
+
+TRUTHS = {1: (make_truth, KINDS), 2: (make_truth_mains, KINDS_MAINS)}
 
 
 def timed_scores(X, y, seed, **options):
@@ -121,22 +149,23 @@ def have_boruta() -> bool:
     return True
 
 
-def power_table(seeds: list[int]) -> pd.DataFrame:
+def power_table(seeds: list[int], truth: int = 1, n_boruta: int = 5) -> pd.DataFrame:
+    """Power per kind of effect on truth set ``truth``; Boruta (slow) on the first ``n_boruta`` seeds."""
+    make, kinds = TRUTHS[truth]
     rows = []
     methods = {
         "score_features": lambda task, X, y, s: run_scores(X, y, s),
-        "score_features companion=None": lambda task, X, y, s: run_scores(X, y, s, companion=None),
-        "score_features cv=None": lambda task, X, y, s: run_scores(X, y, s, cv=None),
+        "score_features companion=linear": lambda task, X, y, s: run_scores(X, y, s, companion="linear"),
         "Boruta": run_boruta if have_boruta() else None,
         "LassoCV": lambda task, X, y, s: run_lasso(X, y, s),
     }
     for task in ("regression", "classification"):
         for n in (500, 1000, 2000):
             results = {name: [] for name in methods}
-            for seed in seeds:
-                X, y = make_truth(task, n, seed)
+            for i, seed in enumerate(seeds):
+                X, y = make(task, n, seed)
                 for name, method in methods.items():
-                    if method is not None:
+                    if method is not None and (name != "Boruta" or i < n_boruta):
                         results[name].append(method(task, X, y, seed))
             boruta_seconds = np.mean([s for _, s in results["Boruta"]]) if results["Boruta"] else np.nan
             for name, runs in results.items():
@@ -149,10 +178,12 @@ def power_table(seeds: list[int]) -> pd.DataFrame:
                     "task": task,
                     "rows": n,
                     "method": name,
+                    "seeds": len(runs),
                     "power": kept[:, INFORMATIVE].mean(),
                     "false keep": kept[:, NOISE].mean(),
                 }
-                row.update({kind: kept[:, cols].mean() for kind, cols in KINDS.items()})
+                row.update({kind: kept[:, cols].mean() for kind, cols in kinds.items()})
+                row["pair found"] = kept[:, kinds["interaction"]].all(axis=1).mean()
                 for alpha in (0.01, 0.10):
                     if alpha in runs[0][0]:
                         at = np.array([k[alpha] for k, _ in runs])
@@ -408,20 +439,23 @@ def indicator_study(seeds: list[int]) -> pd.DataFrame:
 
 
 def fold_correlation_study(n_runs: int, folds: tuple[int, ...] = (5, 4, 3)) -> pd.DataFrame:
-    """How much the cross-fitted folds' t statistics move together on pure noise (chose FOLD_VARIANCE).
+    """How much the cross-fitted folds' t statistics move together on pure noise (chose FOLD_VARIANCE and
+    PAIRWISE_FOLD_VARIANCE).
 
-    For every noise column, each fold's own t statistic of the per-row loss increases is computed; under
-    the null each has variance 1, and the pooled statistic's variance is 1 + (K - 1) * correlation;
-    "widening" is what the weak test divides the squared t statistic by (the same for every K).
+    For every noise column and each test (the forest's, the linear companion's, the pairwise companion's),
+    each fold's own t statistic of the per-row loss increases is computed; under the null each has variance
+    1, and the pooled statistic's variance is 1 + (K - 1) * correlation; "widening" is what the weak test
+    divides the squared t statistic by (the same for every K).
     """
     import archguide.scoring as scoring
 
-    seen = {}
+    seen = {"calls": []}
     row_p_values, row_splits = scoring.row_p_values, scoring.row_splits
+    tests = ("forest", "linear", "pairwise")
 
-    def record_deltas(deltas, n_folds=1):
-        seen["deltas"] = deltas
-        return row_p_values(deltas, n_folds)
+    def record_deltas(deltas, n_folds=1, fold_variance=FOLD_VARIANCE):
+        seen["calls"].append((deltas, fold_variance))
+        return row_p_values(deltas, n_folds, fold_variance)
 
     def record_splits(*args, **kwargs):
         splits = row_splits(*args, **kwargs)
@@ -433,32 +467,37 @@ def fold_correlation_study(n_runs: int, folds: tuple[int, ...] = (5, 4, 3)) -> p
     try:
         for cv in folds:
             for task, n, p in FOLD_SHAPES:
-                z = []
+                z, widening = {}, {}
                 for run in range(n_runs):
                     rng = np.random.RandomState(20_000 + run)
                     X = rng.randn(n, p)
                     y = rng.randn(n) if task == "regression" else rng.randint(0, 2, n)
+                    seen["calls"] = []
                     run_scores(X, y, run, groups=None, cv=cv)
                     bounds = np.cumsum([0, *seen["sizes"]])
-                    parts = [seen["deltas"][:, a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-                    with np.errstate(invalid="ignore", divide="ignore"):
-                        t = np.stack([f.mean(1) / (f.std(1, ddof=1) / np.sqrt(f.shape[1])) for f in parts], axis=1)
-                    z.append(t[np.isfinite(t).all(axis=1)])
-                z = np.concatenate(z)
-                pairs = [np.corrcoef(z[:, i], z[:, j])[0, 1] for i in range(cv) for j in range(i)]
-                rows.append(
-                    {
-                        "task": task,
-                        "rows x columns": f"{n:,} x {p:,}",
-                        "folds": cv,
-                        "runs": n_runs,
-                        "noise columns": len(z),
-                        "fold t variance": z.var(),
-                        "fold correlation": np.mean(pairs),
-                        "pooled variance": (z.sum(axis=1) / np.sqrt(cv)).var(),
-                        "widening": FOLD_VARIANCE,
-                    }
-                )
+                    for test, (deltas, variance) in zip(tests, seen["calls"]):
+                        parts = [deltas[:, a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+                        with np.errstate(invalid="ignore", divide="ignore"):
+                            t = np.stack([f.mean(1) / (f.std(1, ddof=1) / np.sqrt(f.shape[1])) for f in parts], 1)
+                        z.setdefault(test, []).append(t[np.isfinite(t).all(axis=1)])
+                        widening[test] = variance
+                for test, values in z.items():
+                    values = np.concatenate(values)
+                    pairs = [np.corrcoef(values[:, i], values[:, j])[0, 1] for i in range(cv) for j in range(i)]
+                    rows.append(
+                        {
+                            "task": task,
+                            "rows x columns": f"{n:,} x {p:,}",
+                            "folds": cv,
+                            "test": test,
+                            "runs": n_runs,
+                            "noise columns": len(values),
+                            "fold t variance": values.var(),
+                            "fold correlation": np.mean(pairs),
+                            "pooled variance": (values.sum(axis=1) / np.sqrt(cv)).var(),
+                            "widening": widening[test],
+                        }
+                    )
                 print(f"  done: {cv} folds, {task}, {n} x {p}", flush=True)
     finally:
         scoring.row_p_values, scoring.row_splits = row_p_values, row_splits
@@ -482,13 +521,19 @@ def main() -> None:
     studies = ["proxy", "indicators", "companion", "trees", "cv", "repeats", "folds"]
     parser.add_argument("--only", choices=tables + studies, help="one table")
     parser.add_argument("--task", choices=["regression", "classification"], help="calibration of one task only")
+    parser.add_argument("--seeds", type=int, default=30, help="seeds of the power table (default 30)")
+    parser.add_argument("--boruta-seeds", type=int, default=5, help="of which Boruta runs on the first (slow)")
+    parser.add_argument("--truth", type=int, nargs="+", choices=[1, 2], default=[1, 2], help="truth sets")
     args = parser.parse_args()
     run = {args.only} if args.only else set(tables + (studies if args.study else []))
     seeds = [0, 1] if args.quick else [0, 1, 2, 3, 4]
+    power_seeds = seeds if args.quick else list(range(args.seeds))
     tasks = (args.task,) if args.task else ("regression", "classification")
     print(f"bench_power: {os.cpu_count()} cores, archguide {ag.__version__}, seeds {seeds}")
     if "power" in run:
-        show("1. Power and false keep (mean over seeds); seconds per run", power_table(seeds))
+        for truth in args.truth:
+            frame = power_table(power_seeds, truth, min(args.boruta_seeds, len(power_seeds)))
+            show(f"1. Truth set {truth}: power and false keep (mean over seeds); seconds per run", frame)
         print("Target: power >= 0.9 at 1,000 rows with false keep <= 0.05, in at most a tenth of Boruta's time.")
     if "calibration" in run:
         show("2. Calibration on pure noise", calibration_table(5 if args.quick else 20, tasks))
