@@ -668,7 +668,8 @@ def score_features(
                 **{**measure, "n_repeats": companion_repeats},
             )  # fmt: skip
             if failed:
-                decide(f"companion={'pairwise' if products else 'linear'!r} skipped, its model could not be scored: {failed}")
+                which = "pairwise" if products else "linear"
+                decide(f"companion={which!r} skipped, its model could not be scored: {failed}")
             else:
                 companion_deltas.append((deltas, PAIRWISE_FOLD_VARIANCE if products else FOLD_VARIANCE))
     progress.close()
