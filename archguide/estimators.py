@@ -40,7 +40,16 @@ from archguide.grouping import named_groups
 from archguide.network import METHODS, network_importance
 from archguide.planning import GROUPINGS, WEAK_MODES, ArchitecturePlan, plan_architecture
 from archguide.preprocessing import ColumnEncoding, dict_keys_not_names, frame_of
-from archguide.replanning import ReplanTrigger, plan_record, restore_record, warm_start
+from archguide.replanning import (
+    ReplanTrigger,
+    missing_features,
+    moved_features,
+    plan_record,
+    replan_from,
+    restore_record,
+    warm_start,
+    with_freed,
+)
 from archguide.schema import as_table, check_target, column_mismatch
 from archguide.scoring import MIN_ROWS, FeatureScores, named_correlation_groups, score_features
 
@@ -55,6 +64,8 @@ ARTIFACT_FORMAT = 1
 SENSITIVITY_RATIO = 3.0
 _INFO_LAYER = "archguide_info"
 _NETWORK = "archguide_network"
+#: What ``replan`` accepts: the residual check, re-planning from the network's importance, or neither.
+REPLANS = ("residuals", True, False)
 _PREDICT_BATCH = 4096
 
 
@@ -237,9 +248,9 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         check_choice("rescoring", self.rescoring, (*METHODS, None))
         check_choice("verbose", self.verbose, (0, 1, 2))
         check_choice("refit", self.refit, (True, False))
-        check_choice("replan", self.replan, (True, False))
+        check_choice("replan", self.replan, REPLANS)
         check_int("max_replans", self.max_replans, low=0)
-        if self.replan and self.rescoring is None:
+        if self.replan is True and self.rescoring is None:
             raise ConfigError(
                 "replan=True re-plans from the network's re-scored importance and needs a rescoring method; "
                 "received rescoring=None."
@@ -483,8 +494,8 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             best = min(completed, key=lambda t: t.score)  # the objective (validation data loss) is minimised
             params = _estimator_values(hypermodel, best.hyperparameters)
             results = _tuning_results(search, hypermodel)
-        if params.get("rescoring") is None:
-            params["replan"] = False  # the best trial trained without re-scoring: nothing to re-plan from
+        if params.get("rescoring") is None and params.get("replan") is True:
+            params["replan"] = False  # the best trial trained without re-scoring: no network importance to re-plan from
         estimator = clone(self).set_params(**params)
         estimator.fit(X, y)
         estimator.tuning_results_ = results
@@ -683,7 +694,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
                 patience=self.patience,
             )
             trigger = None
-            if self.replan and len(plans) <= self.max_replans:
+            if self.replan is True and len(plans) <= self.max_replans:
                 trigger = ReplanTrigger(rescoring, plan, scores)
                 callbacks.insert(1, trigger)  # after the re-scoring it reads, before early stopping
             done = len(history.get(DATA_LOSS_METRIC, []))
@@ -698,11 +709,31 @@ class _ImportanceGuidedEstimator(BaseEstimator):
                 history.setdefault("plan", []).extend([float(len(plans) - 1)] * n_run)
             if rescoring is not None:
                 rescorings.append(rescoring)
-            if trigger is None or trigger.new_plan_ is None or done + n_run >= self.epochs:
+            if done + n_run >= self.epochs or len(plans) > self.max_replans:
                 return network, history, rescorings, plans
-            plan, old = trigger.new_plan_, network
-            plans.append(plan_record(done + n_run, plan, trigger.new_scores_, trigger.moved_, "network importance"))
-            self._say(f"re-plan at epoch {done + n_run}: {', '.join(trigger.moved_[:8])} moved")
+            if trigger is not None and trigger.new_plan_ is not None:
+                new_plan, new_scores, moved = trigger.new_plan_, trigger.new_scores_, trigger.moved_
+                reason = "network importance"
+            elif self.replan:  # "residuals", or True when the network's importance moved nothing
+                reason = "residuals"
+                new_plan, new_scores, moved = self._residual_replan(network, plan, scores, X_tr, y_tr, task, model_seed)
+            else:
+                return network, history, rescorings, plans
+            if not moved:
+                return network, history, rescorings, plans
+            plan, scores, old = new_plan, new_scores, network
+            plans.append(plan_record(done + n_run, plan, scores, moved, reason))
+            self._say(f"re-plan at epoch {done + n_run} ({reason}): {', '.join(moved[:8])} moved")
+
+    def _residual_replan(self, network, plan, scores, X_tr, y_tr, task, seed):
+        """``(plan, scores, moved)`` after the residual check (:func:`~archguide.replanning.missing_features`);
+        ``moved`` is empty when no weak feature's signal is left in the residuals."""
+        missing, importance = missing_features(network, X_tr, y_tr, scores, plan.weak, task, random_state=seed)
+        if not missing:
+            return plan, scores, []
+        new_scores = with_freed(scores, importance, plan.weak)
+        new_plan = replan_from(plan, new_scores)
+        return new_plan, new_scores, moved_features(plan, new_plan) or missing
 
     def _sensitivity(self, network, scores, X_enc, y_net, train, val, seed: int) -> pd.DataFrame:
         """Permutation importance of each source column on training rows and on the held-out rows.

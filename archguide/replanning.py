@@ -1,23 +1,34 @@
-"""Adaptive re-planning: the network's shape follows its own evidence while it trains.
+"""Adaptive re-planning: the network's shape follows the evidence while it trains.
 
 The source notes end with "regularly re-evaluating feature importance after a
 few epochs ... and adjust the network accordingly". :class:`~archguide.callbacks.ImportanceRescoring`
-moves the penalties; this module moves the architecture:
+moves the penalties; this module moves the architecture, on two kinds of evidence:
 
-1. :class:`ReplanTrigger`, a Keras callback placed after an ``ImportanceRescoring``,
-   plans again from the network's smoothed importance at every re-scoring
+1. **The residual check** (:func:`missing_features`), after a network has
+   trained: the features the plan called weak are scored again on what the
+   network leaves unexplained, its residuals, with the first scores' forest,
+   companions and weak test. A weak feature whose signal is there is freed
+   (:func:`with_freed`) and the network is planned again. This is how a wrong
+   first guess is recovered: the evidence does not pass through the network's
+   use of the feature, which the plan itself starved (a small branch shared
+   with the noise, the strongest penalty, or none with ``weak="drop"``), and
+   it is tested against noise as the first scores were, so noise is not freed.
+2. **The network's importance** (:class:`ReplanTrigger`, ``replan=True``), a
+   Keras callback placed after an ``ImportanceRescoring``: it plans again from
+   the network's smoothed importance at every re-scoring
    (:func:`network_scores` puts it in the plan's terms, then the same
    :func:`~archguide.planning.plan_architecture` with the plan's own options).
-   When the new plan would move features (a feature changes branch, or enters
-   or leaves the weak set: :func:`moved_features`), and the same features would
-   move at ``patience`` re-scorings in a row, it stops training and keeps the
-   new plan in ``new_plan_``.
-2. :func:`warm_start` copies into the new model what carries over from the old
-   one: every weight of a branch that reads the same features with the same
-   widths, the rows of the features two branches share, the head and output
-   where their shapes match, and the input gate per feature.
-3. The estimators (``replan=True``) run that loop at most ``max_replans``
-   times and keep each plan in ``plans_``.
+   When the new plan would move features (a feature changes branch, or joins
+   the weak set: :func:`moved_features`), and the same features would move at
+   ``patience`` re-scorings in a row, it stops training and keeps the new plan
+   in ``new_plan_``. It does not free weak features (see ``FREE_RATIO``).
+
+:func:`warm_start` copies into the new model what carries over from the old
+one: every weight of a branch that reads the same features with the same
+widths, the rows of the features two branches share, the head and output
+where their shapes match, and the input gate per feature. The estimators
+(``replan="residuals"`` or ``True``) run that loop at most ``max_replans``
+times and keep each plan in ``plans_``.
 
 The network's importance is put in the plan's terms by rank: the feature the
 network ranks ``k``-th gets the ``k``-th largest importance of the scores the
@@ -25,14 +36,14 @@ first plan was made from. The methods of :func:`~archguide.network.network_impor
 measure on different scales (a gradient is about linear in an effect's size, a
 permutation drop of R² about quadratic); ranks do not depend on the scale, so
 a re-plan changes which features get the units, not how the units are shared
-out. The weak set moves with hysteresis: a feature joins it when its smoothed
-importance falls below ``WEAK_RATIO`` (5%) of the largest, and a weak feature
-leaves it when its importance reaches ``FREE_RATIO`` (25%) of the largest.
+out. A feature joins the weak set when its smoothed importance falls below
+``WEAK_RATIO`` (5%) of the largest.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,18 +52,20 @@ import pandas as pd
 
 from archguide._backend import import_keras
 from archguide._checks import check_int, check_number
-from archguide.exceptions import ConfigError
+from archguide.exceptions import ArchguideWarning, ConfigError
 from archguide.feature_scores import FeatureScores
 from archguide.planning import ArchitecturePlan, plan_architecture
 
 keras = import_keras()
 
-__all__ = ["ReplanTrigger", "moved_features", "network_scores", "warm_start"]
+__all__ = ["ReplanTrigger", "missing_features", "moved_features", "network_scores", "warm_start", "with_freed"]
 
 #: Share of the largest network importance below which a feature joins the weak set.
 WEAK_RATIO = 0.05
-#: Share of the largest network importance a weak feature must reach to leave the weak set.
-FREE_RATIO = 0.25
+#: Share of the largest network importance a weak feature must reach to leave the weak set; None: never by
+#: the network's importance (only by the residual check's evidence, :func:`missing_features`). With 0.25,
+#: noise features reached 20-55% of the largest gradient importance early in training and were freed.
+FREE_RATIO = None
 #: Default number of re-scorings in a row that must move the same features before a re-plan.
 PATIENCE = 3
 #: Default epochs a network trains on its plan before it may be re-planned. With 5, a network whose
@@ -66,7 +79,7 @@ def network_scores(
     *,
     weak=None,
     weak_ratio: float = WEAK_RATIO,
-    free_ratio: float = FREE_RATIO,
+    free_ratio: float | None = FREE_RATIO,
 ) -> FeatureScores:
     """``scores`` with the network's ranking and weak set, in the scores' own terms.
 
@@ -80,9 +93,12 @@ def network_scores(
         weak_ratio: A feature joins the weak set when its importance is below
             this share of the largest.
         free_ratio: A weak feature leaves the weak set when its importance
-            reaches this share of the largest. Between the two, a feature keeps
-            its flag: early in training every input still moves the output a
-            little, and a noise feature must not be freed by that.
+            reaches this share of the largest; None (the default): never by
+            the network's importance. Early in training every input still
+            moves the output (noise reached 20-55% of the largest gradient
+            importance), and a starved feature moves it little whether the
+            data needs it or not: the network's importance is no evidence
+            either way, and :func:`missing_features` decides instead.
 
     Returns:
         A :class:`~archguide.feature_scores.FeatureScores` whose importances
@@ -102,7 +118,8 @@ def network_scores(
     index = scores.importances.index
     top = values.max()
     was_weak = scores.weak.to_numpy() if weak is None else np.isin(np.asarray(scores.features), list(weak))
-    feature_weak = pd.Series((values < weak_ratio * top) | (was_weak & (values < free_ratio * top)), index=index)
+    stays = was_weak if free_ratio is None else was_weak & (values < free_ratio * top)
+    feature_weak = pd.Series((values < weak_ratio * top) | stays, index=index)
     weak_group = {g: bool(feature_weak[m].all()) for g, m in scores.groups.items()}
     group_of = scores.group_of
     new = pd.Series(mapped, index=index, name="importance")
@@ -120,7 +137,8 @@ def network_scores(
         noise_threshold=float("nan"),
         decisions=(
             f"network importance: the scores' importances re-assigned by the network's ranking; weak below "
-            f"{weak_ratio:g} of the largest, or below {free_ratio:g} for a feature weak before",
+            f"{weak_ratio:g} of the largest, "
+            + ("and every one weak before" if free_ratio is None else f"or below {free_ratio:g} for one weak before"),
         ),
     )
 
@@ -184,13 +202,14 @@ class ReplanTrigger(keras.callbacks.Callback):
         patience: int = PATIENCE,
         min_epochs: int = MIN_EPOCHS,
         weak_ratio: float = WEAK_RATIO,
-        free_ratio: float = FREE_RATIO,
+        free_ratio: float | None = FREE_RATIO,
     ):
         super().__init__()
         check_int("patience", patience)
         check_int("min_epochs", min_epochs, low=0)
         check_number("weak_ratio", weak_ratio, high=1.0)
-        check_number("free_ratio", free_ratio, low=weak_ratio, high=1.0)
+        if free_ratio is not None:
+            check_number("free_ratio", free_ratio, low=weak_ratio, high=1.0)
         self.rescoring = rescoring
         self.plan = plan
         self.scores = scores
@@ -228,6 +247,107 @@ class ReplanTrigger(keras.callbacks.Callback):
         if self._streak[1] >= self.patience and self._epochs >= self.min_epochs:
             self.new_plan_, self.new_scores_, self.moved_, self.epoch_ = candidate, candidate_scores, moved, epoch + 1
             self.model.stop_training = True
+
+
+# ------------------------------------------------------------------ residual check
+
+
+def _residual_targets(network, X: np.ndarray, y_net: np.ndarray, task: str) -> list[np.ndarray]:
+    """What the network leaves unexplained: ``y - prediction`` (per class indicator for several classes)."""
+    pred = np.asarray(network.predict(X, verbose=0, batch_size=4096), dtype=np.float64)
+    if task == "regression":
+        return [np.asarray(y_net, dtype=np.float64).reshape(len(X), -1)[:, 0] - pred[:, 0]]
+    labels = np.asarray(y_net).reshape(-1).astype(int)
+    if task == "binary":
+        return [labels - pred[:, 0]]
+    return [(labels == k).astype(np.float64) - pred[:, k] for k in range(pred.shape[1])]
+
+
+def missing_features(
+    network, X: np.ndarray, y_net: np.ndarray, scores: FeatureScores, weak, task: str, *, random_state=None
+) -> tuple[list[str], dict[str, float]]:
+    """Weak features whose signal the trained network has left in its residuals.
+
+    The evidence that moves a feature out of the weak set must not come
+    through the network's own use of it: a feature the plan starved (a small
+    branch shared with the noise, the strongest penalty) is used little, so
+    its network importance stays small whether the data needs it or not. The
+    residuals ``y - prediction`` on the rows the network trained on carry what
+    it has not learned; :func:`~archguide.scoring.score_features` scores them
+    (a regression for each residual: one, or one per class indicator, the
+    false discovery rate shared among them), with the same groups, forest,
+    companions and weak test as the first scores. A weak feature whose group
+    is not weak there holds signal the network misses.
+
+    Args:
+        network: The trained network (encoded features in).
+        X, y_net: The rows it trained on, as it takes them.
+        scores: The scores the plan was made from (their groups and ``noise_alpha``).
+        weak: The features weak in the current plan.
+        task: ``"regression"``, ``"binary"`` or ``"multiclass"``.
+        random_state: Seed of the residual scoring.
+
+    Returns:
+        ``(missing, importance)``: the weak features found, in input order, and
+        each one's importance in the residual, in the scores' units (a share of
+        the target's variance for regression, a Brier-score drop for classes).
+    """
+    from archguide.preprocessing import frame_of
+    from archguide.scoring import score_features
+
+    weak = set(weak)
+    if not weak:
+        return [], {}
+    residuals = _residual_targets(network, X, y_net, task)
+    frame = frame_of(X, list(scores.features))
+    groups = {g: list(m) for g, m in scores.groups.items()}
+    scale = float(np.var(np.asarray(y_net, dtype=np.float64))) if task == "regression" else 1.0
+    found: dict[str, float] = {}
+    for r in residuals:
+        if np.var(r) <= 0:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ArchguideWarning)
+            result = score_features(
+                frame, r, task="regression", groups=groups, noise_alpha=scores.noise_alpha / len(residuals),
+                random_state=random_state,
+            )  # fmt: skip
+        share = float(np.var(r)) / (scale if scale > 0 else 1.0)
+        for f in scores.features:
+            if f in weak and not result.weak[f]:
+                found[f] = max(found.get(f, 0.0), float(max(result.importances[f], 0.0)) * share)
+    missing = [f for f in scores.features if f in found]
+    return missing, {f: found[f] for f in missing}
+
+
+def with_freed(scores: FeatureScores, importance: Mapping[str, float], weak) -> FeatureScores:
+    """``scores`` with the features of ``importance`` out of the weak set, each at least that important.
+
+    ``weak`` is the current plan's weak set (the others in it stay weak).
+    """
+    freed = set(importance)
+    index = scores.importances.index
+    values = scores.importances.copy()
+    for f, v in importance.items():
+        values[f] = max(float(values[f]), float(v))
+    feature_weak = pd.Series([f in set(weak) and f not in freed for f in index], index=index)
+    weak_group = {g: bool(feature_weak[m].all()) for g, m in scores.groups.items()}
+    group_of = scores.group_of
+    group_importances = pd.Series(
+        [values[m].sum() for m in scores.groups.values()], index=scores.group_importances.index, name="group_importance"
+    )
+    return dataclasses.replace(
+        scores,
+        importances=values.rename("importance"),
+        individual_importances=values.rename("individual_importance"),
+        group_importances=group_importances,
+        weak=pd.Series([weak_group[group_of[f]] for f in index], index=index, name="weak", dtype=bool),
+        decisions=(
+            *scores.decisions,
+            f"residual check: {', '.join(sorted(freed))} left the weak set (their signal is in the network's "
+            "residuals)",
+        ),
+    )
 
 
 # ---------------------------------------------------------------------- warm start

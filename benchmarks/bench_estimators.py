@@ -18,6 +18,7 @@ Usage:
     python benchmarks/bench_estimators.py --proxy    # the scoring proxy's effect downstream (about 7 minutes)
     python benchmarks/bench_estimators.py --companion   # the weak test's linear companion downstream
     python benchmarks/bench_estimators.py --replan   # re-planning while training, off and on
+    python benchmarks/bench_estimators.py --misled   # scores made wrong on purpose, and the natural misses
     python benchmarks/bench_estimators.py --configs [small wide classification]
                                                      # configs/<kind>.yaml against the defaults and the
                                                      # variants tried for it, on data of its kind
@@ -306,6 +307,90 @@ def replan_study(seeds=(0, 1, 2, 3, 4)):
     print(pd.DataFrame(rows).set_index(["data", "replan"]).to_string())
 
 
+def misled_scores(scores):
+    """``scores`` made wrong on purpose: the product pair (x2, x3) flagged weak with zero importance, and the
+    strongest feature (x0) swapped with a noise one (x10), importance and flag."""
+    import dataclasses
+
+    importances, weak = scores.importances.copy(), scores.weak.copy()
+    importances[["x2", "x3"]], weak[["x2", "x3"]] = 0.0, True
+    for series in (importances, weak):
+        series["x0"], series["x10"] = series["x10"], series["x0"]
+    sums = [importances[m].sum() for m in scores.groups.values()]
+    groups = pd.Series(sums, index=scores.group_importances.index, name="group_importance")
+    return dataclasses.replace(
+        scores, importances=importances, individual_importances=importances.rename("individual_importance"),
+        weak=weak, group_importances=groups,
+    )  # fmt: skip
+
+
+#: archguide's variants in the misled study: label -> (estimator parameters, score_features replaced by).
+def _misled_variants():
+    from functools import partial
+
+    real = ag.score_features
+    wrong = lambda *args, **kwargs: misled_scores(real(*args, **kwargs))  # noqa: E731
+    return {
+        "archguide default": ({}, real),
+        "archguide, previous defaults (companion=linear)": ({}, partial(real, companion="linear")),
+        "archguide default, misled scores": ({}, wrong),
+        "archguide rescoring=permutation, misled scores": ({"rescoring": "permutation"}, wrong),
+        "archguide replan=True, misled scores": ({"replan": True}, wrong),
+    }
+
+
+def misled_study(seeds=(0, 1, 2, 3, 4, 5), n_train=1000, n_test=1000):
+    """Truth set 2 of bench_power (strong main effects beside a pure product x2 x3 and two faint terms;
+    regression): the natural misses (the scores as computed) and the scores made wrong on purpose
+    (:func:`misled_scores`), against the oracle MLP (x0..x5 only) and the plain MLP."""
+    from unittest import mock
+
+    from bench_power import make_truth_mains
+
+    rows = []
+    models = {"oracle MLP (x0..x5)": None, "plain MLP 64-32": None, **_misled_variants()}
+    results = {name: ([], [], []) for name in models}  # mse, seconds, x2/x3 weak in the scores
+    for seed in seeds:
+        X, y = make_truth_mains("regression", n_train + n_test, seed)
+        X_tr, X_te, y_tr, y_te = X[:n_train], X[n_train:], y[:n_train], y[n_train:]
+        for name, variant in models.items():
+            start = time.perf_counter()
+            pair_weak = np.nan
+            if variant is None:
+                columns = slice(0, 6) if name.startswith("oracle") else slice(None)
+                predict, _ = plain_mlp(X_tr[:, columns], y_tr, "regression", seed)
+                pred = predict(X_te[:, columns])
+            else:
+                params, scorer = variant
+                with mock.patch("archguide.estimators.score_features", scorer):
+                    est = ag.ImportanceGuidedRegressor(random_state=seed, **params).fit(X_tr, y_tr)
+                pred = est.predict(X_te)
+                pair_weak = float(est.scores_.weak[["x2", "x3"]].any())
+            mse, seconds, weak = results[name]
+            mse.append(mean_squared_error(y_te, pred))
+            seconds.append(time.perf_counter() - start)
+            weak.append(pair_weak)
+            print(f"  seed {seed}: {name}: {mse[-1]:.3f}", flush=True)
+    oracle = np.array(results["oracle MLP (x0..x5)"][0])
+    for name, (mse, seconds, weak) in results.items():
+        mse = np.array(mse)
+        rows.append(
+            {
+                "model": name,
+                "test MSE": f"{mse.mean():.3f} ± {mse.std():.3f}",
+                "per seed": " ".join(f"{m:.3f}" for m in mse),
+                "/ oracle": f"{np.mean(mse / oracle):.3f}",
+                "worst / oracle": f"{np.max(mse / oracle):.3f}",
+                "pair weak in scores": "" if np.isnan(weak).all() else f"{np.nanmean(weak):.2f}",
+                "fit s": f"{np.mean(seconds):.1f}",
+            }
+        )
+    print(f"\nMisled and natural misses: truth set 2, {n_train:,} training rows, {n_test:,} test rows")
+    print(f"seeds {list(seeds)}")
+    print(pd.DataFrame(rows).set_index("model").to_string())
+    print("Target: the default estimator with misled scores within 10% of the oracle MLP's test MSE (/ oracle <= 1.1).")
+
+
 def friedman_wide(seed):
     X, y = make_friedman1(n_samples=1000, n_features=200, noise=1.0, random_state=seed)
     return X, y, "regression"
@@ -407,6 +492,7 @@ if __name__ == "__main__":
     parser.add_argument("--proxy", action="store_true", help="the scoring proxy's effect on the fitted network")
     parser.add_argument("--companion", action="store_true", help="the weak test's companion's effect downstream")
     parser.add_argument("--replan", action="store_true", help="replan=False against replan=True")
+    parser.add_argument("--misled", action="store_true", help="scores made wrong on purpose, and natural misses")
     parser.add_argument("--configs", nargs="*", metavar="KIND", help=f"config kinds among {list(CONFIG_STUDY)}")
     args = parser.parse_args()
     if args.configs is not None:
@@ -417,6 +503,8 @@ if __name__ == "__main__":
         companion_study()
     elif args.replan:
         replan_study()
+    elif args.misled:
+        misled_study()
     elif args.study is not None:
         study(args.study or list(STUDY))
     else:
