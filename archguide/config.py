@@ -105,7 +105,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, tuple[str, ...]]]] = {
     "rescoring": {
         "method": ("gradient", ("str", "null")),
         "every_n_epochs": (1, ("int",)),
-        "replan": (False, ("bool",)),
+        "replan": ("residuals", ("residuals", "bool")),
         "max_replans": (2, ("int",)),
     },
     "tuning": {

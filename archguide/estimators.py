@@ -181,7 +181,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         patience: int = 20,
         lr_patience: int | None = 5,
         refit: bool = False,
-        replan: bool = False,
+        replan: bool | str = "residuals",
         max_replans: int = 2,
         random_state=None,
         verbose: int = 0,
@@ -700,7 +700,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             done = len(history.get(DATA_LOSS_METRIC, []))
             segment = self._keras_fit(
                 network, X_tr, y_tr, callbacks, model_seed + done, validation_data=(X_val, y_val),
-                epochs=self.epochs, initial_epoch=done,
+                epochs=done + self.epochs, initial_epoch=done,
             )  # fmt: skip
             n_run = len(segment[DATA_LOSS_METRIC])
             for key, values in segment.items():
@@ -709,7 +709,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
                 history.setdefault("plan", []).extend([float(len(plans) - 1)] * n_run)
             if rescoring is not None:
                 rescorings.append(rescoring)
-            if done + n_run >= self.epochs or len(plans) > self.max_replans:
+            if len(plans) > self.max_replans:
                 return network, history, rescorings, plans
             if trigger is not None and trigger.new_plan_ is not None:
                 new_plan, new_scores, moved = trigger.new_plan_, trigger.new_scores_, trigger.moved_

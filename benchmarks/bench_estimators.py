@@ -17,7 +17,7 @@ Usage:
     python benchmarks/bench_estimators.py --study    # the defaults study (about 15 minutes): variants
     python benchmarks/bench_estimators.py --proxy    # the scoring proxy's effect downstream (about 7 minutes)
     python benchmarks/bench_estimators.py --companion   # the weak test's linear companion downstream
-    python benchmarks/bench_estimators.py --replan   # re-planning while training, off and on
+    python benchmarks/bench_estimators.py --replan   # re-planning from the residual check, off and on
     python benchmarks/bench_estimators.py --misled   # scores made wrong on purpose, and the natural misses
     python benchmarks/bench_estimators.py --configs [small wide classification]
                                                      # configs/<kind>.yaml against the defaults and the
@@ -271,7 +271,8 @@ def truth_small(seed):
 
 
 def replan_study(seeds=(0, 1, 2, 3, 4)):
-    """The default estimators with ``replan`` off and on: test metric, fit seconds and re-plans per fit."""
+    """The default estimators with ``replan`` off and with the residual check: test metric, fit seconds and
+    re-plans per fit."""
     datasets = {
         "truth, 500 rows (MSE)": truth_small,
         "Friedman #1 (MSE)": friedman,
@@ -280,7 +281,7 @@ def replan_study(seeds=(0, 1, 2, 3, 4)):
     }
     rows = []
     for label, data in datasets.items():
-        for replan in (False, True):
+        for replan in (False, "residuals"):
             metrics, seconds, replans = [], [], []
             for seed in seeds:
                 X, y, task = data(seed)
@@ -303,7 +304,7 @@ def replan_study(seeds=(0, 1, 2, 3, 4)):
                 }
             )
             print(pd.DataFrame([rows[-1]]).to_string(index=False, header=len(rows) == 1), flush=True)
-    print(f"\nRe-planning while training (replan=False / True), seeds {list(seeds)}")
+    print(f"\nRe-planning from the residual check (replan=False / 'residuals'), seeds {list(seeds)}")
     print(pd.DataFrame(rows).set_index(["data", "replan"]).to_string())
 
 
@@ -332,10 +333,13 @@ def _misled_variants():
     wrong = lambda *args, **kwargs: misled_scores(real(*args, **kwargs))  # noqa: E731
     return {
         "archguide default": ({}, real),
-        "archguide, previous defaults (companion=linear)": ({}, partial(real, companion="linear")),
+        "archguide, previous defaults (companion=linear, replan=False)": (
+            {"replan": False},
+            partial(real, companion="linear"),
+        ),
         "archguide default, misled scores": ({}, wrong),
         "archguide rescoring=permutation, misled scores": ({"rescoring": "permutation"}, wrong),
-        "archguide replan=True, misled scores": ({"replan": True}, wrong),
+        "archguide replan=False, misled scores": ({"replan": False}, wrong),
     }
 
 
@@ -491,7 +495,8 @@ if __name__ == "__main__":
     parser.add_argument("--study", nargs="*", metavar="VARIANT", help=f"variants among {list(STUDY)} (default: all)")
     parser.add_argument("--proxy", action="store_true", help="the scoring proxy's effect on the fitted network")
     parser.add_argument("--companion", action="store_true", help="the weak test's companion's effect downstream")
-    parser.add_argument("--replan", action="store_true", help="replan=False against replan=True")
+    parser.add_argument("--replan", action="store_true", help='replan=False against replan="residuals"')
+    parser.add_argument("--seeds", type=int, default=None, help="seeds of --replan and --misled (0..N-1)")
     parser.add_argument("--misled", action="store_true", help="scores made wrong on purpose, and natural misses")
     parser.add_argument("--configs", nargs="*", metavar="KIND", help=f"config kinds among {list(CONFIG_STUDY)}")
     args = parser.parse_args()
@@ -502,9 +507,9 @@ if __name__ == "__main__":
     elif args.companion:
         companion_study()
     elif args.replan:
-        replan_study()
+        replan_study(*([tuple(range(args.seeds))] if args.seeds else []))
     elif args.misled:
-        misled_study()
+        misled_study(*([tuple(range(args.seeds))] if args.seeds else []))
     elif args.study is not None:
         study(args.study or list(STUDY))
     else:

@@ -49,6 +49,9 @@ def test_network_scores_keep_the_scale_and_take_the_networks_ranking_and_weak_se
     # hysteresis: a weak feature leaves the weak set only at free_ratio of the largest (0.225 here)
     kept = network_scores(scores, network, weak=["x5", "x6"], weak_ratio=0.05, free_ratio=0.25)
     assert kept.weak[kept.weak].index.tolist() == ["x3", "x4", "x5", "x7"]
+    # by default the network's importance frees nothing: x6 at a third of the largest stays weak
+    stuck = network_scores(scores, network, weak=["x5", "x6"], weak_ratio=0.05)
+    assert stuck.weak[stuck.weak].index.tolist() == ["x3", "x4", "x5", "x6", "x7"]
     assert mapped.groups == scores.groups and "network" in mapped.decisions[0]
     with pytest.raises(ConfigError, match="no value for"):
         network_scores(scores, network.drop("x2"))
@@ -62,10 +65,12 @@ def test_a_plan_from_the_same_ranking_moves_nothing_and_a_promoted_feature_moves
     misled = _misled(scores)
     plan_misled = ag.plan_architecture(misled, total_units=32)
     assert "x0" in plan_misled.weak
-    assert set(moved_features(plan_misled, replan_from(plan_misled, network_scores(misled, scores.importances)))) >= {
-        "x0",
-        "x7",
-    }
+    network = scores.importances  # the network ranks as the true scores do
+    # by default the network's importance demotes x7 but cannot free x0 (that takes the residual check)
+    demoted = replan_from(plan_misled, network_scores(misled, network))
+    assert "x7" in moved_features(plan_misled, demoted) and "x0" in demoted.weak
+    freed = replan_from(plan_misled, network_scores(misled, network, free_ratio=0.25))
+    assert set(moved_features(plan_misled, freed)) >= {"x0", "x7"}
 
 
 class _Rescoring:
@@ -103,7 +108,8 @@ def test_the_trigger_fires_when_the_same_features_move_in_a_row_and_not_otherwis
     assert _run_trigger(plan, scores, [agree] * 20).new_plan_ is None
     # it disagrees from epoch 1 on: a re-plan after `patience` re-scorings, not before min_epochs
     fired = _run_trigger(plan, scores, [swapped] * 20, patience=3, min_epochs=5)
-    assert fired.epoch_ == 5 and {"x0", "x7"} <= set(fired.moved_)
+    # x0 joins the weak set; x7, weak noise that the network rates highest, is not freed by it
+    assert fired.epoch_ == 5 and fired.moved_ == ["x0"] and "x7" in fired.new_plan_.weak
     assert fired.new_plan_ == replan_from(plan, network_scores(scores, swapped))
     assert _run_trigger(plan, scores, [swapped] * 20, patience=3, min_epochs=0).epoch_ == 3
     # a disagreement that does not last resets the count
@@ -115,7 +121,8 @@ def test_the_trigger_fires_when_the_same_features_move_in_a_row_and_not_otherwis
 
 def test_warm_start_keeps_the_weights_of_branches_that_carry_over(scored):
     scores, plan = scored
-    new_plan = replan_from(plan, network_scores(scores, pd.Series(np.arange(8.0)[::-1], index=scores.features)))
+    ranking = pd.Series(np.arange(8.0)[::-1], index=scores.features)
+    new_plan = replan_from(plan, network_scores(scores, ranking, free_ratio=0.25))
     old = ag.build_model(plan, seed=0)
     old.fit(np.random.RandomState(0).randn(64, 8), np.zeros(64), epochs=1, verbose=0)
     new = ag.build_model(new_plan, seed=1)
@@ -160,19 +167,20 @@ def replanned():
         return _misled(real(*args, **kwargs))
 
     with mock.patch("archguide.estimators.score_features", misleading):
-        est = ag.ImportanceGuidedRegressor(random_state=0, replan=True, max_replans=2, **FAST).fit(X, y)
+        est = ag.ImportanceGuidedRegressor(random_state=0, replan="residuals", max_replans=2, **FAST).fit(X, y)
     return est, X, y
 
 
-def test_a_misled_plan_is_replanned_from_the_network_and_the_history_shows_it(replanned):
+def test_a_misled_plan_is_replanned_from_the_residuals_and_the_history_shows_it(replanned):
     est, X, y = replanned
     assert 2 <= len(est.plans_) <= 3, [p["epoch"] for p in est.plans_]  # max_replans=2 bounds it
     first, last = est.plans_[0], est.plans_[-1]
+    # x0's signal, starved in the weak tier, is in the residuals: the residual check frees it
     assert "x0" in first["plan"].weak and "x0" not in last["plan"].weak
     assert any("x0" in p["moved"] for p in est.plans_[1:])
-    assert all(p["reason"] == "network importance" for p in est.plans_[1:]) and est.plan_ is last["plan"]
+    assert all(p["reason"] == "residuals" for p in est.plans_[1:]) and est.plan_ is last["plan"]
     epochs = [p["epoch"] for p in est.plans_]
-    assert epochs == sorted(epochs) and all(b - a >= 10 for a, b in zip(epochs, epochs[1:]))  # MIN_EPOCHS apart
+    assert epochs == sorted(epochs) and all(b - a >= 10 for a, b in zip(epochs, epochs[1:]))
     plan_of_epoch = np.asarray(est.history_["plan"])
     assert len(plan_of_epoch) == est.n_epochs_ == len(est.history_["data_loss"])
     for i, (start, end) in enumerate(zip(epochs, [*epochs[1:], est.n_epochs_])):
@@ -204,6 +212,19 @@ def test_a_saved_model_with_a_replan_history_loads_and_predicts_identically(repl
     assert loaded.plans_[1]["moved"] == est.plans_[1]["moved"]
 
 
+def test_the_networks_importance_moves_the_noise_the_proxy_put_first_and_frees_nothing():
+    from unittest import mock
+
+    X, y = _data()
+    real = ag.score_features
+    with mock.patch("archguide.estimators.score_features", lambda *a, **k: _misled(real(*a, **k))):
+        est = ag.ImportanceGuidedRegressor(random_state=0, replan=True, max_replans=1, **FAST).fit(X, y)
+    assert [p["reason"] for p in est.plans_] == ["scores", "network importance"]
+    assert "x7" in est.plans_[0]["plan"].branches[0].features  # the proxy's misled first tier
+    assert "x7" in est.plans_[1]["moved"] and "x7" not in est.plan_.branches[0].features
+    assert set(est.plan_.weak) >= set(est.plans_[0]["plan"].weak)  # no weak feature left the weak set
+
+
 def test_without_replan_nothing_is_replanned_and_the_options_are_checked():
     X, y = _data(200)
     est = ag.ImportanceGuidedRegressor(random_state=0, **{**FAST, "epochs": 10}).fit(X, y)
@@ -212,6 +233,8 @@ def test_without_replan_nothing_is_replanned_and_the_options_are_checked():
         ag.ImportanceGuidedRegressor(replan=True, rescoring=None).fit(X, y)
     with pytest.raises(ConfigError, match="max_replans"):
         ag.ImportanceGuidedRegressor(replan=True, max_replans=-1).fit(X, y)
+    with pytest.raises(ConfigError, match="replan"):
+        ag.ImportanceGuidedRegressor(replan="network").fit(X, y)
 
 
 def test_the_run_directory_and_report_show_the_replans(replanned, tmp_path):
@@ -220,6 +243,6 @@ def test_the_run_directory_and_report_show_the_replans(replanned, tmp_path):
     run = ag.load_run(run_dir)
     assert [p["epoch"] for p in run.plans] == [p["epoch"] for p in est.plans_]
     report = (run_dir / "report.md").read_text(encoding="utf-8")
-    assert f"## Re-plans ({len(est.plans_) - 1})" in report and "network importance" in report
+    assert f"## Re-plans ({len(est.plans_) - 1})" in report and "residuals" in report
     history = pd.read_csv(run_dir / "history.csv")
     assert history["plan"].tolist() == est.history_["plan"]
