@@ -252,8 +252,12 @@ class ReplanTrigger(keras.callbacks.Callback):
 # ------------------------------------------------------------------ residual check
 
 
-def _residual_targets(network, X: np.ndarray, y_net: np.ndarray, task: str) -> list[np.ndarray]:
-    """What the network leaves unexplained: ``y - prediction`` (per class indicator for several classes)."""
+def _residual_targets(network, X: np.ndarray, y_net: np.ndarray, task: str, held: list[int]) -> list[np.ndarray]:
+    """What the network leaves unexplained with the columns ``held`` at their means: ``y - prediction``
+    (per class indicator for several classes)."""
+    X = np.array(X, dtype=np.float64)
+    if held:
+        X[:, held] = np.nanmean(X[:, held], axis=0)
     pred = np.asarray(network.predict(X, verbose=0, batch_size=4096), dtype=np.float64)
     if task == "regression":
         return [np.asarray(y_net, dtype=np.float64).reshape(len(X), -1)[:, 0] - pred[:, 0]]
@@ -272,12 +276,17 @@ def missing_features(
     through the network's own use of it: a feature the plan starved (a small
     branch shared with the noise, the strongest penalty) is used little, so
     its network importance stays small whether the data needs it or not. The
-    residuals ``y - prediction`` on the rows the network trained on carry what
-    it has not learned; :func:`~archguide.scoring.score_features` scores them
+    residuals ``y - prediction`` on the rows the network trained on, predicted
+    with every weak feature held at its mean, carry what the network learned
+    without the weak features; :func:`~archguide.scoring.score_features` scores them
     (a regression for each residual: one, or one per class indicator, the
     false discovery rate shared among them), with the same groups, forest,
     companions and weak test as the first scores. A weak feature whose group
-    is not weak there holds signal the network misses.
+    is not weak there holds signal the plan should give a route. Holding the
+    weak features at their means matters: a network that fits noise through a
+    weak feature leaves the negative of that fit in its residuals, which the
+    scoring would call signal; with the feature held, the residuals do not
+    depend on it unless the target does.
 
     Args:
         network: The trained network (encoded features in).
@@ -298,7 +307,8 @@ def missing_features(
     weak = set(weak)
     if not weak:
         return [], {}
-    residuals = _residual_targets(network, X, y_net, task)
+    held = [j for j, f in enumerate(scores.features) if f in weak]
+    residuals = _residual_targets(network, X, y_net, task, held)
     frame = frame_of(X, list(scores.features))
     groups = {g: list(m) for g, m in scores.groups.items()}
     scale = float(np.var(np.asarray(y_net, dtype=np.float64))) if task == "regression" else 1.0
