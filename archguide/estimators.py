@@ -317,6 +317,8 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         network, history, rescorings, plans = self._train(
             plan, scores, task, X_enc, y_net, train, val, model_seed=model_seed, rescoring_seed=rescoring_seed
         )
+        if len(plans) == 1:
+            history.pop("plan", None)  # one plan trained every epoch
         plan = plans[-1]["plan"]
         start = plans[-1]["epoch"]  # the final network's weights are the best of its own segment
         best_epoch = start + int(np.argmin(history["val_" + DATA_LOSS_METRIC][start:])) + 1
@@ -988,7 +990,8 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
         rescoring: Re-scoring method during training (see
             :func:`~archguide.network.network_importance`), or None for none.
         rescoring_period: Re-score every this many epochs.
-        epochs: The most epochs to train.
+        epochs: The most epochs to train one plan (a re-planned network may
+            train as many again).
         batch_size: Rows per gradient step.
         learning_rate: Adam's learning rate.
         validation_fraction: Rows held out for early stopping and re-scoring.
@@ -1000,18 +1003,21 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
         refit: After early stopping, train a fresh network on every row
             for the best number of epochs, replaying the learning rates
             (strengths fixed at their final values).
-        replan: Let the architecture follow the network's own importance:
-            when the smoothed re-scored importance would put features in
-            other branches or on the other side of the weak set, at three
-            re-scorings in a row (and after at least ten epochs), plan again
-            from it, build the new network, warm-start it from the old one
-            where branches carry over, and go on training (see
-            :mod:`archguide.replanning`). Needs ``rescoring``. Off by
-            default: in ``benchmarks/bench_estimators.py --replan`` (five
-            seeds) it lowered the test MSE where the proxy flagged
-            informative features weak (2.300 to 2.018 on 500 rows of known
-            truth) but raised it on Friedman #1 (1.187 to 1.219) and cost
-            accuracy on wine + noise (1.000 to 0.978).
+        replan: How the architecture follows the evidence while it trains
+            (:mod:`archguide.replanning`). ``"residuals"`` (the default): when
+            a network has trained (early stopping, or ``epochs``), the
+            features its plan called weak are scored again on its residuals
+            (predicted with the weak features held at their means, by the
+            same forest, companions and weak test as the first scores); a
+            weak feature whose signal is there leaves the weak set, the
+            network is planned again, warm-started from the old one and
+            trained on. When nothing is missing this costs one more scoring.
+            ``True``: also re-plan while training when the network's smoothed
+            importance would move features between branches or into the weak
+            set at three re-scorings in a row (after at least ten epochs; it
+            needs ``rescoring``, and it frees no weak feature: that takes the
+            residuals). ``False``: never. See the README's "When the first
+            guess is wrong" for the measurements.
         max_replans: The most re-plans in one fit.
         random_state: Seed (int), ``numpy.random.RandomState`` or None. An
             integer gives identical predictions on two CPU fits; it also sets
@@ -1025,11 +1031,11 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
         plan_: The :class:`~archguide.planning.ArchitecturePlan` of the final network.
         plans_: Every plan trained, in order: dicts with ``epoch`` (epochs
             trained before it), ``reason`` (``"scores"`` for the first,
-            ``"network importance"`` for a re-plan), ``moved`` (the features
-            that changed branch or weak flag), ``importances`` and ``weak``
-            (what it was planned from) and ``plan``. One entry without
-            ``replan``. With ``replan``, ``history_["plan"]`` gives each
-            epoch's index in this list.
+            ``"residuals"`` or ``"network importance"`` for a re-plan),
+            ``moved`` (the features that changed branch or weak flag),
+            ``importances`` and ``weak`` (what it was planned from) and
+            ``plan``. One entry when nothing was re-planned. With ``replan``,
+            ``history_["plan"]`` gives each epoch's index in this list.
         model_: The Keras model: raw columns (a dict of arrays) in, predictions out.
         network_: The trained network inside ``model_`` (encoded features in).
         encoding_: The :class:`~archguide.preprocessing.ColumnEncoding`.

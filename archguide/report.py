@@ -520,10 +520,12 @@ _TEXT = {
     "follow it.",
     "trajectories": "Where the network's own importance (held-out rows) moved the penalties, from the first "
     "re-scoring to the best epoch (whose weights and strengths were kept): the 20 features it ranks highest there.",
-    "replans": "The network was re-planned while it trained (replan=True): when its own importance would put "
-    "features in other branches or on the other side of the weak set, at three re-scorings in a row, it was "
-    "planned again from that importance and warm-started from the weights that carry over. Each plan, the epochs "
-    "trained before it and the features that moved; dotted lines in the training curves.",
+    "replans": 'The network was re-planned while it trained. "residuals": when it had trained, a feature the '
+    "plan called weak whose signal was left in its residuals (scored as the first scores were, with the weak "
+    'features held at their means) left the weak set; "network importance" (replan=True): its own importance '
+    "would put features in other branches or into the weak set at three re-scorings in a row. Each time it was "
+    "planned again and warm-started from the weights that carry over. Each plan, the epochs trained before it "
+    "and the features that moved; dotted lines in the training curves.",
     "tuning": "The search (archguide tune): each trial planned and trained a network with the values shown "
     "and was scored by its best validation data loss (penalty-free; for the regressor, in standardised target "
     "units), or its mean over folds; lower is better. The model above is the best trial's values refitted; the "

@@ -149,7 +149,7 @@ def have_boruta() -> bool:
     return True
 
 
-def power_table(seeds: list[int], truth: int = 1, n_boruta: int = 5) -> pd.DataFrame:
+def power_table(seeds: list[int], truth: int = 1, n_boruta: int = 5, sizes=(500, 1000, 2000)) -> pd.DataFrame:
     """Power per kind of effect on truth set ``truth``; Boruta (slow) on the first ``n_boruta`` seeds."""
     make, kinds = TRUTHS[truth]
     rows = []
@@ -160,7 +160,7 @@ def power_table(seeds: list[int], truth: int = 1, n_boruta: int = 5) -> pd.DataF
         "LassoCV": lambda task, X, y, s: run_lasso(X, y, s),
     }
     for task in ("regression", "classification"):
-        for n in (500, 1000, 2000):
+        for n in sizes:
             results = {name: [] for name in methods}
             for i, seed in enumerate(seeds):
                 X, y = make(task, n, seed)
@@ -524,6 +524,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=30, help="seeds of the power table (default 30)")
     parser.add_argument("--boruta-seeds", type=int, default=5, help="of which Boruta runs on the first (slow)")
     parser.add_argument("--truth", type=int, nargs="+", choices=[1, 2], default=[1, 2], help="truth sets")
+    parser.add_argument("--rows", type=int, nargs="+", default=[500, 1000, 2000], help="rows of the power table")
     args = parser.parse_args()
     run = {args.only} if args.only else set(tables + (studies if args.study else []))
     seeds = [0, 1] if args.quick else [0, 1, 2, 3, 4]
@@ -532,7 +533,7 @@ def main() -> None:
     print(f"bench_power: {os.cpu_count()} cores, archguide {ag.__version__}, seeds {seeds}")
     if "power" in run:
         for truth in args.truth:
-            frame = power_table(power_seeds, truth, min(args.boruta_seeds, len(power_seeds)))
+            frame = power_table(power_seeds, truth, min(args.boruta_seeds, len(power_seeds)), args.rows)
             show(f"1. Truth set {truth}: power and false keep (mean over seeds); seconds per run", frame)
         print("Target: power >= 0.9 at 1,000 rows with false keep <= 0.05, in at most a tenth of Boruta's time.")
     if "calibration" in run:

@@ -227,7 +227,7 @@ def test_the_networks_importance_moves_the_noise_the_proxy_put_first_and_frees_n
 
 def test_without_replan_nothing_is_replanned_and_the_options_are_checked():
     X, y = _data(200)
-    est = ag.ImportanceGuidedRegressor(random_state=0, **{**FAST, "epochs": 10}).fit(X, y)
+    est = ag.ImportanceGuidedRegressor(random_state=0, replan=False, **{**FAST, "epochs": 10}).fit(X, y)
     assert len(est.plans_) == 1 and "plan" not in est.history_ and est.plans_[0]["plan"] is est.plan_
     with pytest.raises(ConfigError, match="rescoring"):
         ag.ImportanceGuidedRegressor(replan=True, rescoring=None).fit(X, y)
