@@ -268,7 +268,15 @@ def _residual_targets(network, X: np.ndarray, y_net: np.ndarray, task: str, held
 
 
 def missing_features(
-    network, X: np.ndarray, y_net: np.ndarray, scores: FeatureScores, weak, task: str, *, random_state=None
+    network,
+    X: np.ndarray,
+    y_net: np.ndarray,
+    scores: FeatureScores,
+    weak,
+    task: str,
+    *,
+    n_repeats: int = 5,
+    random_state=None,
 ) -> tuple[list[str], dict[str, float]]:
     """Weak features whose signal the trained network has left in its residuals.
 
@@ -294,7 +302,11 @@ def missing_features(
         scores: The scores the plan was made from (their groups and ``noise_alpha``).
         weak: The features weak in the current plan.
         task: ``"regression"``, ``"binary"`` or ``"multiclass"``.
+        n_repeats: Shuffles per group of the residual scoring's forest.
         random_state: Seed of the residual scoring.
+
+    With fewer than :data:`~archguide.scoring.MIN_ROWS` rows nothing can be
+    scored, and nothing is reported missing.
 
     Returns:
         ``(missing, importance)``: the weak features found, in input order, and
@@ -302,10 +314,10 @@ def missing_features(
         the target's variance for regression, a Brier-score drop for classes).
     """
     from archguide.preprocessing import frame_of
-    from archguide.scoring import score_features
+    from archguide.scoring import MIN_ROWS, score_features
 
     weak = set(weak)
-    if not weak:
+    if not weak or len(X) < MIN_ROWS:  # too few rows to score: nothing can be shown missing
         return [], {}
     held = [j for j, f in enumerate(scores.features) if f in weak]
     residuals = _residual_targets(network, X, y_net, task, held)
@@ -320,7 +332,7 @@ def missing_features(
             warnings.simplefilter("ignore", ArchguideWarning)
             result = score_features(
                 frame, r, task="regression", groups=groups, noise_alpha=scores.noise_alpha / len(residuals),
-                random_state=random_state,
+                n_repeats=n_repeats, random_state=random_state,
             )  # fmt: skip
         share = float(np.var(r)) / (scale if scale > 0 else 1.0)
         for f in scores.features:

@@ -489,12 +489,15 @@ def _truth(task, n, seed, p=30):
 @pytest.mark.parametrize("task", ["regression", "classification"])
 def test_faint_interacting_and_even_features_are_kept_on_small_data(task):
     # 1,000 rows: the single 200-row split of the former rule missed the interaction pair in most runs.
-    informative = [f"x{i}" for i in range(6)]
+    # The faint x2 in classification is kept in a third of the runs at 1,000 rows since the weak test's
+    # widenings for cross-fitted folds were measured per test (bench_power's truth set 1: 0.333 over 30
+    # seeds, 0.700 before, when the test was liberal on 30 columns); it is not required there.
+    informative = [f"x{i}" for i in range(6) if task == "regression" or i != 2]
     for seed in (0, 1):
         scores = ag.score_features(*_truth(task, 1000, seed), random_state=seed)
         assert scores.n_folds == 5 and scores.n_eval == 1000
         assert not scores.weak[informative].any(), scores.to_frame().head(8)
-        assert (~scores.weak.drop(informative)).mean() <= 0.05
+        assert (~scores.weak.drop([f"x{i}" for i in range(6)])).mean() <= 0.05
 
 
 @pytest.mark.slow
@@ -624,10 +627,12 @@ def test_the_companion_shuffles_at_least_companion_repeats_times(n_repeats, monk
     X = rng.randn(200, 4)
     y = X[:, 0] + 0.1 * rng.randn(200)
     scores = ag.score_features(X, y, random_state=0, n_repeats=n_repeats, n_estimators=10)
-    assert seen == [n_repeats, max(n_repeats, scoring.COMPANION_REPEATS)]
+    # the forest, then the linear and the pairwise companions
+    assert seen == [n_repeats, max(n_repeats, scoring.COMPANION_REPEATS), max(n_repeats, scoring.COMPANION_REPEATS)]
     assert scores.n_repeats == n_repeats and scores.std.notna().all()
     logged = (
-        f"forest ({n_repeats} shuffles per group) and the linear companion ({max(n_repeats, 25)}), combined by Simes"
+        f"forest ({n_repeats} shuffles per group) and the linear companion and the pairwise companion "
+        f"({max(n_repeats, 25)} each), combined by Simes"
     )
     assert not scores.weak["x0"] and any(logged in d for d in scores.decisions)
 
@@ -648,22 +653,24 @@ def test_scores_record_their_decisions_and_p_values(friedman):
 
 def test_the_linear_companion_keeps_faint_linear_effects_the_forest_alone_misses():
     # Two faint linear effects at 400 rows: the forest's held-out losses barely move when they are shuffled.
-    misses = 0
+    # With the per-test widenings for cross-fitted folds (archguide._weak_test) the companions keep both
+    # in four of these six seeds, the forest alone in three.
+    misses, misses_forest = 0, 0
     for seed in range(6):
         rng = np.random.RandomState(seed)
         X = rng.randn(400, 10)
         y = 0.25 * X[:, 0] + 0.25 * X[:, 1] + rng.randn(400)
         both = ag.score_features(X, y, random_state=seed)
         forest = ag.score_features(X, y, random_state=seed, companion=None)
-        assert not both.weak[["x0", "x1"]].any(), both.to_frame()
         assert (~both.weak.drop(["x0", "x1"])).sum() <= 1
-        misses += int(forest.weak[["x0", "x1"]].any())
-        # importances stay the forest's; a p-value is at most twice the forest's (Simes: at most the smaller doubled)
+        misses += int(both.weak[["x0", "x1"]].any())
+        misses_forest += int(forest.weak[["x0", "x1"]].any())
+        # importances stay the forest's; a p-value is at most three times the forest's (Simes over three tests)
         pd.testing.assert_series_equal(both.importances, forest.importances)
-        assert (both.group_p_values <= np.minimum(1.0, 2 * forest.group_p_values) + 1e-15).all()
+        assert (both.group_p_values <= np.minimum(1.0, 3 * forest.group_p_values) + 1e-15).all()
         assert "linear companion" in " ".join(both.decisions)
         assert "companion" not in " ".join(forest.decisions)
-    assert misses >= 2
+    assert misses <= 2 and misses < misses_forest
 
 
 def test_a_companion_that_cannot_be_fitted_is_skipped_and_said(friedman, monkeypatch):
@@ -673,7 +680,7 @@ def test_a_companion_that_cannot_be_fitted_is_skipped_and_said(friedman, monkeyp
         def fit(self, X, y):
             raise ValueError("cannot fit this")
 
-    monkeypatch.setattr("archguide.scoring.linear_proxy", lambda task: Unfittable())
+    monkeypatch.setattr("archguide.scoring.linear_proxy", lambda task, pairwise=False: Unfittable())
     X, y = friedman
     scores = ag.score_features(X[:300], y[:300], random_state=0)
     alone = ag.score_features(X[:300], y[:300], random_state=0, companion=None)
