@@ -120,26 +120,35 @@ def network_scores(
     was_weak = scores.weak.to_numpy() if weak is None else np.isin(np.asarray(scores.features), list(weak))
     stays = was_weak if free_ratio is None else was_weak & (values < free_ratio * top)
     feature_weak = pd.Series((values < weak_ratio * top) | stays, index=index)
-    weak_group = {g: bool(feature_weak[m].all()) for g, m in scores.groups.items()}
-    group_of = scores.group_of
-    new = pd.Series(mapped, index=index, name="importance")
-    group_importances = pd.Series(
-        [new[m].sum() for m in scores.groups.values()], index=scores.group_importances.index, name="group_importance"
-    )
-    return dataclasses.replace(
+    return _reweighed(
         scores,
-        importances=new,
+        pd.Series(mapped, index=index),
+        feature_weak,
         std=pd.Series(0.0, index=index, name="std"),
-        individual_importances=new.rename("individual_importance"),
-        group_importances=group_importances,
-        group_std=pd.Series(0.0, index=group_importances.index, name="group_std"),
-        weak=pd.Series([weak_group[group_of[f]] for f in scores.features], index=index, name="weak", dtype=bool),
+        group_std=pd.Series(0.0, index=scores.group_importances.index, name="group_std"),
         noise_threshold=float("nan"),
         decisions=(
             f"network importance: the scores' importances re-assigned by the network's ranking; weak below "
             f"{weak_ratio:g} of the largest, "
             + ("and every one weak before" if free_ratio is None else f"or below {free_ratio:g} for one weak before"),
         ),
+    )
+
+
+def _reweighed(scores: FeatureScores, importances: pd.Series, feature_weak: pd.Series, **changes) -> FeatureScores:
+    """``scores`` with new importances and weak flags per feature (a group is weak when all its members are),
+    the group importances summed from them, and any other ``changes``."""
+    weak_group = {g: bool(feature_weak[m].all()) for g, m in scores.groups.items()}
+    group_of = scores.group_of
+    index = scores.importances.index
+    sums = [importances[m].sum() for m in scores.groups.values()]
+    return dataclasses.replace(
+        scores,
+        importances=importances.rename("importance"),
+        individual_importances=importances.rename("individual_importance"),
+        group_importances=pd.Series(sums, index=scores.group_importances.index, name="group_importance"),
+        weak=pd.Series([weak_group[group_of[f]] for f in index], index=index, name="weak", dtype=bool),
+        **changes,
     )
 
 
@@ -347,23 +356,16 @@ def with_freed(scores: FeatureScores, importance: Mapping[str, float], weak) -> 
 
     ``weak`` is the current plan's weak set (the others in it stay weak).
     """
-    freed = set(importance)
+    freed, weak = set(importance), set(weak)
     index = scores.importances.index
     values = scores.importances.copy()
     for f, v in importance.items():
         values[f] = max(float(values[f]), float(v))
-    feature_weak = pd.Series([f in set(weak) and f not in freed for f in index], index=index)
-    weak_group = {g: bool(feature_weak[m].all()) for g, m in scores.groups.items()}
-    group_of = scores.group_of
-    group_importances = pd.Series(
-        [values[m].sum() for m in scores.groups.values()], index=scores.group_importances.index, name="group_importance"
-    )
-    return dataclasses.replace(
+    feature_weak = pd.Series([f in weak and f not in freed for f in index], index=index)
+    return _reweighed(
         scores,
-        importances=values.rename("importance"),
-        individual_importances=values.rename("individual_importance"),
-        group_importances=group_importances,
-        weak=pd.Series([weak_group[group_of[f]] for f in index], index=index, name="weak", dtype=bool),
+        values,
+        feature_weak,
         decisions=(
             *scores.decisions,
             f"residual check: {', '.join(sorted(freed))} left the weak set (their signal is in the network's "
