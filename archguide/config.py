@@ -103,7 +103,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, tuple[str, ...]]]] = {
         "random_state": (None, ("int", "null")),
     },
     "rescoring": {
-        "method": ("gradient", ("str", "null")),
+        "method": ("permutation", ("str", "null")),
         "every_n_epochs": (1, ("int",)),
         "replan": ("residuals", ("residuals", "bool")),
         "max_replans": (2, ("int",)),

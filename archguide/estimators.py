@@ -172,7 +172,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         dropout: float = 0.0,
         groups="auto",
         n_repeats: int = 5,
-        rescoring: str | None = "gradient",
+        rescoring: str | None = "permutation",
         rescoring_period: int = 1,
         epochs: int = 300,
         batch_size: int = 64,
@@ -988,7 +988,12 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
             column's one-hot features always form one group.
         n_repeats: Shuffles per group when scoring.
         rescoring: Re-scoring method during training (see
-            :func:`~archguide.network.network_importance`), or None for none.
+            :func:`~archguide.network.network_importance`), or None for
+            none. The default, ``"permutation"``, reads the held-out rows:
+            with scores made wrong on purpose it reached 1.075 of the oracle
+            MLP's test MSE against the gradient's 1.175 (six seeds), and the
+            same figures within their spread where the scores are right
+            (README, "When the first guess is wrong").
         rescoring_period: Re-score every this many epochs.
         epochs: The most epochs to train one plan (a re-planned network may
             train as many again).

@@ -18,7 +18,8 @@ Usage:
     python benchmarks/bench_estimators.py --proxy    # the scoring proxy's effect downstream (about 7 minutes)
     python benchmarks/bench_estimators.py --companion   # the weak test's linear companion downstream
     python benchmarks/bench_estimators.py --replan   # re-planning from the residual check, off and on
-    python benchmarks/bench_estimators.py --misled   # scores made wrong on purpose, and the natural misses
+    python benchmarks/bench_estimators.py --misled --jobs 2   # scores made wrong on purpose, and the natural
+                                                              # misses (two fits at a time: about 26 minutes)
     python benchmarks/bench_estimators.py --configs [small wide classification]
                                                      # configs/<kind>.yaml against the defaults and the
                                                      # variants tried for it, on data of its kind
@@ -140,7 +141,7 @@ def main_table():
 
 # Every variant states each studied parameter, so the table does not change meaning when defaults do.
 _BEFORE = {"lr_patience": None, "batch_size": 32, "refit": False, "rescoring": "gradient", "weak": "penalize"}
-_CHOSEN = {**_BEFORE, "lr_patience": 5, "batch_size": 64}
+_CHOSEN = {**_BEFORE, "lr_patience": 5, "batch_size": 64, "rescoring": "permutation"}
 STUDY = {
     "lr constant, batch 32 (before)": _BEFORE,
     "lr constant, batch 32, refit": {**_BEFORE, "refit": True},
@@ -149,6 +150,7 @@ STUDY = {
     "lr 5, batch 64, refit": {**_CHOSEN, "refit": True},
     "lr 5, batch 64, no re-scoring": {**_CHOSEN, "rescoring": None},
     "lr 5, batch 64, weak=drop": {**_CHOSEN, "weak": "drop"},
+    "lr 5, batch 64, rescoring=gradient (before)": {**_CHOSEN, "rescoring": "gradient"},
 }
 
 
@@ -333,48 +335,59 @@ def _misled_variants():
     wrong = lambda *args, **kwargs: misled_scores(real(*args, **kwargs))  # noqa: E731
     return {
         "archguide default": ({}, real),
-        "archguide, previous defaults (companion=linear, replan=False)": (
-            {"replan": False},
+        "archguide, previous defaults (companion=linear, replan=False, rescoring=gradient)": (
+            {"replan": False, "rescoring": "gradient"},
             partial(real, companion="linear"),
         ),
         "archguide default, misled scores": ({}, wrong),
-        "archguide rescoring=permutation, misled scores": ({"rescoring": "permutation"}, wrong),
+        "archguide rescoring=gradient, misled scores": ({"rescoring": "gradient"}, wrong),
         "archguide replan=False, misled scores": ({"replan": False}, wrong),
     }
 
 
-def misled_study(seeds=(0, 1, 2, 3, 4, 5), n_train=1000, n_test=1000):
-    """Truth set 2 of bench_power (strong main effects beside a pure product x2 x3 and two faint terms;
-    regression): the natural misses (the scores as computed) and the scores made wrong on purpose
-    (:func:`misled_scores`), against the oracle MLP (x0..x5 only) and the plain MLP."""
+def _misled_fit(name, seed, n_train, n_test):
+    """``(test MSE, fit seconds, whether x2 or x3 was weak in the scores)`` of one model of the misled study."""
     from unittest import mock
 
     from bench_power import make_truth_mains
 
+    X, y = make_truth_mains("regression", n_train + n_test, seed)
+    X_tr, X_te, y_tr, y_te = X[:n_train], X[n_train:], y[:n_train], y[n_train:]
+    variant = _misled_variants().get(name)
+    start = time.perf_counter()
+    pair_weak = np.nan
+    if variant is None:
+        columns = slice(0, 6) if name.startswith("oracle") else slice(None)
+        predict, _ = plain_mlp(X_tr[:, columns], y_tr, "regression", seed)
+        pred = predict(X_te[:, columns])
+    else:
+        params, scorer = variant
+        with mock.patch("archguide.estimators.score_features", scorer):
+            est = ag.ImportanceGuidedRegressor(random_state=seed, **params).fit(X_tr, y_tr)
+        pred = est.predict(X_te)
+        pair_weak = float(est.scores_.weak[["x2", "x3"]].any())
+    seconds = time.perf_counter() - start
+    print(f"  seed {seed}: {name}: {mean_squared_error(y_te, pred):.3f}", flush=True)
+    return mean_squared_error(y_te, pred), seconds, pair_weak
+
+
+def misled_study(seeds=(0, 1, 2, 3, 4, 5), n_train=1000, n_test=1000, n_jobs=1):
+    """Truth set 2 of bench_power (strong main effects beside a pure product x2 x3 and two faint terms;
+    regression): the natural misses (the scores as computed) and the scores made wrong on purpose
+    (:func:`misled_scores`), against the oracle MLP (x0..x5 only) and the plain MLP.
+
+    ``n_jobs`` fits run side by side (joblib's processes), each on one thread as a single run is.
+    """
+    from joblib import Parallel, delayed
+
     rows = []
-    models = {"oracle MLP (x0..x5)": None, "plain MLP 64-32": None, **_misled_variants()}
-    results = {name: ([], [], []) for name in models}  # mse, seconds, x2/x3 weak in the scores
-    for seed in seeds:
-        X, y = make_truth_mains("regression", n_train + n_test, seed)
-        X_tr, X_te, y_tr, y_te = X[:n_train], X[n_train:], y[:n_train], y[n_train:]
-        for name, variant in models.items():
-            start = time.perf_counter()
-            pair_weak = np.nan
-            if variant is None:
-                columns = slice(0, 6) if name.startswith("oracle") else slice(None)
-                predict, _ = plain_mlp(X_tr[:, columns], y_tr, "regression", seed)
-                pred = predict(X_te[:, columns])
-            else:
-                params, scorer = variant
-                with mock.patch("archguide.estimators.score_features", scorer):
-                    est = ag.ImportanceGuidedRegressor(random_state=seed, **params).fit(X_tr, y_tr)
-                pred = est.predict(X_te)
-                pair_weak = float(est.scores_.weak[["x2", "x3"]].any())
-            mse, seconds, weak = results[name]
-            mse.append(mean_squared_error(y_te, pred))
-            seconds.append(time.perf_counter() - start)
-            weak.append(pair_weak)
-            print(f"  seed {seed}: {name}: {mse[-1]:.3f}", flush=True)
+    names = ["oracle MLP (x0..x5)", "plain MLP 64-32", *_misled_variants()]
+    tasks = [(name, seed) for seed in seeds for name in names]
+    fitted = Parallel(n_jobs=n_jobs)(delayed(_misled_fit)(name, seed, n_train, n_test) for name, seed in tasks)
+    results = {name: ([], [], []) for name in names}  # mse, seconds, x2/x3 weak in the scores
+    for (name, _), outcome in zip(tasks, fitted):
+        for values, value in zip(results[name], outcome):
+            values.append(value)
     oracle = np.array(results["oracle MLP (x0..x5)"][0])
     for name, (mse, seconds, weak) in results.items():
         mse = np.array(mse)
@@ -390,7 +403,7 @@ def misled_study(seeds=(0, 1, 2, 3, 4, 5), n_train=1000, n_test=1000):
             }
         )
     print(f"\nMisled and natural misses: truth set 2, {n_train:,} training rows, {n_test:,} test rows")
-    print(f"seeds {list(seeds)}")
+    print(f"seeds {list(seeds)}, {n_jobs} fit(s) at a time, one thread each")
     print(pd.DataFrame(rows).set_index("model").to_string())
     print("Target: the default estimator with misled scores within 10% of the oracle MLP's test MSE (/ oracle <= 1.1).")
 
@@ -498,6 +511,7 @@ if __name__ == "__main__":
     parser.add_argument("--replan", action="store_true", help='replan=False against replan="residuals"')
     parser.add_argument("--seeds", type=int, default=None, help="seeds of --replan and --misled (0..N-1)")
     parser.add_argument("--misled", action="store_true", help="scores made wrong on purpose, and natural misses")
+    parser.add_argument("--jobs", type=int, default=1, help="fits of --misled side by side (one thread each)")
     parser.add_argument("--configs", nargs="*", metavar="KIND", help=f"config kinds among {list(CONFIG_STUDY)}")
     args = parser.parse_args()
     if args.configs is not None:
@@ -509,7 +523,7 @@ if __name__ == "__main__":
     elif args.replan:
         replan_study(*([tuple(range(args.seeds))] if args.seeds else []))
     elif args.misled:
-        misled_study(*([tuple(range(args.seeds))] if args.seeds else []))
+        misled_study(**({"seeds": tuple(range(args.seeds))} if args.seeds else {}), n_jobs=args.jobs)
     elif args.study is not None:
         study(args.study or list(STUDY))
     else:
