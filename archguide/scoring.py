@@ -89,6 +89,10 @@ COMPANIONS = ("pairwise", "linear", None)
 #: Shuffles per group of the linear companion (at least ``n_repeats``): its shuffles cost little, and
 #: averaging more of them steadies each row's loss increase (see ``score_features``' ``companion``).
 COMPANION_REPEATS = 25
+#: The companions' per-row loss for classes: log loss, which logistic regression is fitted to minimise
+#: (the forest keeps ``metric``). With the Brier score instead, the pairwise companion found truth set 2's
+#: product in 0.667 of 30 runs at 1,000 rows (``benchmarks/bench_power.py``; README, "Power of the weak flag").
+COMPANION_CLASS_METRIC = "neg_log_loss"
 # An integer-valued target with at most this many distinct values is taken as class labels.
 MAX_AUTO_CLASSES = 20
 _SEED_MAX = np.iinfo(np.int32).max
@@ -405,6 +409,17 @@ def _companion_deltas(seeds, pairwise, *args, **measure):
     return result[3], None
 
 
+def _companion_metric(task: str, metric):
+    """The companions' score: log loss for classes; for regression ``metric`` if batched, else squared error.
+
+    A companion is not a scikit-learn estimator, so a scorer outside ``BATCHED_METRICS`` cannot be called on
+    it (the weak test of such a scorer uses squared error for the forest too).
+    """
+    if task != "regression":
+        return COMPANION_CLASS_METRIC
+    return metric if isinstance(metric, str) and metric in BATCHED_METRICS else "neg_mean_squared_error"
+
+
 def _encode_rows(table, splits):
     """The encoded rows the splits use, and each row's position among them (other rows are never encoded)."""
     used = np.unique(np.concatenate([rows for split in splits for rows in split]))
@@ -487,7 +502,9 @@ def score_features(
     column that is constant, or that neither proxy reads, changes no loss and
     is weak. Companions are linear models fitted beside each forest on the
     same rows and shuffled on the same held-out rows (``COMPANION_REPEATS`` =
-    25 times per group, or ``n_repeats`` if more: their shuffles cost little):
+    25 times per group, or ``n_repeats`` if more: their shuffles cost little;
+    for classes their loss is log loss, ``COMPANION_CLASS_METRIC``, whatever
+    ``metric`` the forest's importances use):
     with ``companion="pairwise"`` (the default) one on the features and one
     on the features and all their pairwise products (up to
     ``MAX_PAIRWISE_FEATURES`` = 50 features; beyond, the first alone), with
@@ -537,7 +554,10 @@ def score_features(
             ``"accuracy"``, ``"balanced_accuracy"``, ``"neg_brier_score"``,
             ``"neg_log_loss"`` and ``"roc_auc"`` are batched; any other
             scikit-learn scorer name or callable is called once per shuffled
-            copy (and its weak test uses squared error or the Brier score).
+            copy of the forest's rows (and its weak test uses squared error or
+            the Brier score). The companions score squared error, or
+            ``scoring`` if it is one of those batched, and log loss for
+            classes (``COMPANION_CLASS_METRIC``).
         cv: ``"auto"`` (cross-fit below 5,000 rows), a number of folds, or
             ``None`` for one split of ``test_size`` held-out rows.
         test_size: Fraction of rows held out (one split), or one fold's share.
@@ -680,10 +700,10 @@ def score_features(
         pairwise = companion == "pairwise" and p <= MAX_PAIRWISE_FEATURES
         if companion == "pairwise" and not pairwise:
             decide(f"companion='pairwise': {p} features, more than {MAX_PAIRWISE_FEATURES}; the linear one alone.")
+        own = {"n_repeats": companion_repeats, "metric": _companion_metric(task, metric)}
         for products in (False, True) if pairwise else (False,):
             deltas, failed = _companion_deltas(
-                companion_seeds, products, splits, X_rows, position, y_fit, column_sets,
-                **{**measure, "n_repeats": companion_repeats},
+                companion_seeds, products, splits, X_rows, position, y_fit, column_sets, **{**measure, **own}
             )  # fmt: skip
             if failed:
                 which = "pairwise" if products else "linear"
@@ -710,7 +730,7 @@ def score_features(
     named = ("the linear companion", "the pairwise companion")[: len(companion_deltas)]
     both = (
         f" for the forest ({n_repeats} shuffles per group) and {' and '.join(named)} "
-        f"({companion_repeats} each), combined by Simes,"
+        f"({companion_repeats} each{'' if task == 'regression' else ', on log loss'}), combined by Simes,"
         if companion_deltas
         else ""
     )

@@ -756,3 +756,28 @@ def test_the_progress_bar_counts_every_shuffled_copy(companion, monkeypatch):
     (bar,) = bars
     per_set = 5 + (scoring.COMPANION_REPEATS if companion else 0)
     assert bar.closed and bar.done == bar.total == 5 * 4 * per_set  # folds x shuffled columns x shuffles
+
+
+@pytest.mark.parametrize(
+    "scoring",
+    ["neg_median_absolute_error", "callable", "roc_auc_ovr"],
+)
+def test_a_scorer_outside_the_batched_ones_scores_with_the_companions_on(scoring):
+    # The companions are not scikit-learn estimators: a scorer called on them failed inside scikit-learn.
+    from sklearn.datasets import make_classification, make_friedman1
+    from sklearn.metrics import make_scorer, median_absolute_error
+
+    if scoring == "roc_auc_ovr":
+        X, y = make_classification(
+            400, 8, n_informative=3, n_redundant=0, n_classes=3, shuffle=False, random_state=0
+        )  # fmt: skip
+        y, informative = np.array(["a", "b", "c"])[y], ["x0", "x1", "x2"]
+    else:
+        X, y = make_friedman1(300, 8, random_state=0)
+        informative = ["x0", "x1", "x3"]
+        if scoring == "callable":
+            scoring = make_scorer(median_absolute_error, greater_is_better=False)
+    scores = ag.score_features(X, y, scoring=scoring, random_state=0)
+    noise = ["x5", "x6", "x7"]
+    assert not scores.weak[informative].any(), scores.to_frame()
+    assert scores.importances[informative].min() > scores.importances[noise].max()
