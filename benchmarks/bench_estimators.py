@@ -19,7 +19,7 @@ Usage:
     python benchmarks/bench_estimators.py --companion   # the weak test's linear companion downstream
     python benchmarks/bench_estimators.py --replan   # re-planning from the residual check, off and on
     python benchmarks/bench_estimators.py --misled --jobs 2   # scores made wrong on purpose, and the natural
-                                                              # misses (two fits at a time: about 26 minutes)
+                                                              # misses (two fits at a time: about 30 minutes)
     python benchmarks/bench_estimators.py --configs [small wide classification]
                                                      # configs/<kind>.yaml against the defaults and the
                                                      # variants tried for it, on data of its kind
@@ -35,7 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 import pandas as pd
-from peers import PlainMLP  # Dense 64-32, Adam, early stopping: the one reference MLP of every benchmark
+from peers import MODELS, PlainMLP  # PlainMLP, Dense 64-32, Adam, early stopping: the one reference MLP
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine, make_friedman1
 from sklearn.metrics import accuracy_score, mean_squared_error
 from sklearn.model_selection import train_test_split
@@ -345,6 +345,10 @@ def _misled_variants():
     }
 
 
+#: The peer suite's best default tabular MLPs, in the misled study when pytabkit is installed (`make bench-peers`).
+_MISLED_PEERS = ("RealMLP-TD", "TabM-D")
+
+
 def _misled_fit(name, seed, n_train, n_test):
     """``(test MSE, fit seconds, whether x2 or x3 was weak in the scores)`` of one model of the misled study."""
     from unittest import mock
@@ -356,7 +360,9 @@ def _misled_fit(name, seed, n_train, n_test):
     variant = _misled_variants().get(name)
     start = time.perf_counter()
     pair_weak = np.nan
-    if variant is None:
+    if name in _MISLED_PEERS:
+        pred = MODELS[name][0](X_tr, y_tr, "regression", seed, n_threads=1).predict(X_te)
+    elif variant is None:
         columns = slice(0, 6) if name.startswith("oracle") else slice(None)
         predict, _ = plain_mlp(X_tr[:, columns], y_tr, "regression", seed)
         pred = predict(X_te[:, columns])
@@ -374,14 +380,20 @@ def _misled_fit(name, seed, n_train, n_test):
 def misled_study(seeds=(0, 1, 2, 3, 4, 5), n_train=1000, n_test=1000, n_jobs=1):
     """Truth set 2 of bench_power (strong main effects beside a pure product x2 x3 and two faint terms;
     regression): the natural misses (the scores as computed) and the scores made wrong on purpose
-    (:func:`misled_scores`), against the oracle MLP (x0..x5 only) and the plain MLP.
+    (:func:`misled_scores`), against the oracle MLP (x0..x5 only), the plain MLP, and RealMLP-TD and TabM-D
+    (pytabkit's defaults, one thread each) when pytabkit is installed.
 
     ``n_jobs`` fits run side by side (joblib's processes), each on one thread as a single run is.
     """
+    from importlib.util import find_spec
+
     from joblib import Parallel, delayed
 
     rows = []
-    names = ["oracle MLP (x0..x5)", "plain MLP 64-32", *_misled_variants()]
+    peers = [name for name in _MISLED_PEERS if find_spec("pytabkit") is not None]
+    if not peers:
+        print("RealMLP-TD and TabM-D left out: pytabkit is not installed (make bench-peers installs it).")
+    names = ["oracle MLP (x0..x5)", "plain MLP 64-32", *peers, *_misled_variants()]
     tasks = [(name, seed) for seed in seeds for name in names]
     fitted = Parallel(n_jobs=n_jobs)(delayed(_misled_fit)(name, seed, n_train, n_test) for name, seed in tasks)
     results = {name: ([], [], []) for name in names}  # mse, seconds, x2/x3 weak in the scores

@@ -530,10 +530,14 @@ def main() -> None:
     seeds = [0, 1] if args.quick else [0, 1, 2, 3, 4]
     power_seeds = seeds if args.quick else list(range(args.seeds))
     tasks = (args.task,) if args.task else ("regression", "classification")
-    print(f"bench_power: {os.cpu_count()} cores, archguide {ag.__version__}, seeds {seeds}")
+    print(f"bench_power: {os.cpu_count()} cores, archguide {ag.__version__}, seeds {seeds}", end="")
+    if "power" in run:  # the power table's own seeds
+        n_boruta = min(args.boruta_seeds, len(power_seeds))
+        print(f"; power table: seeds 0..{power_seeds[-1]}, Boruta on the first {n_boruta}", end="")
+    print()
     if "power" in run:
         for truth in args.truth:
-            frame = power_table(power_seeds, truth, min(args.boruta_seeds, len(power_seeds)), args.rows)
+            frame = power_table(power_seeds, truth, n_boruta, args.rows)
             show(f"1. Truth set {truth}: power and false keep (mean over seeds); seconds per run", frame)
         print("Target: power >= 0.9 at 1,000 rows with false keep <= 0.05, in at most a tenth of Boruta's time.")
     if "calibration" in run:

@@ -356,13 +356,14 @@ def fit_boruta(X, y, task, seed):
 
 
 def _pytabkit(name):
-    def fit(X, y, task, seed):
+    def fit(X, y, task, seed, n_threads=None):
+        """``n_threads``: PyTorch's threads (default every core)."""
         import pytabkit
 
         for logger in ("pytorch_lightning", "lightning.pytorch", "lightning"):  # "GPU available: False", tips
             logging.getLogger(logger).setLevel(logging.ERROR)
         cls = getattr(pytabkit, f"{name}_{'Regressor' if task == 'regression' else 'Classifier'}")
-        model = cls(device="cpu", random_state=seed, n_threads=os.cpu_count(), verbosity=0)
+        model = cls(device="cpu", random_state=seed, n_threads=n_threads or os.cpu_count(), verbosity=0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # PyTorch and Lightning's deprecation and copy notices
             model.fit(X, np.array(y))
