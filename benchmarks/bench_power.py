@@ -170,7 +170,8 @@ def power_table(seeds: list[int], truth: int = 1, n_boruta: int = 5, sizes=(500,
             boruta_seconds = np.mean([s for _, s in results["Boruta"]]) if results["Boruta"] else np.nan
             for name, runs in results.items():
                 if not runs:
-                    rows.append({"task": task, "rows": n, "method": name + " (not installed)"})
+                    why = "not installed" if methods[name] is None else "not run: --boruta-seeds 0"
+                    rows.append({"task": task, "rows": n, "method": f"{name} ({why})"})
                     continue
                 kept = np.array([k[0.05] for k, _ in runs])
                 seconds = float(np.mean([s for _, s in runs]))
