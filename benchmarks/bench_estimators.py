@@ -390,7 +390,7 @@ def misled_study(seeds=(0, 1, 2, 3, 4, 5), n_train=1000, n_test=1000, n_jobs=1):
     from joblib import Parallel, delayed
 
     rows = []
-    peers = [name for name in _MISLED_PEERS if find_spec("pytabkit") is not None]
+    peers = list(_MISLED_PEERS) if find_spec("pytabkit") is not None else []
     if not peers:
         print("RealMLP-TD and TabM-D left out: pytabkit is not installed (make bench-peers installs it).")
     names = ["oracle MLP (x0..x5)", "plain MLP 64-32", *peers, *_misled_variants()]
