@@ -166,4 +166,9 @@ def build_model(
         if isinstance(optimizer, str):
             optimizer = keras.optimizers.get({"class_name": optimizer, "config": {"learning_rate": learning_rate}})
         model.compile(optimizer=optimizer, **_compile_arguments(task))
+        if not model.optimizer.built:
+            # Keras builds an optimizer inside the first training step when no distribution strategy is
+            # in scope; a tf.function that creates variables is traced twice, so every fit paid for two
+            # traces of its training step. Built here, it is traced once.
+            model.optimizer.build(model.trainable_variables)
     return model

@@ -146,6 +146,21 @@ def test_model_trains_on_friedman_and_its_loss_falls(friedman, friedman_scores):
     assert penalty > 0
 
 
+def test_a_fit_traces_its_training_step_once(plan):
+    """The optimizer is built with the model: a training step that created its variables would be traced twice."""
+    model = ag.build_model(plan, seed=0)
+    step, traces = model.train_step, []
+
+    def counted(data):  # Python inside a tf.function runs once per trace, not once per step
+        traces.append(1)
+        return step(data)
+
+    model.train_step = counted
+    model.fit(_x(), np.zeros(64, dtype="float32"), epochs=3, batch_size=32, verbose=0)
+    assert len(traces) == 1
+    assert model.optimizer.iterations.numpy() == 6
+
+
 def test_weak_drop_model_ignores_weak_features():
     plan = ag.plan_architecture(make_scores(IMPORTANCES, weak=WEAK), total_units=24, weak="drop")
     model = ag.build_model(plan, seed=0)
