@@ -520,3 +520,30 @@ def test_the_fitted_sensitivity_follows_the_rule(fitted):
         sens["flagged"], sensitive_not_important(sens["held_out"], sens["training"]), check_names=False
     )
     assert not sens["flagged"][["num", "city", "flag"]].any()
+
+
+def test_training_pipeline_shows_every_row_once_per_epoch_in_a_new_order():
+    """The fit's data pipeline is built once: each epoch's batches still hold every training row once,
+    shuffled anew each epoch, the same way for the same seed; every held-out row is evaluated once."""
+    from archguide.estimators import _fit_data
+
+    X = np.arange(70, dtype="float32").reshape(-1, 1) * [1.0, -1.0]
+    y = np.arange(70, dtype="float32")
+    val = (X[:9] + 0.5, y[:9] + 0.5)
+
+    def epochs(seed, n=3):
+        data = _fit_data(X, y, batch_size=16, seed=seed, validation_data=val)
+        batches = iter(data["x"])
+        return data, [
+            np.concatenate([next(batches)[1].numpy() for _ in range(data["steps_per_epoch"])]) for _ in range(n)
+        ]
+
+    data, orders = epochs(seed=1)
+    assert data["steps_per_epoch"] == 5
+    for order in orders:
+        np.testing.assert_array_equal(np.sort(order), y)  # every row, once
+    assert not np.array_equal(orders[0], orders[1]) and not np.array_equal(orders[1], orders[2])
+    np.testing.assert_array_equal(np.concatenate(epochs(seed=1)[1]), np.concatenate(orders))
+    assert not np.array_equal(epochs(seed=2)[1][0], orders[0])
+    held_out = np.concatenate([batch[1].numpy() for batch in data["validation_data"]])
+    np.testing.assert_array_equal(held_out, val[1])
