@@ -19,6 +19,12 @@ from archguide.schema import Table, format_names, repeated, unique_name
 
 __all__ = ["correlation_groups", "named_correlation_groups", "named_groups", "resolve_groups"]
 
+#: Rows the correlations are measured on: at most this many, evenly spaced through the table. A
+#: rank correlation from 100,000 rows is within about 0.003 (one standard error) of the whole
+#: table's, far inside the 0.8 threshold's margins, and the step no longer grows with the rows
+#: (5.5 s of a fit on 10^6 rows when it read them all).
+MAX_CORRELATION_ROWS = 100_000
+
 
 def correlation_groups(X: np.ndarray, names: list[str], eligible: list[int], threshold: float) -> list[list[int]]:
     """Cluster columns whose absolute Spearman correlation is at least ``threshold``.
@@ -26,7 +32,9 @@ def correlation_groups(X: np.ndarray, names: list[str], eligible: list[int], thr
     Complete linkage on ``1 - |rho|`` cut at ``1 - threshold``: within a
     returned group every pair of features correlates at least that strongly.
     Missing values take the column's mean rank. Columns not in ``eligible``
-    (categoricals, constants) stay alone.
+    (categoricals, constants) stay alone. On more than
+    :data:`MAX_CORRELATION_ROWS` rows, the correlations are measured on that
+    many, evenly spaced.
 
     Returns:
         Lists of column indices covering every column, ordered by first member.
@@ -34,7 +42,10 @@ def correlation_groups(X: np.ndarray, names: list[str], eligible: list[int], thr
     singles = [[j] for j in range(len(names))]
     if len(eligible) < 2:
         return singles
-    ranks = rankdata(X[:, eligible], axis=0, nan_policy="omit")
+    rows = slice(None)
+    if len(X) > MAX_CORRELATION_ROWS:
+        rows = np.linspace(0, len(X) - 1, MAX_CORRELATION_ROWS).round().astype(np.intp)
+    ranks = rankdata(X[rows][:, eligible], axis=0, nan_policy="omit")
     col_mean = np.nanmean(ranks, axis=0)
     ranks = np.where(np.isnan(ranks), col_mean, ranks)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -781,3 +781,20 @@ def test_a_scorer_outside_the_batched_ones_scores_with_the_companions_on(scoring
     noise = ["x5", "x6", "x7"]
     assert not scores.weak[informative].any(), scores.to_frame()
     assert scores.importances[informative].min() > scores.importances[noise].max()
+
+
+def test_grouping_a_long_table_reads_a_bounded_spread_of_its_rows(monkeypatch):
+    """Past MAX_CORRELATION_ROWS rows the correlations come from that many rows, spread through the
+    table (here sorted by its first column, so the first rows alone would see a narrow slice)."""
+    from archguide import grouping
+
+    rng = np.random.default_rng(0)
+    a = np.sort(rng.normal(size=250_000))
+    X = np.column_stack([a, a + rng.normal(scale=0.3, size=a.size), rng.normal(size=a.size)])
+    seen = []
+    real = grouping.rankdata
+    monkeypatch.setattr(grouping, "rankdata", lambda values, **kw: seen.append(values.shape) or real(values, **kw))
+    assert grouping.correlation_groups(X, ["a", "copy", "other"], [0, 1, 2], 0.8) == [[0, 1], [2]]
+    assert seen == [(grouping.MAX_CORRELATION_ROWS, 3)]
+    narrow = X[: grouping.MAX_CORRELATION_ROWS // 50]  # the lowest values of a: the copy's noise dominates
+    assert grouping.correlation_groups(narrow, ["a", "copy", "other"], [0, 1, 2], 0.8) == [[0], [1], [2]]
