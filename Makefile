@@ -40,8 +40,10 @@ $(VENV)/.peers: $(STAMP)
 	touch $(VENV)/.peers
 
 # The peer suite: every table, three seeds (see benchmarks/peers.py); `--quick` for one seed, small sizes.
+# Then the training loop's options on three of its tables (benchmarks/bench_fit_time.py).
 bench-peers: $(VENV)/.peers
 	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python -m benchmarks.peers
+	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python -m benchmarks.bench_fit_time
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

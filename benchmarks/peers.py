@@ -9,15 +9,19 @@ and prints them:
                                                 # (under ten minutes on 2 cores)
     python -m benchmarks.peers --tables friedman classification
     python -m benchmarks.peers --tables real --data affairs   # one data set; the table's others as saved
+    python -m benchmarks.peers --tables suite_noise --models "archguide l1=0"   # one row more (an ablation)
     python -m benchmarks.peers --rebuild        # the Markdown and plot again from the saved raw results
     make bench-peers                            # installs the peers extra first, then every table
 
 Rows: archguide's default estimator; a plain Keras MLP (64-32, Adam, early stopping on 20% of the
-training rows, as archguide's default holds out); scikit-learn's HistGradientBoosting; a random
-forest; LassoNet; Boruta selection followed by the plain MLP; RealMLP-TD and TabM-D (pytabkit, on
-PyTorch's CPU build); where the truth is known, the oracle MLP (the plain MLP on the informative
-features alone). A peer whose package is absent gets a row that says so (``pip install
--e ".[peers]"`` adds them all).
+training rows, as archguide's default holds out); scikit-learn's HistGradientBoosting; CatBoost and
+LightGBM at their defaults (categories as their categorical features); a random forest; LassoNet;
+Boruta selection followed by the plain MLP; RealMLP-TD and TabM-D (pytabkit, on PyTorch's CPU build;
+gaps in numbers filled with the training means, which pytabkit needs); where the truth is known, the
+oracle MLP (the plain MLP on the informative features alone). A peer whose package is absent gets a
+row that says so (``pip install -e ".[peers]"`` adds them all). Ablation rows (``ABLATIONS``: the
+default estimator with one setting changed) run when named with ``--models``. CatBoost, LightGBM and
+pytabkit use the cores this process may run on (``taskset`` pins a run).
 
 Tables:
 1. friedman: Friedman #1, 2,000 rows, 5 informative of 50 features, noise 1.0; 20% test.
@@ -35,6 +39,15 @@ Tables:
 4. cost: fit time and peak memory (the process's resident set) of the default estimator and of the
    plain MLP at 10^3, 10^4, 10^5 and 10^6 rows of Friedman #1 with 20 features, both trained for
    the same 5 epochs with batch 64 (early stopping cannot end either sooner).
+5. suite: eleven real tables as published, each from a file inside a package on PyPI (licences in
+   each loader's docstring): regression (diamonds, txhousing, randhie, mpg, diabetes, grunfeld) and
+   classification (affairs, anes96, breast cancer: binary; penguins, wine: three classes), with
+   categories (high-cardinality in txhousing and mpg) and gaps (txhousing, penguins); 178 to 10,000
+   rows. Rows: archguide, the plain MLP, the three gradient boosting libraries, the random forest,
+   RealMLP-TD and TabM-D. A summary ranks the models on each data set by test MSE (regression) or log
+   loss (classes) and gives each model's mean rank and the geometric mean of its error divided by the
+   best error, with each data set's ratio.
+6. suite_noise: the same eleven tables, each with 10 noise columns and a noise category.
 
 Columns: the test metric (mean ± spread over seeds, and each seed's value), trainable parameters
 (networks), fit seconds, and where the truth is known the precision of the top-k features of the
@@ -132,9 +145,30 @@ def _shipped(package, relative):
     return Path(next(iter(spec.submodule_search_locations))) / relative
 
 
-def diamonds(seed, n_rows=10_000):
-    frame = pd.read_csv(_shipped("plotnine", "data/diamonds.csv"))
-    frame = frame.sample(n=min(n_rows, len(frame)), random_state=seed).reset_index(drop=True)
+def _table(name, frame, y, task, seed, noise):
+    """A real table's Data: categories as pandas categoricals; with ``noise``, 10 noise columns and a noise category."""
+    frame = frame.copy()
+    for column in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]) and not isinstance(
+            frame[column].dtype, pd.CategoricalDtype
+        ):
+            frame[column] = frame[column].astype("category")
+    name = f"{name} ({len(frame):,} rows)"
+    if noise:
+        return Data(f"{name} + noise", _with_noise(frame, seed), np.asarray(y), task)
+    return Data(name, frame.reset_index(drop=True), np.asarray(y), task)
+
+
+def _sample(frame, n_rows, seed):
+    if n_rows is None or n_rows >= len(frame):
+        return frame.reset_index(drop=True)
+    return frame.sample(n=n_rows, random_state=seed).reset_index(drop=True)
+
+
+def diamonds(seed, n_rows=10_000, noise=True):
+    """Regression of log10 price (53,940 diamonds, a seeded sample); ordered categories. plotnine (MIT),
+    from ggplot2 (MIT)."""
+    frame = _sample(pd.read_csv(_shipped("plotnine", "data/diamonds.csv")), n_rows, seed)
     order = {
         "cut": ["Fair", "Good", "Very Good", "Premium", "Ideal"],
         "color": list("JIHGFED"),
@@ -143,29 +177,140 @@ def diamonds(seed, n_rows=10_000):
     for name, levels in order.items():
         frame[name] = pd.Categorical(frame[name], categories=levels, ordered=True)
     y = np.log10(frame.pop("price").to_numpy(dtype=float))
-    return Data(f"diamonds ({len(frame):,} rows) + noise", _with_noise(frame, seed), y, "regression")
+    return _table("diamonds", frame, y, "regression", seed, noise)
 
 
-def affairs(seed, n_rows=None):
-    frame = pd.read_csv(_shipped("statsmodels", "datasets/fair/fair.csv"))
-    if n_rows is not None:
-        frame = frame.sample(n=min(n_rows, len(frame)), random_state=seed).reset_index(drop=True)
+def affairs(seed, n_rows=None, noise=True):
+    """Binary: any affair (6,366 women); two occupations as categories. Fair (1978), statsmodels (BSD-3;
+    "included with permission of the author")."""
+    frame = _sample(pd.read_csv(_shipped("statsmodels", "datasets/fair/fair.csv")), n_rows, seed)
     y = (frame.pop("affairs").to_numpy() > 0).astype(int)
     for name in ("occupation", "occupation_husb"):
         frame[name] = pd.Categorical(frame[name].astype(int).map(lambda code: f"occupation {code}"))
-    return Data(f"affairs ({len(frame):,} rows) + noise", _with_noise(frame, seed), y, "classification")
+    return _table("affairs", frame, y, "classification", seed, noise)
 
 
+def txhousing(seed, n_rows=None, noise=True):
+    """Regression of log10 median sale price by city and month (46 cities, a high-cardinality category;
+    gaps in sales, listings and inventory). ``volume`` is left out: divided by ``sales`` it is the mean
+    price, a near copy of the target. plotnine (MIT), from ggplot2 (MIT; TAMU Real Estate Center)."""
+    frame = pd.read_csv(_shipped("plotnine", "data/txhousing.csv")).dropna(subset=["median"])
+    frame = _sample(frame.drop(columns=["volume", "date"]), n_rows, seed)
+    y = np.log10(frame.pop("median").to_numpy(dtype=float))
+    return _table("txhousing", frame, y, "regression", seed, noise)
+
+
+def mpg(seed, n_rows=None, noise=True):
+    """Regression of highway miles per gallon (234 cars; manufacturer, model (38 levels), transmission,
+    drive, fuel and class as categories). ``cty`` is left out: city mileage is a near copy of the
+    target. plotnine (MIT), from ggplot2 (MIT; fueleconomy.gov)."""
+    frame = _sample(pd.read_csv(_shipped("plotnine", "data/mpg.csv")).drop(columns=["cty"]), n_rows, seed)
+    y = frame.pop("hwy").to_numpy(dtype=float)
+    return _table("mpg", frame, y, "regression", seed, noise)
+
+
+def diabetes(seed, n_rows=None, noise=True):
+    """Regression of disease progression after a year (442 patients, 10 numbers). scikit-learn (BSD-3),
+    Efron et al. (2004)."""
+    from sklearn.datasets import load_diabetes
+
+    data = load_diabetes(as_frame=True, scaled=False)
+    frame = _sample(data.frame, n_rows, seed)
+    y = frame.pop("target").to_numpy(dtype=float)
+    return _table("diabetes", frame, y, "regression", seed, noise)
+
+
+def randhie(seed, n_rows=6_000, noise=True):
+    """Regression of log(1 + doctor visits) in the RAND Health Insurance Experiment (20,190 people, a seeded
+    sample; coinsurance, income, health). statsmodels (BSD-3; the data: public domain)."""
+    frame = _sample(pd.read_csv(_shipped("statsmodels", "datasets/randhie/randhie.csv")), n_rows, seed)
+    y = np.log1p(frame.pop("mdvis").to_numpy(dtype=float))
+    return _table("randhie", frame, y, "regression", seed, noise)
+
+
+def grunfeld(seed, n_rows=None, noise=True):
+    """Regression of log10 gross investment (11 US firms, 1935-1954, 220 rows; the firm as a category).
+    statsmodels (BSD-3; the data: public domain)."""
+    frame = _sample(pd.read_csv(_shipped("statsmodels", "datasets/grunfeld/grunfeld.csv")), n_rows, seed)
+    y = np.log10(frame.pop("invest").to_numpy(dtype=float))
+    return _table("grunfeld", frame, y, "regression", seed, noise)
+
+
+def anes96(seed, n_rows=None, noise=True):
+    """Binary: a vote for Dole over Clinton in the 1996 American National Election Study (944 voters; 9
+    numbers and ordered codes). statsmodels (BSD-3; the data: public domain)."""
+    path = _shipped("statsmodels", "datasets/anes96/anes96.csv")
+    frame = pd.read_csv(path, sep="\t").rename(columns=lambda name: name.strip("'"))
+    frame = _sample(frame, n_rows, seed)
+    y = frame.pop("vote").to_numpy(dtype=int)
+    return _table("anes96", frame, y, "classification", seed, noise)
+
+
+def penguins(seed, n_rows=None, noise=True):
+    """Three species of penguin (344 birds; island and sex as categories; gaps, two birds with no
+    measurements). plotnine (MIT), from palmerpenguins (CC0)."""
+    frame = _sample(pd.read_csv(_shipped("plotnine", "data/penguins.csv")), n_rows, seed)
+    y = frame.pop("species").astype(str).to_numpy()
+    return _table("penguins", frame, y, "classification", seed, noise)
+
+
+def breast_cancer(seed, n_rows=None, noise=True):
+    """Binary: malignant or benign (569 tumours, 30 numbers). scikit-learn (BSD-3), from UCI (CC BY 4.0)."""
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer(as_frame=True)
+    frame = _sample(data.frame, n_rows, seed)
+    y = frame.pop("target").to_numpy(dtype=int)
+    return _table("breast cancer", frame, y, "classification", seed, noise)
+
+
+def wine(seed, n_rows=None, noise=True):
+    """Three cultivars of wine (178 wines, 13 numbers). scikit-learn (BSD-3), from UCI (CC BY 4.0)."""
+    from sklearn.datasets import load_wine
+
+    data = load_wine(as_frame=True)
+    frame = _sample(data.frame, n_rows, seed)
+    y = frame.pop("target").to_numpy(dtype=int)
+    return _table("wine", frame, y, "classification", seed, noise)
+
+
+def _published(loader):
+    """``loader`` without the noise columns (the same name, for ``--data``)."""
+
+    def published(seed, **sizes):
+        return loader(seed, noise=False, **sizes)
+
+    published.__name__ = loader.__name__
+    return published
+
+
+SUITE = [diamonds, txhousing, randhie, mpg, diabetes, grunfeld, affairs, anes96, breast_cancer, penguins, wine]
 TABLES = {
     "friedman": [friedman],
     "classification": [classification],
     "real": [diamonds, affairs],
+    "suite": [_published(loader) for loader in SUITE],
+    "suite_noise": SUITE,
 }
-QUICK_SIZES = {
-    friedman: {"n_rows": 1000},
-    classification: {"n_rows": 1500},
-    diamonds: {"n_rows": 3000},
-    affairs: {"n_rows": 3000},
+ORDER = ["friedman", "classification", "real", "cost", "suite", "suite_noise"]  # the tables' numbers
+# The suite's rows (--models changes them): the selectors (LassoNet, Boruta) and the oracle are left to tables 1-3.
+SUITE_MODELS = [
+    "archguide default",
+    "plain MLP 64-32",
+    "HistGradientBoosting",
+    "CatBoost",
+    "LightGBM",
+    "random forest",
+    "RealMLP-TD",
+    "TabM-D",
+]
+QUICK_SIZES = {  # by loader name
+    "friedman": {"n_rows": 1000},
+    "classification": {"n_rows": 1500},
+    "diamonds": {"n_rows": 3000},
+    "affairs": {"n_rows": 3000},
+    "txhousing": {"n_rows": 3000},
+    "randhie": {"n_rows": 3000},
 }
 # The slowest peers take minutes per fit even on small data: --quick gives them a row that says so
 # (name them with --models to run them anyway).
@@ -355,23 +500,82 @@ def fit_boruta(X, y, task, seed):
     return fitted
 
 
+def _threads():
+    """The cores this process may run on (``taskset`` pins a run to fewer than the machine has)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def fit_catboost(X, y, task, seed):
+    """CatBoost at its defaults, the categories as its categorical features (a gap as its own level)."""
+    from catboost import CatBoostClassifier, CatBoostRegressor
+
+    categorical = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+
+    def prepared(Z):
+        Z = Z.copy()
+        for column in categorical:
+            Z[column] = Z[column].astype(object).fillna("nan").astype(str)  # CatBoost takes strings; a gap: "nan"
+        return Z
+
+    cls = CatBoostRegressor if task == "regression" else CatBoostClassifier
+    model = cls(random_seed=seed, verbose=0, thread_count=_threads(), allow_writing_files=False)
+    model.fit(prepared(X), np.asarray(y), cat_features=categorical)
+    predict = (
+        (lambda Z: model.predict(prepared(Z)))
+        if task == "regression"
+        else (lambda Z: model.predict(prepared(Z)).reshape(-1))
+    )
+    proba = None if task == "regression" else (lambda Z: model.predict_proba(prepared(Z)))
+    return Fitted(predict, proba)
+
+
+def fit_lightgbm(X, y, task, seed):
+    """LightGBM at its defaults, pandas' categories as its categorical features."""
+    from lightgbm import LGBMClassifier, LGBMRegressor
+
+    cls = LGBMRegressor if task == "regression" else LGBMClassifier
+    model = cls(random_state=seed, n_jobs=_threads(), verbose=-1).fit(X, y)
+    return Fitted(model.predict, getattr(model, "predict_proba", None))
+
+
 def _pytabkit(name):
     def fit(X, y, task, seed, n_threads=None):
-        """``n_threads``: PyTorch's threads (default every core)."""
+        """``n_threads``: PyTorch's threads (default the cores this process may run on)."""
         import pytabkit
 
         for logger in ("pytorch_lightning", "lightning.pytorch", "lightning"):  # "GPU available: False", tips
             logging.getLogger(logger).setLevel(logging.ERROR)
         cls = getattr(pytabkit, f"{name}_{'Regressor' if task == 'regression' else 'Classifier'}")
-        model = cls(device="cpu", random_state=seed, n_threads=n_threads or os.cpu_count(), verbosity=0)
+        model = cls(device="cpu", random_state=seed, n_threads=n_threads or _threads(), verbosity=0)
+        # pytabkit refuses gaps in numbers: fill them with the training means, as a user would
+        means = X.select_dtypes("number").mean()
+
+        def filled(Z):
+            return Z.fillna(means) if Z[means.index].isna().any().any() else Z
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # PyTorch and Lightning's deprecation and copy notices
-            model.fit(X, np.array(y))
-        return Fitted(model.predict, getattr(model, "predict_proba", None))
+            model.fit(filled(X), np.array(y))
+        proba = (lambda Z: model.predict_proba(filled(Z))) if task != "regression" else None
+        return Fitted(lambda Z: model.predict(filled(Z)), proba)
 
     return fit
 
 
+def _archguide_with(**params):
+    def fit(X, y, task, seed):
+        return fit_archguide(X, y, task, seed, **params)
+
+    return fit
+
+
+# The default estimator with one setting changed: the ablation rows (name them with --models).
+ABLATIONS = {
+    "archguide l1=1e-4": {"l1": 1e-4},
+    "archguide l1=0": {"l1": 0.0},
+    "archguide gradient re-scoring": {"rescoring": "gradient"},
+    "archguide no re-scoring": {"rescoring": None},
+}
 ORACLE = "oracle MLP (informative only)"
 MODELS: dict[str, tuple[Callable, str | None]] = {
     # name -> (fit, the package it needs)
@@ -379,11 +583,14 @@ MODELS: dict[str, tuple[Callable, str | None]] = {
     "plain MLP 64-32": (fit_plain, None),
     "HistGradientBoosting": (fit_hgb, None),
     "random forest": (fit_forest, None),
+    "CatBoost": (fit_catboost, "catboost"),
+    "LightGBM": (fit_lightgbm, "lightgbm"),
     "LassoNet": (fit_lassonet, "lassonet"),
     "Boruta + plain MLP": (fit_boruta, "boruta"),
     "RealMLP-TD": (_pytabkit("RealMLP_TD"), "pytabkit"),
     "TabM-D": (_pytabkit("TabM_D"), "pytabkit"),
     ORACLE: (fit_oracle, None),
+    **{name: (_archguide_with(**params), None) for name, params in ABLATIONS.items()},
 }
 
 
@@ -420,7 +627,7 @@ def run_table(loaders, models, seeds, quick=False, log=print, left_out=()):
     models get a row that says so. Each seed's data and split are drawn once, for every model."""
     results = []
     for loader in loaders:
-        sizes = QUICK_SIZES.get(loader, {}) if quick else {}
+        sizes = QUICK_SIZES.get(loader.__name__, {}) if quick else {}
         try:
             draws = [(seed, loader(seed, **sizes)) for seed in seeds]
         except ImportError as error:
@@ -552,6 +759,8 @@ def targets(table_name, results):
             gap = np.mean(ours[0].metrics["accuracy"]) - np.mean(plain.metrics["accuracy"])
             lines.append(f"accuracy minus the plain MLP's: {100 * gap:+.1f} points (target >= +2.0): "
                          f"{'met' if gap >= 0.02 else 'MISSED'}")  # fmt: skip
+    if table_name.startswith("suite"):
+        return _suite_targets(table_name, results)
     if table_name == "real":
         for a in ours:
             main = next(iter(a.metrics))
@@ -564,6 +773,134 @@ def targets(table_name, results):
                     better = sign * gap < 0
                     parts.append(f"vs {peer} {gap:+.4f} ({'better' if better else 'worse'})")
             lines.append(f"{a.data}: {main} gap " + "; ".join(parts))
+    return lines
+
+
+GRADIENT_BOOSTING = ("HistGradientBoosting", "CatBoost", "LightGBM")
+
+
+def _error(result):
+    """The error a table ranks by: test MSE (regression), log loss (classification); mean over seeds."""
+    values = result.metrics.get("test MSE", result.metrics.get("log loss"))
+    return float(np.mean(values)) if values else np.nan
+
+
+def suite_summary(results):
+    """``(summary, ratios)``: per model its mean rank over the data sets, and the geometric mean of its
+    error divided by the best error on each data set; ``ratios`` holds each data set's ratio.
+
+    A model is ranked on the data sets it ran on (its count is in "data sets"); ranks are averaged over ties.
+    """
+    errors = pd.DataFrame(
+        [{"model": r.model, "data": r.data, "error": _error(r)} for r in results if not r.status and r.metrics]
+    )
+    if errors.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    wide = errors.pivot(index="model", columns="data", values="error")
+    wide = wide[[d for d in dict.fromkeys(r.data for r in results) if d in wide]]
+    ratios = wide / wide.min(axis=0)
+    ranks = wide.rank(axis=0, method="average")
+    summary = pd.DataFrame({
+        "mean rank": ranks.mean(axis=1),
+        "error / best (geometric mean)": np.exp(np.log(ratios).mean(axis=1)),
+        "worst error / best": ratios.max(axis=1),
+        "data sets": wide.notna().sum(axis=1),
+        "fit s (mean)": [np.mean([np.mean(r.seconds) for r in results if r.model == m and r.seconds])
+                         for m in wide.index],
+    }).sort_values(["mean rank", "error / best (geometric mean)"])  # fmt: skip
+    return summary, ratios.loc[summary.index]
+
+
+def ablation_summary(results):
+    """Each archguide row (the default and every ablation that ran) ranked against the peers alone, as if
+    it were the only archguide row: its mean rank and geometric-mean error / best, and the default's
+    figures beside it."""
+    variants = [m for m in ["archguide default", *ABLATIONS] if _get(results, m) is not None]
+    peers_only = [r for r in results if not r.model.startswith("archguide")]
+    rows = []
+    for variant in variants:
+        summary, _ = suite_summary([*peers_only, *(r for r in results if r.model == variant)])
+        rank, ratio = summary.loc[variant, "mean rank"], summary.loc[variant, "error / best (geometric mean)"]
+        rows.append({"archguide row": variant, "mean rank": rank, "error / best (geometric mean)": ratio,
+                     "worst error / best": summary.loc[variant, "worst error / best"],
+                     "fit s (mean)": summary.loc[variant, "fit s (mean)"],
+                     "rank among": f"{len(summary)} rows"})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _ablation_markdown(table):
+    shown = table.copy()
+    shown["mean rank"] = shown["mean rank"].map("{:.2f}".format)
+    for column in ("error / best (geometric mean)", "worst error / best"):
+        shown[column] = shown[column].map("{:.3f}".format)
+    shown["fit s (mean)"] = shown["fit s (mean)"].map("{:.1f}".format)
+    return "Ablation: each archguide row ranked against the peers alone\n\n" + markdown(shown)
+
+
+def _summary_markdown(summary, ratios):
+    shown = summary.copy()
+    shown["mean rank"] = shown["mean rank"].map("{:.2f}".format)
+    for column in ("error / best (geometric mean)", "worst error / best"):
+        shown[column] = shown[column].map("{:.3f}".format)
+    shown["fit s (mean)"] = shown["fit s (mean)"].map("{:.1f}".format)
+    per_data = ratios.map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
+    per_data.columns = [c.split(" (")[0] for c in per_data.columns]
+    return (
+        "Summary (rank and error / best by test MSE, or by log loss for classes; over the data sets above)\n\n"
+        + markdown(shown.reset_index())
+        + "\n\nError / best error, per data set\n\n"
+        + markdown(per_data.reset_index())
+    )
+
+
+def _suite_targets(table_name, results):
+    results = [r for r in results if r.model not in ABLATIONS]  # the targets are the default's
+    summary, _ = suite_summary(results)
+    ours = "archguide default"
+    if summary.empty or ours not in summary.index:
+        return []
+    lines = []
+    rank, ratio = summary.loc[ours, "mean rank"], summary.loc[ours, "error / best (geometric mean)"]
+    if table_name == "suite_noise":
+        best = summary["mean rank"].idxmin()
+        verdict = "met" if rank <= summary["mean rank"].min() else "MISSED"
+        lines.append(f"best mean rank of all rows: archguide {rank:.2f}, the best ({best}) "
+                     f"{summary.loc[best, 'mean rank']:.2f} ({verdict})")  # fmt: skip
+        lines.append(
+            f"geometric-mean error / best {ratio:.3f} (target <= 1.03): {'met' if ratio <= 1.03 else 'MISSED'}"
+        )
+    else:
+        for peer in ("RealMLP-TD", "TabM-D"):
+            if peer not in summary.index:
+                lines.append(f"ahead of {peer} on mean rank: not measured ({peer} did not run)")
+                continue
+            theirs = summary.loc[peer, "mean rank"]
+            lines.append(f"ahead of {peer} on mean rank: {rank:.2f} against {theirs:.2f} "
+                         f"({'met' if rank < theirs else 'MISSED'})")  # fmt: skip
+        boosting = [m for m in GRADIENT_BOOSTING if m in summary.index]
+        if boosting:
+            best = min(boosting, key=lambda m: summary.loc[m, "error / best (geometric mean)"])
+            theirs = summary.loc[best, "error / best (geometric mean)"]
+            lines.append(
+                f"geometric-mean error / best within 3% of the best gradient boosting ({best} {theirs:.3f}): "
+                f"{ratio:.3f}, {ratio / theirs:.3f} of it ({'met' if ratio <= 1.03 * theirs else 'MISSED'})"
+            )
+    for a in (r for r in results if r.model == ours and not r.status and r.data.startswith("diamonds")):
+        hgb = _get(results, "HistGradientBoosting", a.data)
+        if hgb is not None:
+            at_most = [x <= y for x, y in zip(a.metrics["test MSE"], hgb.metrics["test MSE"])]
+            lines.append(f"{a.data}: test MSE at most HistGradientBoosting's on {sum(at_most)} of {len(at_most)} "
+                         f"seeds ({'met' if all(at_most) else 'MISSED'})")  # fmt: skip
+    slower = []
+    for a in (r for r in results if r.model == ours and not r.status and r.seconds):
+        peer = _get(results, "RealMLP-TD", a.data)
+        if peer is not None and np.mean(a.seconds) > np.mean(peer.seconds):
+            slower.append(f"{a.data.split(' (')[0]} {np.mean(a.seconds) / np.mean(peer.seconds):.2f}")
+    if _get(results, "RealMLP-TD") is not None:
+        lines.append(
+            "fit time at most RealMLP-TD's on every data set: "
+            + ("met" if not slower else "MISSED (archguide / RealMLP-TD: " + ", ".join(slower) + ")")
+        )
     return lines
 
 
@@ -683,12 +1020,12 @@ def plot(all_results, cost, path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="one seed, small sizes (under ten minutes)")
-    parser.add_argument("--tables", nargs="+", choices=[*TABLES, "cost"], default=[*TABLES, "cost"])
+    parser.add_argument("--tables", nargs="+", choices=ORDER, default=ORDER)
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=None, metavar="MODEL")
     parser.add_argument("--seeds", nargs="+", type=int, default=None)
     parser.add_argument(
         "--data", nargs="+", choices=[loader.__name__ for loaders in TABLES.values() for loader in loaders],
-        help="only these data sets of the tables; the tables' other data sets keep their saved results",
+        help="only these data sets of the tables; the tables' other rows keep their saved results (as with --models)",
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=None, help="where the tables and plot go")
     parser.add_argument(
@@ -697,7 +1034,8 @@ def main(argv=None):
     )  # fmt: skip
     parser.add_argument("--cost-run", nargs=2, metavar=("MODEL", "ROWS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    args.models_given, args.models = args.models is not None, args.models or list(MODELS)
+    args.models_given = args.models is not None
+    args.models = args.models or [name for name in MODELS if name not in ABLATIONS]
     if args.cost_run:
         print(json.dumps(cost_run(args.cost_run[0], int(args.cost_run[1]))))
         return
@@ -728,10 +1066,11 @@ def main(argv=None):
                 results = before
             else:
                 left_out = QUICK_LEAVES_OUT if args.quick and not args.models_given else ()
-                results = run_table(loaders, args.models, seeds, quick=args.quick, left_out=left_out)
-                if args.data:  # the table's other data sets stay as saved
-                    rerun = {r.data for r in results}
-                    results = [r for r in before if r.data not in rerun] + results
+                models = args.models if args.models_given or not name.startswith("suite") else SUITE_MODELS
+                results = run_table(loaders, models, seeds, quick=args.quick, left_out=left_out)
+                if args.data or args.models_given:  # what was not run again stays as saved
+                    rerun = {(r.data, r.model) for r in results}
+                    results = [r for r in before if (r.data, r.model) not in rerun] + results
             shown = {
                 data: frame([r for r in results if r.data == data], seeds)
                 for data in dict.fromkeys(r.data for r in results)
@@ -739,18 +1078,25 @@ def main(argv=None):
             lines = targets(name, results)
             if args.quick and lines:
                 lines.insert(0, "quick sizes and one seed: the targets are set for the full tables (orientation only)")
-            number = list(TABLES).index(name) + 1
-            title = f"{number}. {name} (seeds {list(seeds)})"
+            title = f"{ORDER.index(name) + 1}. {name} (seeds {list(seeds)})"
         if isinstance(shown, dict):
             body = "\n\n".join(f"{data}\n\n{markdown(table)}" for data, table in shown.items())
+            if name.startswith("suite"):
+                ablations = [r for r in results if r.model in ABLATIONS]
+                summary, ratios = suite_summary([r for r in results if r.model not in ABLATIONS])
+                if not summary.empty:
+                    body += "\n\n" + _summary_markdown(summary, ratios)
+                if ablations and _get(results, "archguide default") is not None:
+                    body += "\n\n" + _ablation_markdown(ablation_summary(results))
         else:
             body = markdown(shown)
         text = f"## {title}\n\n{body}\n\n" + "".join(f"- {line}\n" for line in lines)
         if args.rebuild:
             text += f"\n(rebuilt from {name}.json)\n"
         else:
-            merged = args.data and name != "cost"
-            ran = f" for {', '.join(args.data)}; the table's other data sets as saved before" if merged else ""
+            merged = (args.data or args.models_given) and name != "cost"
+            what = ", ".join([*(args.data or []), *(args.models if args.models_given else [])])
+            ran = f" for {what}; the table's other rows as saved before" if merged else ""
             text += f"\n({time.perf_counter() - start:.0f} s{ran})\n"
         (out / f"{name}.md").write_text(text)
         raw = cost.to_dict("records") if name == "cost" else [asdict(r) for r in results]
@@ -763,7 +1109,7 @@ def main(argv=None):
 def write_summary(out, header):
     """peers.md and peers.png from every table in ``out``, this run's and earlier runs' (a table run
     alone, with --tables, replaces only its own part)."""
-    names = [name for name in [*TABLES, "cost"] if (out / f"{name}.json").exists()]
+    names = [name for name in ORDER if (out / f"{name}.json").exists()]
     sections = [f"# {header}\n"] + [(out / f"{name}.md").read_text() for name in names if (out / f"{name}.md").exists()]
     (out / "peers.md").write_text("\n".join(sections))
     results, cost = [], None
@@ -771,7 +1117,7 @@ def write_summary(out, header):
         raw = json.loads((out / f"{name}.json").read_text())
         if name == "cost":
             cost = pd.DataFrame(raw)
-        else:
+        elif not name.startswith("suite"):  # the suite's 22 data sets are in its summary, not the plot
             results += [Result(**r) for r in raw]
     plot(results, cost, out / "peers.png")
 

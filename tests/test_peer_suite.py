@@ -8,6 +8,7 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.model_selection import train_test_split
 
 from benchmarks import peers
 
@@ -68,7 +69,7 @@ def test_a_data_set_run_alone_keeps_the_tables_other_data_sets(tmp_path):
     assert results[0]["metrics"] == {"test MSE": [0.5]} and results[1]["metrics"]["accuracy"][0] > 0.6
     text = (tmp_path / "real.md").read_text()
     assert diamonds in text and "affairs (6,366 rows) + noise" in text
-    assert "for affairs; the table's other data sets as saved before" in text
+    assert "for affairs, HistGradientBoosting; the table's other rows as saved before" in text
 
 
 def test_rebuild_rewrites_the_tables_from_the_saved_results_without_running_anything(tmp_path, monkeypatch):
@@ -81,3 +82,68 @@ def test_rebuild_rewrites_the_tables_from_the_saved_results_without_running_anyt
     assert "(rebuilt from friedman.json)" in text
     assert not (tmp_path / "classification.md").exists() and not (tmp_path / "cost.md").exists()
     assert (tmp_path / "peers.png").exists()
+
+
+def test_a_model_run_alone_keeps_the_other_models_rows(tmp_path):
+    """--models adds or replaces its own rows of a table (an ablation row, say); the other rows stay."""
+    pytest.importorskip("sklearn")
+    wine = "wine (178 rows)"
+    saved = [
+        peers.Result(wine, "CatBoost", "classification", {"accuracy": [0.9], "log loss": [0.3]}, [1.0]),
+        peers.Result(wine, "HistGradientBoosting", "classification", {"accuracy": [0.1], "log loss": [9.0]}, [1.0]),
+    ]
+    (tmp_path / "suite.json").write_text(json.dumps([asdict(r) for r in saved]))
+    peers.main(["--tables", "suite", "--data", "wine", "--models", "HistGradientBoosting", "--seeds", "0",
+                "--out", str(tmp_path)])  # fmt: skip
+    results = {r["model"]: r for r in json.loads((tmp_path / "suite.json").read_text())}
+    assert results["CatBoost"]["metrics"]["log loss"] == [0.3]  # kept as saved
+    assert results["HistGradientBoosting"]["metrics"]["log loss"][0] < 1.0  # run again
+    assert "Summary" in (tmp_path / "suite.md").read_text()
+
+
+def test_the_suite_summary_ranks_models_by_error_relative_to_the_best():
+    def result(data, model, task, errors):
+        metric = "test MSE" if task == "regression" else "log loss"
+        return peers.Result(data, model, task, {metric: errors}, [1.0] * len(errors))
+
+    results = [
+        result("a", "best everywhere", "regression", [1.0, 1.0]),
+        result("a", "twice", "regression", [2.0, 2.0]),
+        result("a", "failed", "regression", []),
+        result("b", "best everywhere", "classification", [0.1]),
+        result("b", "twice", "classification", [0.2]),
+        result("b", "failed", "classification", []),
+    ]
+    results[2].status = results[5].status = "failed: ValueError"
+    summary, ratios = peers.suite_summary(results)
+    assert list(summary.index) == ["best everywhere", "twice"]  # a model that never ran is not ranked
+    assert summary.loc["best everywhere", "mean rank"] == 1 and summary.loc["twice", "mean rank"] == 2
+    assert summary.loc["twice", "error / best (geometric mean)"] == pytest.approx(2.0)
+    assert ratios.loc["twice"].tolist() == pytest.approx([2.0, 2.0])
+    lines = peers._suite_targets("suite_noise", [*results, result("a", "archguide default", "regression", [1.5])])
+    assert any("best mean rank of all rows" in line and "MISSED" in line for line in lines)
+
+
+@pytest.mark.parametrize("loader", peers.SUITE, ids=lambda loader: loader.__name__)
+def test_every_suite_table_loads_as_published_and_with_noise(loader):
+    for package in ("plotnine", "statsmodels"):
+        pytest.importorskip(package)
+    published, noisy = loader(0, noise=False), loader(0)
+    assert len(published.X) == len(published.y) >= 150 and not pd.isna(published.y).any()
+    assert published.task in ("regression", "classification")
+    assert list(noisy.X.columns) == [*published.X.columns, *[f"noise{i}" for i in range(10)], "noise_level"]
+    for column in published.X.columns:  # numbers or pandas categories, nothing else
+        dtype = published.X[column].dtype
+        assert pd.api.types.is_numeric_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype), column
+
+
+@pytest.mark.parametrize("model", ["CatBoost", "LightGBM"])
+def test_the_boosting_peers_fit_categories_and_gaps(model):
+    pytest.importorskip(model.lower())
+    pytest.importorskip("plotnine")
+    data = peers.penguins(0)  # two categories with gaps, gaps in numbers, three string classes
+    fit, _ = peers.MODELS[model]
+    X_train, X_test, y_train, y_test = train_test_split(data.X, data.y, test_size=0.25, random_state=0)
+    fitted = fit(X_train, y_train, "classification", 0)
+    scores = peers._scores(data, fitted, X_test, y_test)
+    assert scores["accuracy"] > 0.9 and scores["log loss"] < 0.5
