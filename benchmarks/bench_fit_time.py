@@ -97,13 +97,13 @@ def main(argv=None):
     summary = table.groupby(["data", "variant"], sort=False).agg(
         {"cpu s": "mean", "wall s": "mean", "epochs": "mean", **dict.fromkeys(errors, "mean")}
     )
-    base = summary["cpu s"].xs("arrays", level="variant") if "arrays" in args.variants else None
-    if base is not None:
-        summary["cpu / arrays"] = summary["cpu s"] / base.reindex(summary.index.get_level_values(0)).to_numpy()
-        per_epoch = summary["cpu s"] / summary["epochs"]
-        summary["cpu per epoch / arrays"] = (
-            per_epoch / per_epoch.xs("arrays", level="variant").reindex(summary.index.get_level_values(0)).to_numpy()
-        )
+    if "arrays" in args.variants:
+
+        def to_arrays(values):  # each table's figure divided by its "arrays" row's
+            return values / values.xs("arrays", level="variant").reindex(values.index.get_level_values(0)).to_numpy()
+
+        summary["cpu / arrays"] = to_arrays(summary["cpu s"])
+        summary["cpu per epoch / arrays"] = to_arrays(summary["cpu s"] / summary["epochs"])
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(f"\nFit time by training-loop option (seeds {args.seeds}; means; CPU seconds of the process)")
         print(summary.round(4).to_string())

@@ -520,13 +520,8 @@ def fit_catboost(X, y, task, seed):
     cls = CatBoostRegressor if task == "regression" else CatBoostClassifier
     model = cls(random_seed=seed, verbose=0, thread_count=_threads(), allow_writing_files=False)
     model.fit(prepared(X), np.asarray(y), cat_features=categorical)
-    predict = (
-        (lambda Z: model.predict(prepared(Z)))
-        if task == "regression"
-        else (lambda Z: model.predict(prepared(Z)).reshape(-1))
-    )
     proba = None if task == "regression" else (lambda Z: model.predict_proba(prepared(Z)))
-    return Fitted(predict, proba)
+    return Fitted(lambda Z: np.ravel(model.predict(prepared(Z))), proba)  # labels come as a column
 
 
 def fit_lightgbm(X, y, task, seed):
@@ -828,21 +823,18 @@ def ablation_summary(results):
     return pd.DataFrame(rows)
 
 
+def _formatted(table):
+    """The summary's figures as printed: ranks and fit seconds to 2 and 1 decimals, error ratios to 3."""
+    digits = {"mean rank": 2, "error / best (geometric mean)": 3, "worst error / best": 3, "fit s (mean)": 1}
+    return table.assign(**{column: table[column].map(f"{{:.{d}f}}".format) for column, d in digits.items()})
+
+
 def _ablation_markdown(table):
-    shown = table.copy()
-    shown["mean rank"] = shown["mean rank"].map("{:.2f}".format)
-    for column in ("error / best (geometric mean)", "worst error / best"):
-        shown[column] = shown[column].map("{:.3f}".format)
-    shown["fit s (mean)"] = shown["fit s (mean)"].map("{:.1f}".format)
-    return "Ablation: each archguide row ranked against the peers alone\n\n" + markdown(shown)
+    return "Ablation: each archguide row ranked against the peers alone\n\n" + markdown(_formatted(table))
 
 
 def _summary_markdown(summary, ratios):
-    shown = summary.copy()
-    shown["mean rank"] = shown["mean rank"].map("{:.2f}".format)
-    for column in ("error / best (geometric mean)", "worst error / best"):
-        shown[column] = shown[column].map("{:.3f}".format)
-    shown["fit s (mean)"] = shown["fit s (mean)"].map("{:.1f}".format)
+    shown = _formatted(summary)
     per_data = ratios.map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
     per_data.columns = [c.split(" (")[0] for c in per_data.columns]
     return (
