@@ -91,6 +91,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, tuple[str, ...]]]] = {
         "l1_power": (1.0, ("float",)),
         "weak": ("penalize", ("penalize", "drop")),
         "dropout": (0.0, ("float",)),
+        "scaling": ("standard", ("standard", "robust")),
     },
     "training": {
         "epochs": (300, ("int",)),

@@ -39,7 +39,7 @@ from archguide.exceptions import ArchguideWarning, ConfigError, DataError, NotFi
 from archguide.grouping import named_groups
 from archguide.network import METHODS, network_importance
 from archguide.planning import GROUPINGS, WEAK_MODES, ArchitecturePlan, plan_architecture
-from archguide.preprocessing import ColumnEncoding, dict_keys_not_names, frame_of
+from archguide.preprocessing import SCALINGS, ColumnEncoding, dict_keys_not_names, frame_of
 from archguide.replanning import (
     ReplanTrigger,
     missing_features,
@@ -198,6 +198,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         l1_power: float = 1.0,
         weak: str = "penalize",
         dropout: float = 0.0,
+        scaling: str = "standard",
         groups="auto",
         n_repeats: int = 5,
         rescoring: str | None = "permutation",
@@ -223,6 +224,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         self.l1_power = l1_power
         self.weak = weak
         self.dropout = dropout
+        self.scaling = scaling
         self.groups = groups
         self.n_repeats = n_repeats
         self.rescoring = rescoring
@@ -273,6 +275,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         check_int("lr_patience", self.lr_patience, allow_none=True)
         check_choice("grouping", self.grouping, GROUPINGS)
         check_choice("weak", self.weak, WEAK_MODES)
+        check_choice("scaling", self.scaling, SCALINGS)
         check_choice("rescoring", self.rescoring, (*METHODS, None))
         check_choice("verbose", self.verbose, (0, 1, 2))
         check_choice("refit", self.refit, (True, False))
@@ -566,7 +569,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             ``(encoding, X_enc, scores)``: ``X_enc`` holds every row of ``table``, encoded as the
             encoding fitted on ``rows`` says; the scores (and the correlation groups) saw ``rows`` only.
         """
-        encoding = ColumnEncoding.fit(table, rows)
+        encoding = ColumnEncoding.fit(table, rows, scaling=self.scaling)
         X_enc = encoding.encode(encoding.raw_inputs(table))
         self._say(f"{table.n_features} columns -> {X_enc.shape[1]} features; scoring")
         X_fit, y_fit = (X_enc, y_score) if rows is None else (X_enc[rows], y_score[rows])
@@ -1007,6 +1010,9 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
         l1_power: How steeply the strength follows importance.
         weak: ``"penalize"`` or ``"drop"`` the features the scores call weak.
         dropout: Dropout rate after every hidden layer.
+        scaling: How numeric columns enter the network: ``"standard"`` (mean and
+            standard deviation) or ``"robust"`` (median and interquartile range,
+            then a smooth clip to about ±3; see :mod:`archguide.preprocessing`).
         groups: ``"auto"`` (strongly correlated numeric columns are scored
             together), None, or a dict ``{group: [columns]}``. A categorical
             column's one-hot features always form one group.

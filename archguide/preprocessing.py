@@ -10,6 +10,11 @@ Each source column becomes one or more features of the network:
 - numeric and boolean: the standardised value ``(x - mean) / scale``, with a
   missing value set to 0 (the mean); if the column had missing values at fit
   time, a second feature ``"<column>=<missing>"`` is 1 where it was missing.
+  With ``scaling="robust"`` a numeric column is instead centred on its median,
+  divided by its interquartile range (half its range if that is 0) and smoothly
+  clipped, ``z / sqrt(1 + (z / 3)^2)`` (RealMLP's robust scaling), so that a
+  skewed column or a few wild values (diamonds' zero sizes) stay within about
+  ±3 while the bulk keeps its spacing; booleans stay standardised.
   The mean and scale are taken in float64, and the model takes these columns
   as float64 and centres them before the cast to float32: a column of large
   values with small differences (timestamps near 1.7e9, say) keeps its
@@ -32,7 +37,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -51,10 +56,16 @@ __all__ = [
     "ColumnEncoding",
     "MISSING_LABEL",
     "NumericEncoder",
+    "SCALINGS",
     "dict_keys_not_names",
     "frame_of",
     "model_label",
 ]
+
+#: How :meth:`ColumnEncoding.fit` scales numeric columns: by mean and standard deviation, or robustly.
+SCALINGS = ("standard", "robust")
+#: The smooth clip's bound for ``scaling="robust"``: ``z / sqrt(1 + (z / CLIP)^2)`` stays within ±CLIP.
+CLIP = 3.0
 
 #: The label a missing categorical value is passed to the model as.
 MISSING_LABEL = ""
@@ -80,9 +91,11 @@ class NumericEncoder(keras.layers.Layer):
     """Standardise one numeric column; a missing value (NaN) becomes 0, optionally flagged.
 
     Args:
-        mean: Subtracted from the value.
+        mean: Subtracted from the value (the median, for robust scaling).
         scale: The difference is divided by it (> 0).
         missing_indicator: Add a second output column, 1 where the value is missing.
+        clip: If set (> 0), the scaled value ``z`` becomes ``z / sqrt(1 + (z / clip)^2)``: near ``z`` for
+            small values, never beyond ``±clip``.
         **kwargs: Base layer keyword arguments.
 
     Input shape:
@@ -92,18 +105,29 @@ class NumericEncoder(keras.layers.Layer):
         ``(batch_size, 1)``, or ``(batch_size, 2)`` with the indicator.
     """
 
-    def __init__(self, mean: float = 0.0, scale: float = 1.0, missing_indicator: bool = False, **kwargs):
+    def __init__(
+        self,
+        mean: float = 0.0,
+        scale: float = 1.0,
+        missing_indicator: bool = False,
+        clip: float | None = None,
+        **kwargs,
+    ):
         kwargs.setdefault("autocast", False)  # the float64 input is centred before the cast, not after
         super().__init__(**kwargs)
         self.mean = float(mean)
         self.scale = float(scale)
         self.missing_indicator = bool(missing_indicator)
+        self.clip = None if clip is None else float(clip)
 
     def call(self, inputs):
         # Centred in float64, then cast: float32 resolves 1.7e9 to 128, its differences from the mean to far less.
         x = ops.reshape(ops.cast(inputs, "float64"), (-1, 1))
         missing = ops.isnan(x)
-        z = ops.cast(ops.where(missing, ops.zeros_like(x), (x - self.mean) / self.scale), self.compute_dtype)
+        z = ops.where(missing, ops.zeros_like(x), (x - self.mean) / self.scale)
+        if self.clip is not None:
+            z = z / ops.sqrt(1.0 + ops.square(z / self.clip))
+        z = ops.cast(z, self.compute_dtype)
         if self.missing_indicator:
             return ops.concatenate([z, ops.cast(missing, z.dtype)], axis=1)
         return z
@@ -113,6 +137,8 @@ class NumericEncoder(keras.layers.Layer):
 
     def get_config(self):
         config = {"mean": self.mean, "scale": self.scale, "missing_indicator": self.missing_indicator}
+        if self.clip is not None:  # absent from models saved before robust scaling: they still load
+            config["clip"] = self.clip
         return {**super().get_config(), **config}
 
 
@@ -179,6 +205,7 @@ class Column:
     scale: float = 1.0
     categories: tuple[str, ...] = ()
     missing_indicator: bool = False
+    clip: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -189,6 +216,7 @@ class Column:
             "scale": self.scale,
             "categories": list(self.categories),
             "missing_indicator": self.missing_indicator,
+            "clip": self.clip,
         }
 
 
@@ -222,12 +250,16 @@ class ColumnEncoding:
         return {c.name: list(c.features) for c in self.columns}
 
     @classmethod
-    def fit(cls, table: Table, rows: np.ndarray | None = None) -> ColumnEncoding:
+    def fit(cls, table: Table, rows: np.ndarray | None = None, scaling: str = "standard") -> ColumnEncoding:
         """Means, scales and categories of ``table`` (of ``rows`` when given).
 
         A constant column gets scale 1; a category only present outside
-        ``rows`` is unseen at fit time (all zeros).
+        ``rows`` is unseen at fit time (all zeros). ``scaling="robust"``
+        centres numeric columns on the median, scales by the interquartile
+        range (half the range if it is 0) and smoothly clips (see the module).
         """
+        if scaling not in SCALINGS:
+            raise ValueError(f"scaling must be one of {SCALINGS}; received {scaling!r}")
         encoded = table.encode(rows, dtype=np.float64)
         used = set(table.names)
         columns = []
@@ -251,11 +283,17 @@ class ColumnEncoding:
                 )
                 continue
             present = values[~np.isnan(values)]
-            mean = float(present.mean()) if present.size else 0.0
-            std = float(present.std()) if present.size else 0.0
-            scale = std if std > 0 and np.isfinite(std) else 1.0
+            robust = scaling == "robust" and kind == "numeric" and present.size > 0
+            if robust:
+                low, mean, high = np.quantile(present, [0.25, 0.5, 0.75])
+                spread = float(high - low) or 0.5 * float(present.max() - present.min())
+            else:
+                mean = present.mean() if present.size else 0.0
+                spread = float(present.std()) if present.size else 0.0
+            scale = spread if spread > 0 and np.isfinite(spread) else 1.0
             features = (name,) + ((indicator,) if indicator else ())
-            columns.append(Column(name, kind, features, mean=mean, scale=scale, missing_indicator=missing))
+            column = Column(name, kind, features, mean=float(mean), scale=scale, missing_indicator=missing)
+            columns.append(replace(column, clip=CLIP) if robust else column)
         return cls(tuple(columns))
 
     def to_dict(self) -> dict[str, Any]:
@@ -274,6 +312,7 @@ class ColumnEncoding:
                     scale=float(c["scale"]),
                     categories=tuple(str(v) for v in c["categories"]),
                     missing_indicator=bool(c["missing_indicator"]),
+                    clip=None if c.get("clip") is None else float(c["clip"]),
                 )
             )
         return cls(tuple(columns))
@@ -304,7 +343,7 @@ class ColumnEncoding:
                 )
             else:
                 layer = NumericEncoder(
-                    c.mean, c.scale, missing_indicator=c.missing_indicator, name=f"archguide_encode_{i}"
+                    c.mean, c.scale, missing_indicator=c.missing_indicator, clip=c.clip, name=f"archguide_encode_{i}"
                 )
             parts.append(layer(inputs[c.name]))
         if len(parts) == 1:

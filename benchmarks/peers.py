@@ -570,6 +570,7 @@ ABLATIONS = {
     "archguide l1=0": {"l1": 0.0},
     "archguide gradient re-scoring": {"rescoring": "gradient"},
     "archguide no re-scoring": {"rescoring": None},
+    "archguide robust scaling": {"scaling": "robust"},
 }
 ORACLE = "oracle MLP (informative only)"
 MODELS: dict[str, tuple[Callable, str | None]] = {
