@@ -4,7 +4,10 @@ The model::
 
     input (n_samples, len(plan.features))
       -> FeatureGate                      per-feature gate and L1 penalty ("gate")
-      -> one branch per plan branch       ColumnSelector + Dense stack ("branch_<name>_dense_<i>")
+      -> one branch per plan branch       ColumnSelector + Dense stack ("branch_<name>_dense_<i>"); a
+                                          branch with embedded features adds their periodic encoding
+                                          ("branch_<name>_periodic") through a Dense ("branch_<name>_embed")
+                                          to its first layer's input, before the activation
       -> concatenate                      ("merge")
       -> shared head                      Dense stack ("head_dense_<i>")
       -> output                           linear / sigmoid / softmax ("output")
@@ -22,7 +25,7 @@ from collections.abc import Sequence
 from archguide._backend import import_keras
 from archguide._checks import check_choice, check_int, check_number, check_units
 from archguide.exceptions import ConfigError
-from archguide.layers import ColumnSelector, DataLoss, FeatureGate
+from archguide.layers import ColumnSelector, DataLoss, FeatureGate, PeriodicEncoding
 from archguide.planning import ArchitecturePlan
 
 keras = import_keras()
@@ -131,8 +134,15 @@ def build_model(
         init = keras.initializers.GlorotUniform(seed=next_seed())
         return keras.layers.Dense(units, activation=act, kernel_initializer=init, name=layer_name)
 
-    def hidden(x, units: int, prefix: str, i: int):
-        x = dense(units, f"{prefix}_dense_{i}", activation)(x)
+    def hidden(x, units: int, prefix: str, i: int, embedded=None):
+        if embedded is None:
+            x = dense(units, f"{prefix}_dense_{i}", activation)(x)
+        else:  # act(W x + V [cos, sin] + b): the kernel W keeps one row per feature, as without an embedding
+            x = dense(units, f"{prefix}_dense_{i}", None)(x)
+            init = keras.initializers.GlorotUniform(seed=next_seed())
+            extra = keras.layers.Dense(units, use_bias=False, kernel_initializer=init, name=f"{prefix}_embed")
+            x = keras.layers.Add(name=f"{prefix}_sum_{i}")([x, extra(embedded)])
+            x = keras.layers.Activation(activation, name=f"{prefix}_activation_{i}")(x)
         if dropout > 0:
             x = keras.layers.Dropout(dropout, seed=next_seed(), name=f"{prefix}_dropout_{i}")(x)
         return x
@@ -149,8 +159,13 @@ def build_model(
     for branch in plan.branches:
         prefix = f"branch_{branch.name}"
         x = ColumnSelector(plan.feature_indices(branch), name=f"{prefix}_select")(gated)
+        embedded = [j for j, f in enumerate(branch.features) if f in plan.embeddings]
+        if embedded:
+            selected = ColumnSelector(embedded, name=f"{prefix}_embed_select")(x)
+            frequencies = [plan.embeddings[branch.features[j]] for j in embedded]
+            periodic = PeriodicEncoding(frequencies, seed=next_seed(), name=f"{prefix}_periodic")(selected)
         for i, units in enumerate(branch.units, start=1):
-            x = hidden(x, units, prefix, i)
+            x = hidden(x, units, prefix, i, periodic if embedded and i == 1 else None)
         outputs_of_branches.append(x)
     if len(outputs_of_branches) > 1:
         x = keras.layers.Concatenate(name="merge")(outputs_of_branches)

@@ -92,6 +92,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, tuple[str, ...]]]] = {
         "weak": ("penalize", ("penalize", "drop")),
         "dropout": (0.0, ("float",)),
         "scaling": ("standard", ("standard", "robust")),
+        "embedding": (0, ("int",)),
     },
     "training": {
         "epochs": (300, ("int",)),

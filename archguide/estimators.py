@@ -70,6 +70,15 @@ _PREDICT_BATCH = 4096
 _FEED = "dataset"  # how _fit_data feeds Keras: "dataset" (one iterator per fit) or "arrays" (Keras' own, per epoch)
 
 
+#: Parameters added after artifacts were first saved, with the values an artifact without them was fitted with.
+_BEFORE_SAVED = {"scaling": "standard", "embedding": 0}
+
+
+def _embeddable(encoding: ColumnEncoding) -> list[str]:
+    """The features an embedding may encode: numeric columns' values (not flags, levels or booleans)."""
+    return [c.features[0] for c in encoding.columns if c.kind == "numeric"]
+
+
 def _fit_data(X, y, batch_size: int, seed: int, validation_data=None) -> dict[str, Any]:
     """The data arguments of ``Model.fit``, as ``tf.data`` pipelines built once per fit.
 
@@ -199,6 +208,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         weak: str = "penalize",
         dropout: float = 0.0,
         scaling: str = "standard",
+        embedding: int = 0,
         groups="auto",
         n_repeats: int = 5,
         rescoring: str | None = "permutation",
@@ -225,6 +235,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         self.weak = weak
         self.dropout = dropout
         self.scaling = scaling
+        self.embedding = embedding
         self.groups = groups
         self.n_repeats = n_repeats
         self.rescoring = rescoring
@@ -276,6 +287,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         check_choice("grouping", self.grouping, GROUPINGS)
         check_choice("weak", self.weak, WEAK_MODES)
         check_choice("scaling", self.scaling, SCALINGS)
+        check_int("embedding", self.embedding, low=0)
         check_choice("rescoring", self.rescoring, (*METHODS, None))
         check_choice("verbose", self.verbose, (0, 1, 2))
         check_choice("refit", self.refit, (True, False))
@@ -341,18 +353,22 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             l1_power=self.l1_power,
             weak=self.weak,
             head_units=self.head_units,
+            embedding=self.embedding,
+            embeddable=_embeddable(encoding),
         )
         self._say(f"plan: {len(plan.branches)} branches, {plan.n_params(self._n_outputs(task))} parameters; training")
 
         train, val = self._split(y_score, task, table.n_rows, split_seed)
-        network, history, rescorings, plans = self._train(
+        network, history, rescorings, plans, kept = self._train(
             plan, scores, task, X_enc, y_net, train, val, model_seed=model_seed, rescoring_seed=rescoring_seed
         )
         if len(plans) == 1:
             history.pop("plan", None)  # one plan trained every epoch
-        plan = plans[-1]["plan"]
-        start = plans[-1]["epoch"]  # the final network's weights are the best of its own segment
-        best_epoch = start + int(np.argmin(history["val_" + DATA_LOSS_METRIC][start:])) + 1
+        plans = [{**record, "kept": i == kept} for i, record in enumerate(plans)]
+        plan = plans[kept]["plan"]
+        start = plans[kept]["epoch"]  # the kept network's weights are the best of its own segment
+        end = plans[kept + 1]["epoch"] if kept + 1 < len(plans) else len(history[DATA_LOSS_METRIC])
+        best_epoch = start + int(np.argmin(history["val_" + DATA_LOSS_METRIC][start:end])) + 1
         sensitivity = self._sensitivity(network, scores, X_enc, y_net, train, val, rescoring_seed)
         refit_history = None
         if self.refit:
@@ -476,7 +492,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             splits = [(np.sort(a), np.sort(b)) for a, b in splitter.split(np.zeros((table.n_rows, 1)), labels)]
         folds = []
         for train, val in splits:  # encoded and scored on the training rows only: held-out rows stay unseen
-            _, X_enc, scores = work._encode_and_score(table, task, y_score, score_seed, rows=train)
+            encoding, X_enc, scores = work._encode_and_score(table, task, y_score, score_seed, rows=train)
             folds.append(fold_of(scores, X_enc, y_net, train, val))
         hypermodel = FoldedHyperModel(
             folds,
@@ -484,6 +500,8 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             n_outputs=work._n_outputs(task),
             alpha=(1.0, 1.0),
             head_units=self.head_units,
+            embedding=self.embedding,
+            embeddable=_embeddable(encoding),
             patience=self.patience,
             lr_patience=self.lr_patience,
             seed=model_seed,
@@ -701,14 +719,16 @@ class _ImportanceGuidedEstimator(BaseEstimator):
     def _train(self, plan, scores, task, X_enc, y_net, train, val, *, model_seed: int, rescoring_seed: int):
         """Train the planned network; with ``replan``, re-plan from its importance at most ``max_replans`` times.
 
-        Returns ``(network, history, the ImportanceRescoring of each segment, plans)``: ``history`` runs
-        over every epoch of every segment, with ``history["plan"]`` the index in ``plans`` of the plan
-        trained at each epoch; ``plans`` holds :func:`~archguide.replanning.plan_record` entries.
+        Returns ``(network, history, the ImportanceRescoring of each segment, plans, kept)``: ``history``
+        runs over every epoch of every segment, with ``history["plan"]`` the index in ``plans`` of the plan
+        trained at each epoch; ``plans`` holds :func:`~archguide.replanning.plan_record` entries; the
+        network is the one of ``plans[kept]``, the segment with the lowest held-out data loss (a re-plan
+        that does no better than the network it replaced is discarded).
         """
         X_tr, y_tr, X_val, y_val = X_enc[train], y_net[train], X_enc[val], y_net[val]
         plans = [plan_record(0, plan, scores, [], "scores")]
         history: dict[str, list[float]] = {}
-        rescorings, old = [], None
+        rescorings, old, kept = [], None, None  # kept: (best held-out data loss, network, its plan's index)
         while True:
             network = self._network(plan, task, model_seed)
             if old is not None:
@@ -738,8 +758,12 @@ class _ImportanceGuidedEstimator(BaseEstimator):
                 history.setdefault("plan", []).extend([float(len(plans) - 1)] * n_run)
             if rescoring is not None:
                 rescorings.append(rescoring)
+            # A re-planned network is kept only if it beats every network before it on the held-out rows.
+            reached = min(segment["val_" + DATA_LOSS_METRIC])
+            if kept is None or reached < kept[0]:
+                kept = (reached, network, len(plans) - 1)
             if len(plans) > self.max_replans:
-                return network, history, rescorings, plans
+                return kept[1], history, rescorings, plans, kept[2]
             if trigger is not None and trigger.new_plan_ is not None:
                 new_plan, new_scores, moved = trigger.new_plan_, trigger.new_scores_, trigger.moved_
                 reason = "network importance"
@@ -747,9 +771,9 @@ class _ImportanceGuidedEstimator(BaseEstimator):
                 reason = "residuals"
                 new_plan, new_scores, moved = self._residual_replan(network, plan, scores, X_tr, y_tr, task, model_seed)
             else:
-                return network, history, rescorings, plans
+                return kept[1], history, rescorings, plans, kept[2]
             if not moved:
-                return network, history, rescorings, plans
+                return kept[1], history, rescorings, plans, kept[2]
             plan, scores, old = new_plan, new_scores, network
             plans.append(plan_record(done + n_run, plan, scores, moved, reason))
             self._say(f"re-plan at epoch {done + n_run} ({reason}): {', '.join(moved[:8])} moved")
@@ -1011,8 +1035,13 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
         weak: ``"penalize"`` or ``"drop"`` the features the scores call weak.
         dropout: Dropout rate after every hidden layer.
         scaling: How numeric columns enter the network: ``"standard"`` (mean and
-            standard deviation) or ``"robust"`` (median and interquartile range,
-            then a smooth clip to about ±3; see :mod:`archguide.preprocessing`).
+            standard deviation) or ``"robust"`` (clamped to the 0.1% and 99.9%
+            quantiles, median and interquartile range, then a smooth clip to
+            ±3; see :mod:`archguide.preprocessing`).
+        embedding: Periodic frequencies (PLR embeddings) of each numeric
+            column in the most important branch; the next branches' get half as
+            many each, weak columns none; 0 for no embeddings (see
+            :func:`~archguide.planning.plan_architecture`).
         groups: ``"auto"`` (strongly correlated numeric columns are scored
             together), None, or a dict ``{group: [columns]}``. A categorical
             column's one-hot features always form one group.
@@ -1069,8 +1098,11 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
             ``"residuals"`` or ``"network importance"`` for a re-plan),
             ``moved`` (the features that changed branch or weak flag),
             ``importances`` and ``weak`` (what it was planned from) and
-            ``plan``. One entry when nothing was re-planned. With ``replan``,
-            ``history_["plan"]`` gives each epoch's index in this list.
+            ``plan``, and ``kept``: True for the plan of the final network,
+            the one whose best held-out data loss is lowest (a re-planned
+            network that does no better than the one it replaced is
+            discarded). One entry when nothing was re-planned. With
+            ``replan``, ``history_["plan"]`` gives each epoch's index in this list.
         model_: The Keras model: raw columns (a dict of arrays) in, predictions out.
         network_: The trained network inside ``model_`` (encoded features in).
         encoding_: The :class:`~archguide.preprocessing.ColumnEncoding`.
@@ -1274,7 +1306,7 @@ def load(path: str | Path):
         with dict_keys_not_names():
             model = keras.models.load_model(path, safe_mode=True, compile=False)
         cls = _ESTIMATORS[info["estimator"]]
-        params = {k: v for k, v in info["params"].items() if k in cls().get_params()}
+        params = {**_BEFORE_SAVED, **{k: v for k, v in info["params"].items() if k in cls().get_params()}}
         estimator = cls(**params)
         estimator._restore(model, info)
     except (KeyError, TypeError, ValueError, AttributeError, OSError) as exc:

@@ -18,7 +18,7 @@ from archguide.exceptions import ConfigError, DataError
 keras = import_keras()
 ops = keras.ops
 
-__all__ = ["ColumnSelector", "DataLoss", "FeatureGate"]
+__all__ = ["ColumnSelector", "DataLoss", "FeatureGate", "PeriodicEncoding"]
 
 
 def _check_strengths(values, n: int | None = None, *, argument: str = "strengths") -> list[float]:
@@ -199,6 +199,63 @@ class ColumnSelector(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "indices": list(self.indices)}
+
+
+@keras.saving.register_keras_serializable(package="archguide")
+class PeriodicEncoding(keras.layers.Layer):
+    """Periodic encoding of numeric features: ``cos(2 pi c x)`` and ``sin(2 pi c x)`` per learned frequency.
+
+    The "P" of the PLR embeddings of Gorishniy et al. (2022), "On Embeddings
+    for Numerical Features in Tabular Deep Learning", with a width per
+    feature: column ``j`` of the input gets ``frequencies[j]`` trainable
+    frequencies ``c``, drawn from ``N(0, sigma)``. A Dense layer after it makes
+    the "L" and its activation the "R". A feature held at 0 (a closed input
+    gate) encodes as the constant ``(1, 0)``: it carries nothing.
+
+    Args:
+        frequencies: Frequencies per input column (positive integers).
+        sigma: Standard deviation of the initial frequencies.
+        seed: Seed of their initializer.
+        **kwargs: Base layer keyword arguments.
+
+    Input shape:
+        ``(batch_size, len(frequencies))``.
+
+    Output shape:
+        ``(batch_size, 2 * sum(frequencies))``: every cosine, then every sine.
+    """
+
+    def __init__(self, frequencies: Sequence[int], sigma: float = 0.1, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        frequencies = [int(m) for m in frequencies]
+        if not frequencies or min(frequencies) < 1:
+            raise ConfigError(
+                "Received an invalid value for frequencies, expected a non-empty list of positive integers. "
+                f"Received: frequencies={frequencies}"
+            )
+        check_number("sigma", sigma, open_interval=True)
+        self.frequencies, self.sigma, self.seed = frequencies, float(sigma), seed
+        self._column = np.repeat(np.arange(len(frequencies)), frequencies).tolist()  # each frequency's column
+
+    def build(self, input_shape):
+        n = input_shape[-1]
+        if n is not None and n != len(self.frequencies):
+            raise DataError(f"PeriodicEncoding has {len(self.frequencies)} columns' frequencies; the input has {n}.")
+        self.coefficients = self.add_weight(
+            shape=(len(self._column),),
+            initializer=keras.initializers.RandomNormal(stddev=self.sigma, seed=self.seed),
+            name="coefficients",
+        )
+
+    def call(self, inputs):
+        angles = 2.0 * np.pi * ops.take(inputs, self._column, axis=1) * self.coefficients
+        return ops.concatenate([ops.cos(angles), ops.sin(angles)], axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], 2 * len(self._column))
+
+    def get_config(self):
+        return {**super().get_config(), "frequencies": list(self.frequencies), "sigma": self.sigma, "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="archguide")

@@ -84,6 +84,9 @@ class ArchitecturePlan:
         importances: Feature -> the importance the plan was made from.
         weak: Features the scores marked weak.
         options: The options the plan was made with (for the record).
+        embeddings: Feature -> how many periodic frequencies its embedding
+            has (:class:`~archguide.layers.PeriodicEncoding`); a feature not
+            listed enters its branch as it is.
 
     Plans compare equal when their content is equal, and hash by it.
     """
@@ -95,6 +98,7 @@ class ArchitecturePlan:
     importances: dict[str, float] = field(default_factory=dict)
     weak: tuple[str, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)
+    embeddings: dict[str, int] = field(default_factory=dict)
 
     def __hash__(self) -> int:
         return hash(json.dumps(self.to_dict(), sort_keys=True, default=str))
@@ -112,12 +116,16 @@ class ArchitecturePlan:
     def n_params(self, n_outputs: int = 1) -> int:
         """Trainable parameters of the model :func:`~archguide.builder.build_model` makes.
 
-        Counts the input gate (one per feature), every Dense kernel and bias, and
-        the output layer with ``n_outputs`` units.
+        Counts the input gate (one per feature), every Dense kernel and bias,
+        the embeddings (each frequency, and its cosine's and sine's weights
+        into the branch's first layer) and the output layer with
+        ``n_outputs`` units.
         """
         total = len(self.features)
         merged = 0
         for b in self.branches:
+            frequencies = sum(self.embeddings.get(f, 0) for f in b.features)
+            total += frequencies + 2 * frequencies * b.units[0]
             width_in = len(b.features)
             for w in b.units:
                 total += width_in * w + w
@@ -142,6 +150,7 @@ class ArchitecturePlan:
             "importances": {f: float(v) for f, v in self.importances.items()},
             "weak": list(self.weak),
             "options": dict(self.options),
+            "embeddings": {f: int(m) for f, m in self.embeddings.items()},
         }
 
     @classmethod
@@ -187,6 +196,7 @@ class ArchitecturePlan:
             importances={str(f): float(v) for f, v in data.get("importances", {}).items()},
             weak=tuple(str(f) for f in data.get("weak", ())),
             options=dict(data.get("options", {})),
+            embeddings={str(f): int(m) for f, m in data.get("embeddings", {}).items()},
         )
         plan.validate()
         return plan
@@ -274,6 +284,11 @@ class ArchitecturePlan:
             )
         if any(u < 1 for u in self.head_units):
             raise DataError(f"head_units must be positive integers. Received: {self.head_units}")
+        bad = [f for f, m in self.embeddings.items() if f not in known or isinstance(m, bool) or int(m) != m or m < 1]
+        if bad:
+            raise DataError(
+                f"embeddings must map plan features to positive numbers of frequencies; {format_names(bad)} do not."
+            )
 
     def summary(self) -> str:
         """A readable table of the branches, the head and the parameter count."""
@@ -293,6 +308,11 @@ class ArchitecturePlan:
             rows.append(
                 f"  not read by any branch (weak, dropped): {', '.join(unread[:10])}"
                 + (" ..." if len(unread) > 10 else "")
+            )
+        if self.embeddings:
+            rows.append(
+                f"  embedded: {len(self.embeddings)} features, "
+                f"{min(self.embeddings.values())}-{max(self.embeddings.values())} frequencies"
             )
         strengths = sorted(self.l1_strengths.items(), key=lambda kv: kv[1])
         rows.append(
@@ -429,6 +449,10 @@ def _safe_name(text: str, used: set[str]) -> str:
     return unique_name(name, used)
 
 
+def _listed(values):
+    return None if values is None else list(values)
+
+
 def plan_architecture(
     scores,
     *,
@@ -443,6 +467,8 @@ def plan_architecture(
     l1_power: float = 1.0,
     weak: str = "penalize",
     head_units: Sequence[int] | None = None,
+    embedding: int = 0,
+    embeddable: Sequence[str] | None = None,
 ) -> ArchitecturePlan:
     """Plan a multi-branch architecture from feature scores.
 
@@ -465,6 +491,12 @@ def plan_architecture(
         head_units: Widths of the shared layers after the merge (at least
             one: the head is not optional); default one layer of
             ``max(16, total_units // 4)`` units.
+        embedding: Periodic frequencies of the embedding of each feature in
+            the first branch (0: no embeddings). Richer for more important
+            features: the ``i``-th branch's features get ``embedding // 2**i``
+            (none below 2), weak features none.
+        embeddable: The features that may be embedded (continuous numbers,
+            not one-hot levels or missing-value flags); default every feature.
 
     Returns:
         A frozen :class:`ArchitecturePlan`.
@@ -487,6 +519,7 @@ def plan_architecture(
     check_choice("weak", weak, WEAK_MODES)
     check_number("alpha", alpha)
     check_number("shrink", shrink, high=1.0)
+    check_int("embedding", embedding, low=0)
     head_units = check_units("head_units", (max(16, total_units // 4),) if head_units is None else head_units)
 
     features = list(scores.importances.index)
@@ -535,6 +568,14 @@ def plan_architecture(
         )
         for n, m, w, v in zip(names, members, widths, branch_importance)
     )
+    if embeddable is not None:
+        unknown = [f for f in embeddable if f not in importances]
+        if unknown:
+            raise ConfigError(f"embeddable names features that are not scored: {format_names(unknown)}.")
+    allowed = set(features if embeddable is None else embeddable) - weak_set
+    embeddings = {
+        f: embedding >> i for i, b in enumerate(branches) for f in b.features if f in allowed and embedding >> i >= 2
+    }
     plan = ArchitecturePlan(
         features=tuple(features),
         branches=branches,
@@ -553,7 +594,10 @@ def plan_architecture(
             "l1": l1,
             "l1_power": l1_power,
             "weak": weak,
+            # recorded only when used: a re-plan passes these options back to this function
+            **({"embedding": embedding, "embeddable": _listed(embeddable)} if embedding else {}),
         },
+        embeddings={f: embeddings[f] for f in features if f in embeddings},
     )
     plan.validate()
     return plan

@@ -10,11 +10,13 @@ Each source column becomes one or more features of the network:
 - numeric and boolean: the standardised value ``(x - mean) / scale``, with a
   missing value set to 0 (the mean); if the column had missing values at fit
   time, a second feature ``"<column>=<missing>"`` is 1 where it was missing.
-  With ``scaling="robust"`` a numeric column is instead centred on its median,
-  divided by its interquartile range (half its range if that is 0) and smoothly
-  clipped, ``z / sqrt(1 + (z / 3)^2)`` (RealMLP's robust scaling), so that a
-  skewed column or a few wild values (diamonds' zero sizes) stay within about
-  ±3 while the bulk keeps its spacing; booleans stay standardised.
+  With ``scaling="robust"`` a numeric column is instead clamped to its 0.1% and
+  99.9% quantiles (a value beyond what the training rows showed is read as
+  their edge, as a tree reads it, never extrapolated from), centred on its
+  median, divided by its interquartile range (half its range if that is 0)
+  and smoothly clipped, ``z / sqrt(1 + (z / 3)^2)`` (RealMLP's robust scaling),
+  so that a skewed column or a few wild values (diamonds' zero sizes) stay
+  within ±3 while the bulk keeps its spacing; booleans stay standardised.
   The mean and scale are taken in float64, and the model takes these columns
   as float64 and centres them before the cast to float32: a column of large
   values with small differences (timestamps near 1.7e9, say) keeps its
@@ -64,6 +66,8 @@ __all__ = [
 
 #: How :meth:`ColumnEncoding.fit` scales numeric columns: by mean and standard deviation, or robustly.
 SCALINGS = ("standard", "robust")
+#: With ``scaling="robust"`` values beyond the training rows' ``TAIL`` and ``1 - TAIL`` quantiles are clamped to them.
+TAIL = 0.001
 #: The smooth clip's bound for ``scaling="robust"``: ``z / sqrt(1 + (z / CLIP)^2)`` stays within ±CLIP.
 CLIP = 3.0
 
@@ -96,6 +100,7 @@ class NumericEncoder(keras.layers.Layer):
         missing_indicator: Add a second output column, 1 where the value is missing.
         clip: If set (> 0), the scaled value ``z`` becomes ``z / sqrt(1 + (z / clip)^2)``: near ``z`` for
             small values, never beyond ``±clip``.
+        lower, upper: If set, the value is first clamped to ``[lower, upper]`` (in the column's units).
         **kwargs: Base layer keyword arguments.
 
     Input shape:
@@ -111,6 +116,8 @@ class NumericEncoder(keras.layers.Layer):
         scale: float = 1.0,
         missing_indicator: bool = False,
         clip: float | None = None,
+        lower: float | None = None,
+        upper: float | None = None,
         **kwargs,
     ):
         kwargs.setdefault("autocast", False)  # the float64 input is centred before the cast, not after
@@ -119,11 +126,15 @@ class NumericEncoder(keras.layers.Layer):
         self.scale = float(scale)
         self.missing_indicator = bool(missing_indicator)
         self.clip = None if clip is None else float(clip)
+        self.lower = None if lower is None else float(lower)
+        self.upper = None if upper is None else float(upper)
 
     def call(self, inputs):
         # Centred in float64, then cast: float32 resolves 1.7e9 to 128, its differences from the mean to far less.
         x = ops.reshape(ops.cast(inputs, "float64"), (-1, 1))
         missing = ops.isnan(x)
+        if self.lower is not None or self.upper is not None:
+            x = ops.clip(x, -np.inf if self.lower is None else self.lower, np.inf if self.upper is None else self.upper)
         z = ops.where(missing, ops.zeros_like(x), (x - self.mean) / self.scale)
         if self.clip is not None:
             z = z / ops.sqrt(1.0 + ops.square(z / self.clip))
@@ -137,8 +148,9 @@ class NumericEncoder(keras.layers.Layer):
 
     def get_config(self):
         config = {"mean": self.mean, "scale": self.scale, "missing_indicator": self.missing_indicator}
-        if self.clip is not None:  # absent from models saved before robust scaling: they still load
-            config["clip"] = self.clip
+        for key in ("clip", "lower", "upper"):  # absent from models saved before robust scaling: they still load
+            if getattr(self, key) is not None:
+                config[key] = getattr(self, key)
         return {**super().get_config(), **config}
 
 
@@ -206,6 +218,8 @@ class Column:
     categories: tuple[str, ...] = ()
     missing_indicator: bool = False
     clip: float | None = None
+    lower: float | None = None
+    upper: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -217,6 +231,8 @@ class Column:
             "categories": list(self.categories),
             "missing_indicator": self.missing_indicator,
             "clip": self.clip,
+            "lower": self.lower,
+            "upper": self.upper,
         }
 
 
@@ -285,7 +301,7 @@ class ColumnEncoding:
             present = values[~np.isnan(values)]
             robust = scaling == "robust" and kind == "numeric" and present.size > 0
             if robust:
-                low, mean, high = np.quantile(present, [0.25, 0.5, 0.75])
+                lowest, low, mean, high, highest = np.quantile(present, [TAIL, 0.25, 0.5, 0.75, 1 - TAIL])
                 spread = float(high - low) or 0.5 * float(present.max() - present.min())
             else:
                 mean = present.mean() if present.size else 0.0
@@ -293,7 +309,9 @@ class ColumnEncoding:
             scale = spread if spread > 0 and np.isfinite(spread) else 1.0
             features = (name,) + ((indicator,) if indicator else ())
             column = Column(name, kind, features, mean=float(mean), scale=scale, missing_indicator=missing)
-            columns.append(replace(column, clip=CLIP) if robust else column)
+            if robust:
+                column = replace(column, clip=CLIP, lower=float(lowest), upper=float(highest))
+            columns.append(column)
         return cls(tuple(columns))
 
     def to_dict(self) -> dict[str, Any]:
@@ -313,6 +331,8 @@ class ColumnEncoding:
                     categories=tuple(str(v) for v in c["categories"]),
                     missing_indicator=bool(c["missing_indicator"]),
                     clip=None if c.get("clip") is None else float(c["clip"]),
+                    lower=None if c.get("lower") is None else float(c["lower"]),
+                    upper=None if c.get("upper") is None else float(c["upper"]),
                 )
             )
         return cls(tuple(columns))
@@ -343,7 +363,13 @@ class ColumnEncoding:
                 )
             else:
                 layer = NumericEncoder(
-                    c.mean, c.scale, missing_indicator=c.missing_indicator, clip=c.clip, name=f"archguide_encode_{i}"
+                    c.mean,
+                    c.scale,
+                    missing_indicator=c.missing_indicator,
+                    clip=c.clip,
+                    lower=c.lower,
+                    upper=c.upper,
+                    name=f"archguide_encode_{i}",
                 )
             parts.append(layer(inputs[c.name]))
         if len(parts) == 1:

@@ -184,6 +184,8 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
         rescoring: Choices of the re-scoring method (``None`` for none).
         rescoring_period: Range of epochs between re-scorings.
         head_units: Widths of the shared head, fixed (default: the plan's).
+        embedding, embeddable: The plans' numeric embeddings, fixed (see
+            :func:`~archguide.planning.plan_architecture`; default none).
         patience: Epochs without improvement of the validation data loss before a trial stops.
         lr_patience: Epochs without improvement before the learning rate is halved
             (``ReduceLROnPlateau``, as the estimators do); None: a constant rate.
@@ -227,6 +229,8 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
         rescoring: Sequence[str | None] = ("gradient", "permutation", None),
         rescoring_period: Sequence[int] = (1, 5),
         head_units: Sequence[int] | None = None,
+        embedding: int = 0,
+        embeddable: Sequence[str] | None = None,
         patience: int = 20,
         lr_patience: int | None = None,
         cv=None,
@@ -245,6 +249,8 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
         check_int("lr_patience", lr_patience, allow_none=True)
         self.scores, self.task, self.n_outputs, self.seed = scores, task, n_outputs, seed
         self.patience, self.lr_patience, self.head_units = patience, lr_patience, head_units
+        check_int("embedding", embedding, low=0)
+        self.embedding, self.embeddable = embedding, None if embeddable is None else list(embeddable)
         self.cv = _check_cv(cv, task, seed)
         self.ranges = {
             "total_units": _range("total_units", total_units, low=1, integer=True),
@@ -330,6 +336,8 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
             l1_power=v["l1_power"],
             weak=v["weak"],
             head_units=self.head_units,
+            embedding=self.embedding,
+            embeddable=self.embeddable,
         )
         return build_model(
             plan,

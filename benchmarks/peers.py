@@ -571,6 +571,8 @@ ABLATIONS = {
     "archguide gradient re-scoring": {"rescoring": "gradient"},
     "archguide no re-scoring": {"rescoring": None},
     "archguide robust scaling": {"scaling": "robust"},
+    "archguide robust, l1=1e-4": {"scaling": "robust", "l1": 1e-4},
+    "archguide robust, l1=1e-4, embedding=8": {"scaling": "robust", "l1": 1e-4, "embedding": 8},
 }
 ORACLE = "oracle MLP (informative only)"
 MODELS: dict[str, tuple[Callable, str | None]] = {

@@ -8,7 +8,7 @@ from conftest import make_scores, run_python
 import archguide as ag
 from archguide.builder import DATA_LOSS_METRIC
 from archguide.exceptions import ConfigError, DataError
-from archguide.layers import ColumnSelector, FeatureGate
+from archguide.layers import ColumnSelector, FeatureGate, PeriodicEncoding
 
 IMPORTANCES = {"a": 0.6, "b": 0.4, "c": 0.2, "d": 0.1, **{f"n{i}": 0.0 for i in range(4)}}
 WEAK = [f"n{i}" for i in range(4)]
@@ -191,7 +191,11 @@ def test_seed_makes_the_model_reproducible(plan):
 # ------------------------------------------------------------------ persistence
 
 
-def test_save_and_load_in_a_fresh_process(plan, tmp_path):
+@pytest.mark.parametrize("embedding", [0, 8])
+def test_save_and_load_in_a_fresh_process(embedding, tmp_path):
+    scores = make_scores(IMPORTANCES, weak=WEAK)
+    plan = ag.plan_architecture(scores, total_units=24, n_tiers=3, head_units=8, embedding=embedding)
+    assert bool(plan.embeddings) == bool(embedding)
     model = ag.build_model(plan, seed=0)
     X = _x(200)
     y = X[:, 0] * 2 + X[:, 1]
@@ -345,3 +349,50 @@ def test_any_column_name_builds_a_model_that_fits():
         assert np.isfinite(history.history["loss"][-1])
         imp = ag.network_importance(model, frame, y, method="ablation")
         assert imp.index.tolist() == list(frame.columns)
+
+
+# ------------------------------------------------------------------ embeddings
+
+
+def test_periodic_encoding_widths_and_a_closed_gate():
+    layer = PeriodicEncoding([3, 1], sigma=0.5, seed=0)
+    x = np.array([[0.0, 0.0], [1.0, -2.0]], dtype="float32")
+    out = keras.ops.convert_to_numpy(layer(x))
+    assert out.shape == (2, 8)  # (3 + 1) cosines, then (3 + 1) sines
+    np.testing.assert_allclose(out[0], [1, 1, 1, 1, 0, 0, 0, 0], atol=1e-7)  # a feature at 0 carries nothing
+    np.testing.assert_allclose(out[1, :4] ** 2 + out[1, 4:] ** 2, 1.0, rtol=1e-5)
+    assert [w.name for w in layer.trainable_weights] == ["coefficients"] and layer.coefficients.shape == (4,)
+    again = PeriodicEncoding.from_config(json.loads(json.dumps(layer.get_config())))
+    assert again.frequencies == [3, 1] and again.sigma == 0.5
+    with pytest.raises(ConfigError, match="frequencies"):
+        PeriodicEncoding([2, 0])
+    with pytest.raises(DataError, match="2 columns' frequencies; the input has 3"):
+        PeriodicEncoding([1, 1])(np.zeros((2, 3), dtype="float32"))
+
+
+def test_an_embedded_plan_builds_what_it_counts_and_keeps_one_kernel_row_per_feature():
+    scores = make_scores(IMPORTANCES, weak=WEAK)
+    plan = ag.plan_architecture(scores, total_units=24, head_units=8, embedding=8, embeddable=["a", "b", "d"])
+    model = ag.build_model(plan, seed=0)
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == plan.n_params()
+    for branch in plan.branches:
+        kernel = model.get_layer(f"branch_{branch.name}_dense_1").kernel
+        assert kernel.shape[0] == len(branch.features)  # what the re-planning's warm start copies by feature
+        if any(f in plan.embeddings for f in branch.features):
+            frequencies = model.get_layer(f"branch_{branch.name}_periodic").frequencies
+            assert frequencies == [plan.embeddings[f] for f in branch.features if f in plan.embeddings]
+
+
+def test_an_embedding_fits_a_jagged_function_a_plain_branch_cannot_in_the_same_epochs():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-2, 2, size=(1500, 2)).astype("float32")
+    y = np.sin(4 * X[:, 0]) + (X[:, 1] > 0.5)
+    scores = make_scores({"x0": 0.6, "x1": 0.4})
+    losses = {}
+    for embedding in (0, 16):
+        plan = ag.plan_architecture(scores, total_units=32, n_tiers=1, head_units=16, embedding=embedding)
+        model = ag.build_model(plan, seed=0, learning_rate=3e-3)
+        held_out = (X[1200:], y[1200:])
+        history = model.fit(X[:1200], y[:1200], epochs=20, batch_size=64, verbose=0, validation_data=held_out)
+        losses[embedding] = min(history.history[f"val_{DATA_LOSS_METRIC}"])
+    assert losses[16] < 0.5 * losses[0], losses

@@ -331,6 +331,8 @@ def test_predict_refuses_what_fit_refuses(fitted):
         ({"groups": "correlated"}, "groups"),
         ({"random_state": "seed"}, "random_state"),
         ({"head_units": []}, "head_units"),
+        ({"scaling": "quantile"}, "scaling"),
+        ({"embedding": -1}, "embedding"),
     ],
 )
 def test_bad_parameters_raise_config_error_at_fit(params, name):
@@ -377,6 +379,33 @@ def test_save_and_load_predict_exactly_the_same_in_a_fresh_process(fitted, tmp_p
                                       "city=<missing>", "flag", "noise")
         assert est.scores_.weak["noise"] and len(est.rescoring_history_) > 0
         assert est.get_params()["epochs"] == 60
+        """
+    )
+
+
+@pytest.mark.parametrize("cls", [ag.ImportanceGuidedRegressor, ag.ImportanceGuidedClassifier])
+def test_robust_scaling_and_embeddings_fit_save_and_load_in_a_fresh_process(cls, tmp_path):
+    X, y = _frame()
+    X = X.set_axis(np.arange(len(X)) * 3 + 7)  # an odd index
+    X.loc[X.index[:3], "num"] = [0.0, 1e4, -1e4]  # wild values the smooth clip bounds
+    if cls is ag.ImportanceGuidedClassifier:
+        y = np.where(y > np.median(y), "high", "low")
+    est = cls(random_state=0, scaling="robust", embedding=8, **{**FAST, "epochs": 40}).fit(X, y)
+    assert est.plan_.embeddings and set(est.plan_.embeddings) <= {"num", "noise"}  # numeric values only
+    assert est.encoding_.columns[0].clip is not None and est.encoding_.columns[2].clip is None  # "flag": boolean
+    assert est.score(X, y) > (0.8 if cls is ag.ImportanceGuidedRegressor else 0.85)
+    est.save(tmp_path / "m.keras")
+    X.to_pickle(tmp_path / "X.pkl")
+    expected = est.predict_proba(X) if hasattr(est, "predict_proba") else est.predict(X)
+    np.save(tmp_path / "expected.npy", expected)
+    run_python(
+        f"""
+        import numpy as np, pandas as pd, archguide as ag
+        est = ag.load({str(tmp_path / "m.keras")!r})
+        X = pd.read_pickle({str(tmp_path / "X.pkl")!r})[["noise", "flag", "city", "num"]]  # another column order
+        out = est.predict_proba(X) if hasattr(est, "predict_proba") else est.predict(X)
+        np.testing.assert_array_equal(out, np.load({str(tmp_path / "expected.npy")!r}))
+        assert est.get_params()["scaling"] == "robust" and est.get_params()["embedding"] == 8
         """
     )
 

@@ -143,6 +143,15 @@ def test_garson_and_olden_are_undefined_on_multi_branch_networks(friedman_scores
     assert len(ag.network_importance(model, X, method="weights")) == 20  # weights are defined
 
 
+def test_weight_based_importance_of_an_embedded_network_is_undefined_and_says_so(friedman_scores, friedman):
+    X, _ = friedman
+    plan = ag.plan_architecture(friedman_scores, total_units=32, embedding=4)
+    model = ag.build_model(plan, compile=False)
+    with pytest.raises(ConfigError, match="not linear.*use method='gradient', 'permutation' or 'ablation'"):
+        ag.network_importance(model, X, method="weights")
+    assert len(ag.network_importance(model, X, method="gradient")) == 20
+
+
 def test_garson_needs_exactly_one_hidden_layer(linear_data):
     X, _, w = linear_data
     with pytest.raises(ConfigError, match="exactly one hidden"):

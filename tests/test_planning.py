@@ -242,6 +242,8 @@ def test_summary_is_readable():
         ({"head_units": (16, 0)}, "head_units"),
         ({"head_units": ()}, "head is not optional"),
         ({"head_units": "wide"}, "head_units"),
+        ({"embedding": -4}, "embedding"),
+        ({"embedding": 8, "embeddable": ["a", "zz"]}, "embeddable names features that are not scored: 'zz'"),
     ],
 )
 def test_bad_options_raise_config_error(options, match):
@@ -318,3 +320,40 @@ def test_branch_names_are_safe_for_any_column_name():
     branch_names = [b.name for b in plan.branches]
     assert branch_names == ["groe", "a_b", "x_y", "branch", "branch_2", "groe_2"]
     assert [b.features[0] for b in plan.branches] == names  # the features keep their own names
+
+
+# ------------------------------------------------------------------ embeddings
+
+
+def test_embeddings_are_richer_for_important_features_and_absent_for_weak_ones():
+    scores = make_scores(FRIEDMAN_LIKE, weak=NOISE)
+    plan = plan_architecture(scores, embedding=16, embeddable=[f for f in FRIEDMAN_LIKE if f != "b"])
+    tier = {f: i for i, b in enumerate(plan.branches) for f in b.features}
+    assert "b" not in plan.embeddings  # not embeddable (a one-hot level, say)
+    assert not set(NOISE) & set(plan.embeddings)  # weak: none
+    embedded = sorted(plan.embeddings, key=lambda f: -FRIEDMAN_LIKE[f])
+    widths = [plan.embeddings[f] for f in embedded]
+    assert widths[0] == 16 and widths == sorted(widths, reverse=True)  # never richer for a weaker tier
+    assert all(plan.embeddings[f] > plan.embeddings[g] for f in embedded for g in embedded if tier[f] < tier[g])
+    assert plan_architecture(scores).embeddings == {}  # off by default
+    again = ag.ArchitecturePlan.from_dict(json.loads(json.dumps(plan.to_dict())))
+    assert again == plan and again.embeddings == plan.embeddings
+    # A plan saved before embeddings existed has none.
+    old = {k: v for k, v in plan_architecture(scores).to_dict().items() if k != "embeddings"}
+    assert ag.ArchitecturePlan.from_dict(old).embeddings == {}
+
+
+def test_a_replan_keeps_the_embedding_options():
+    from archguide.replanning import replan_from
+
+    plan = plan_architecture(make_scores(FRIEDMAN_LIKE, weak=NOISE), embedding=8, embeddable=["a", "c", "n0"])
+    moved = {**FRIEDMAN_LIKE, "n0": 0.5}  # n0 turns out strong: a re-plan embeds it, "b" stays plain
+    again = replan_from(plan, make_scores(moved, weak=[f for f in NOISE if f != "n0"]))
+    assert again.embeddings["n0"] == 8 and "b" not in again.embeddings and "n0" not in plan.embeddings
+
+
+def test_validate_refuses_embeddings_of_unknown_features():
+    plan = plan_architecture(make_scores(FRIEDMAN_LIKE, weak=NOISE), embedding=8)
+    data = {**plan.to_dict(), "embeddings": {"a": 8, "ghost": 4}}
+    with pytest.raises(DataError, match="embeddings must map plan features.*'ghost'"):
+        ag.ArchitecturePlan.from_dict(data)

@@ -76,3 +76,58 @@ def test_a_column_that_changed_type_is_named():
     encoding.check_kinds(
         as_table(pd.DataFrame({"n": [True, False], "c": [np.nan, np.nan]}), allow_missing_columns=True)
     )
+
+
+def test_robust_scaling_keeps_the_bulk_and_bounds_wild_values():
+    rng = np.random.default_rng(0)
+    carat = np.r_[rng.lognormal(0.0, 0.5, size=400), 0.0, 0.0, 80.0, np.nan]  # skewed, zeros, a wild value, a gap
+    frame = pd.DataFrame({"carat": carat, "flag": np.arange(404) % 10 == 0})
+    standard = ColumnEncoding.fit(as_table(frame))
+    robust = ColumnEncoding.fit(as_table(frame), scaling="robust")
+    z_std, z_rob = _encode(standard, as_table(frame)), _encode(robust, as_table(frame))
+    assert robust.features == standard.features  # same features, only the numbers differ
+    present = ~np.isnan(carat)
+    assert np.abs(z_std[present, 0]).max() > 10  # standardised, the wild value sits far out ...
+    assert np.abs(z_rob[:, 0]).max() < 3.0  # smoothly clipped: within ±3
+    assert np.all(np.diff(z_rob[np.argsort(carat[present]), 0]) >= 0)  # the order of the values is kept
+    bulk = present & (carat > np.nanquantile(carat, 0.25)) & (carat < np.nanquantile(carat, 0.75))
+    # The middle half spans about one unit (the interquartile range) and stays close to linear in the value.
+    assert 0.8 < z_rob[bulk, 0].max() - z_rob[bulk, 0].min() < 1.0
+    assert z_std[bulk, 0].max() - z_std[bulk, 0].min() < 0.2  # ... and squeezes the middle half into a sliver
+    assert np.corrcoef(carat[bulk], z_rob[bulk, 0])[0, 1] > 0.99
+    assert z_rob[~present, 0] == pytest.approx(0.0) and z_rob[~present, 1] == 1.0  # a gap: the median, flagged
+    np.testing.assert_array_equal(z_rob[:, 2], z_std[:, 2])  # booleans stay standardised
+    assert ColumnEncoding.from_dict(robust.to_dict()) == robust
+
+
+def test_robust_scaling_clamps_values_beyond_the_training_tails():
+    rng = np.random.default_rng(1)
+    size = np.r_[rng.uniform(3.0, 10.0, size=3000), 0.0]  # one size recorded as 0 among 3,000 real ones
+    encoding = ColumnEncoding.fit(as_table(pd.DataFrame({"size": size})), scaling="robust")
+    new = pd.DataFrame({"size": [0.0, -50.0, np.quantile(size, 0.001), 1e6, np.quantile(size, 0.999), 6.5]})
+    z = _encode(encoding, as_table(new))[:, 0]
+    # A zero (below the 0.1% quantile: the lone zero does not count) or a value out of any range is
+    # read as the edge of what was seen, as a tree reads it, not extrapolated from.
+    assert z[0] == z[1] == pytest.approx(z[2]) and z[3] == pytest.approx(z[4])
+    assert z[2] < z[5] < z[4] and z[2] > -1.0  # 3, the lower edge, is one interquartile range below the median
+
+
+def test_robust_scaling_of_a_mostly_constant_column_uses_its_range():
+    values = np.r_[np.zeros(90), np.linspace(1.0, 10.0, 10)]  # interquartile range 0
+    encoding = ColumnEncoding.fit(as_table(pd.DataFrame({"v": values})), scaling="robust")
+    z = _encode(encoding, as_table(pd.DataFrame({"v": values})))[:, 0]
+    assert len(np.unique(z)) == 11 and z[0] == 0.0 and 0.0 < z[-1] < 3.0
+
+
+def test_an_encoder_saved_before_robust_scaling_loads_unclipped():
+    config = NumericEncoder(mean=1.0, scale=2.0).get_config()
+    assert "clip" not in config  # what artifacts saved before robust scaling hold
+    layer = NumericEncoder.from_config(config)
+    assert keras.ops.convert_to_numpy(layer(np.array([[101.0]]))).item() == pytest.approx(50.0)
+    clipped = NumericEncoder.from_config(NumericEncoder(mean=1.0, scale=2.0, clip=3.0).get_config())
+    assert 2.9 < keras.ops.convert_to_numpy(clipped(np.array([[101.0]]))).item() < 3.0
+
+
+def test_an_unknown_scaling_is_refused():
+    with pytest.raises(ValueError, match="scaling must be one of"):
+        ColumnEncoding.fit(as_table(pd.DataFrame({"v": [1.0, 2.0]})), scaling="quantile")

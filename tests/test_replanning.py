@@ -202,6 +202,27 @@ def test_a_misled_plan_without_replan_stays_misled_and_fits_worse(replanned):
     assert est.score(X_new, y_new) > stuck.score(X_new, y_new)
 
 
+def test_a_replan_that_does_worse_is_discarded_and_the_better_network_kept():
+    from unittest import mock
+
+    X, y = _data()
+
+    def misleading_replan(self, network, plan, scores, *args):
+        wrong = _misled(_misled(scores), "x1", "x6")  # the two strongest called weak: a re-plan for the worse
+        return replan_from(plan, wrong), wrong, ["x0", "x1"]
+
+    with mock.patch.object(ag.ImportanceGuidedRegressor, "_residual_replan", misleading_replan):
+        est = ag.ImportanceGuidedRegressor(random_state=0, max_replans=1, **FAST).fit(X, y)
+    first, second = est.plans_
+    assert second["reason"] == "residuals" and {"x0", "x1"} <= set(second["plan"].weak)  # it was trained ...
+    assert first["kept"] and not second["kept"] and est.plan_ is first["plan"]  # ... and discarded
+    val = np.asarray(est.history_["val_data_loss"])
+    assert val[second["epoch"] :].min() > val[: second["epoch"]].min()
+    assert est.best_epoch_ == int(np.argmin(val[: second["epoch"]])) + 1  # the first network's best epoch
+    assert est.score(X, y) > 0.95
+    assert {"x0", "x1"}.isdisjoint(est.plan_.weak)
+
+
 def test_a_saved_model_with_a_replan_history_loads_and_predicts_identically(replanned, tmp_path):
     est, X, _ = replanned
     est.save(tmp_path / "m.keras")
@@ -210,6 +231,7 @@ def test_a_saved_model_with_a_replan_history_loads_and_predicts_identically(repl
     assert [p["epoch"] for p in loaded.plans_] == [p["epoch"] for p in est.plans_]
     assert [p["plan"] for p in loaded.plans_] == [p["plan"] for p in est.plans_]
     assert loaded.plans_[1]["moved"] == est.plans_[1]["moved"]
+    assert [p["kept"] for p in loaded.plans_] == [p["kept"] for p in est.plans_] and loaded.plan_ == est.plan_
 
 
 def test_the_networks_importance_moves_the_noise_the_proxy_put_first_and_frees_nothing():
