@@ -87,11 +87,11 @@ SCHEMA: dict[str, dict[str, tuple[Any, tuple[str, ...]]]] = {
         "n_tiers": (3, ("int",)),
         "depth": (2, ("int",)),
         "head_units": (None, ("list", "null")),
-        "l1": (1e-3, ("float",)),
+        "l1": (1e-4, ("float",)),
         "l1_power": (1.0, ("float",)),
         "weak": ("penalize", ("penalize", "drop")),
         "dropout": (0.0, ("float",)),
-        "scaling": ("standard", ("standard", "robust")),
+        "scaling": ("robust", ("robust", "standard")),
         "embedding": (0, ("int",)),
     },
     "training": {

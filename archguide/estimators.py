@@ -203,11 +203,11 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         n_tiers: int = 3,
         depth: int = 2,
         head_units=None,
-        l1: float = 1e-3,
+        l1: float = 1e-4,
         l1_power: float = 1.0,
         weak: str = "penalize",
         dropout: float = 0.0,
-        scaling: str = "standard",
+        scaling: str = "robust",
         embedding: int = 0,
         groups="auto",
         n_repeats: int = 5,
@@ -1031,13 +1031,18 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
         depth: Dense layers per branch.
         head_units: Widths of the shared head (default: the plan's).
         l1: L1 strength of the most important feature; weaker ones get more.
+            1e-4 with ``scaling="robust"`` (the defaults) against the former
+            1e-3 with standard scaling on the suite of eleven real tables:
+            geometric-mean error / best 1.089 against 1.170 with noise columns,
+            1.238 against 1.308 as published (README, "Real tables").
         l1_power: How steeply the strength follows importance.
         weak: ``"penalize"`` or ``"drop"`` the features the scores call weak.
         dropout: Dropout rate after every hidden layer.
-        scaling: How numeric columns enter the network: ``"standard"`` (mean and
-            standard deviation) or ``"robust"`` (clamped to the 0.1% and 99.9%
-            quantiles, median and interquartile range, then a smooth clip to
-            ±3; see :mod:`archguide.preprocessing`).
+        scaling: How numeric columns enter the network: ``"robust"`` (the
+            default: clamped to the 0.1% and 99.9% quantiles, median and
+            interquartile range, then a smooth clip to ±3; see
+            :mod:`archguide.preprocessing`) or ``"standard"`` (mean and
+            standard deviation).
         embedding: Periodic frequencies (PLR embeddings) of each numeric
             column in the most important branch; the next branches' get half as
             many each, weak columns none; 0 for no embeddings (see
