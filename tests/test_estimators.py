@@ -182,8 +182,10 @@ def test_the_classifier_takes_any_labels_and_returns_them(labels):
         random_state=0,
     )
     y_labels = labels[y]
+    # 30 epochs: robustly scaled inputs are smaller than standardised ones (an interquartile range is 1.35
+    # standard deviations of a normal column), and at 15 epochs three classes reached 0.74 (standardised 0.83)
     for target in (y_labels, pd.Series(y_labels, index=np.arange(240)[::-1] + 50), list(y_labels)):
-        est = ag.ImportanceGuidedClassifier(random_state=0, **FAST).fit(X, target)
+        est = ag.ImportanceGuidedClassifier(random_state=0, **{**FAST, "epochs": 30}).fit(X, target)
         np.testing.assert_array_equal(est.classes_, np.unique(y_labels))
         pred = est.predict(X)
         assert pred.dtype == est.classes_.dtype and set(pred) <= set(labels)

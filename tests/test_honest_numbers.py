@@ -46,7 +46,8 @@ def test_tune_never_encodes_or_scores_the_rows_a_trial_is_validated_on(cv, monke
 
     monkeypatch.setattr(estimators_module, "score_features", spy_score)
     monkeypatch.setattr(FoldedHyperModel, "__init__", spy_init)
-    est = ag.ImportanceGuidedRegressor(epochs=2, n_repeats=2, random_state=0)
+    # standard scaling: its means and spreads show exactly which rows the encoding was fitted on
+    est = ag.ImportanceGuidedRegressor(epochs=2, n_repeats=2, random_state=0, scaling="standard")
     est.tune(frame, y, max_trials=1, cv=cv, directory=tmp_path)
     assert len(folds) == (cv or 1) and len(scored) == len(folds) + 1  # one scoring per fold, then the refit's
     for fold, rows_scored in zip(folds, scored):
