@@ -763,7 +763,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             if kept is None or reached < kept[0]:
                 kept = (reached, network, len(plans) - 1)
             if len(plans) > self.max_replans:
-                return kept[1], history, rescorings, plans, kept[2]
+                break
             if trigger is not None and trigger.new_plan_ is not None:
                 new_plan, new_scores, moved = trigger.new_plan_, trigger.new_scores_, trigger.moved_
                 reason = "network importance"
@@ -771,12 +771,14 @@ class _ImportanceGuidedEstimator(BaseEstimator):
                 reason = "residuals"
                 new_plan, new_scores, moved = self._residual_replan(network, plan, scores, X_tr, y_tr, task, model_seed)
             else:
-                return kept[1], history, rescorings, plans, kept[2]
+                break
             if not moved:
-                return kept[1], history, rescorings, plans, kept[2]
+                break
             plan, scores, old = new_plan, new_scores, network
             plans.append(plan_record(done + n_run, plan, scores, moved, reason))
             self._say(f"re-plan at epoch {done + n_run} ({reason}): {', '.join(moved[:8])} moved")
+        _, network, index = kept
+        return network, history, rescorings, plans, index
 
     def _residual_replan(self, network, plan, scores, X_tr, y_tr, task, seed):
         """``(plan, scores, moved)`` after the residual check (:func:`~archguide.replanning.missing_features`);

@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from archguide._backend import import_keras
+from archguide._checks import check_choice
 from archguide.exceptions import DataError
 from archguide.schema import Table, unique_name
 
@@ -80,6 +81,10 @@ _ESCAPE = "\ue000"  # a private-use character; NumPy strips a trailing NUL from 
 def model_label(label: str) -> str:
     """The string the model's input takes for a category label: one-to-one, never ``MISSING_LABEL``."""
     return _ESCAPE + label if label == MISSING_LABEL or label.startswith(_ESCAPE) else label
+
+
+def _optional_float(value) -> float | None:
+    return None if value is None else float(value)
 
 
 @contextlib.contextmanager
@@ -125,9 +130,7 @@ class NumericEncoder(keras.layers.Layer):
         self.mean = float(mean)
         self.scale = float(scale)
         self.missing_indicator = bool(missing_indicator)
-        self.clip = None if clip is None else float(clip)
-        self.lower = None if lower is None else float(lower)
-        self.upper = None if upper is None else float(upper)
+        self.clip, self.lower, self.upper = _optional_float(clip), _optional_float(lower), _optional_float(upper)
 
     def call(self, inputs):
         # Centred in float64, then cast: float32 resolves 1.7e9 to 128, its differences from the mean to far less.
@@ -273,9 +276,11 @@ class ColumnEncoding:
         ``rows`` is unseen at fit time (all zeros). ``scaling="robust"``
         centres numeric columns on the median, scales by the interquartile
         range (half the range if it is 0) and smoothly clips (see the module).
+
+        Raises:
+            ConfigError: ``scaling`` is not one of :data:`SCALINGS`.
         """
-        if scaling not in SCALINGS:
-            raise ValueError(f"scaling must be one of {SCALINGS}; received {scaling!r}")
+        check_choice("scaling", scaling, SCALINGS)
         encoded = table.encode(rows, dtype=np.float64)
         used = set(table.names)
         columns = []
@@ -330,9 +335,9 @@ class ColumnEncoding:
                     scale=float(c["scale"]),
                     categories=tuple(str(v) for v in c["categories"]),
                     missing_indicator=bool(c["missing_indicator"]),
-                    clip=None if c.get("clip") is None else float(c["clip"]),
-                    lower=None if c.get("lower") is None else float(c["lower"]),
-                    upper=None if c.get("upper") is None else float(c["upper"]),
+                    clip=_optional_float(c.get("clip")),
+                    lower=_optional_float(c.get("lower")),
+                    upper=_optional_float(c.get("upper")),
                 )
             )
         return cls(tuple(columns))

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from archguide.exceptions import DataError
+from archguide.exceptions import ConfigError, DataError
 from archguide.preprocessing import CategoryEncoder, ColumnEncoding, NumericEncoder
 from archguide.schema import as_table
 
@@ -129,5 +129,5 @@ def test_an_encoder_saved_before_robust_scaling_loads_unclipped():
 
 
 def test_an_unknown_scaling_is_refused():
-    with pytest.raises(ValueError, match="scaling must be one of"):
+    with pytest.raises(ConfigError, match=r"invalid value for scaling, expected one of \['standard', 'robust'\]"):
         ColumnEncoding.fit(as_table(pd.DataFrame({"v": [1.0, 2.0]})), scaling="quantile")
