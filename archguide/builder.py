@@ -4,13 +4,17 @@ The model::
 
     input (n_samples, len(plan.features))
       -> FeatureGate                      per-feature gate and L1 penalty ("gate")
+      [-> EnsembleAdapter                 with ensemble_size=k: k scaled copies ("ensemble_adapter"); every
+                                          layer below acts on each copy, shared by the k members]
       -> one branch per plan branch       ColumnSelector + Dense stack ("branch_<name>_dense_<i>"); a
                                           branch with embedded features adds their periodic encoding
                                           ("branch_<name>_periodic") through a Dense ("branch_<name>_embed")
                                           to its first layer's input, before the activation
       -> concatenate                      ("merge")
       -> shared head                      Dense stack ("head_dense_<i>")
-      -> output                           linear / sigmoid / softmax ("output")
+      -> output                           linear / sigmoid / softmax ("output"); with ensemble_size=k, one
+                                          linear layer per member ("output", an EnsembleHead), their mean
+                                          ("ensemble_mean") and the activation ("output_activation")
 
 The shared head is not optional: branches that fed a linear output directly
 would make the model additive across branches, unable to learn an interaction
@@ -25,7 +29,15 @@ from collections.abc import Sequence
 from archguide._backend import import_keras
 from archguide._checks import check_choice, check_int, check_number, check_units
 from archguide.exceptions import ConfigError
-from archguide.layers import ColumnSelector, DataLoss, FeatureGate, PeriodicEncoding
+from archguide.layers import (
+    ColumnSelector,
+    DataLoss,
+    EnsembleAdapter,
+    EnsembleHead,
+    EnsembleMean,
+    FeatureGate,
+    PeriodicEncoding,
+)
 from archguide.planning import ArchitecturePlan
 
 keras = import_keras()
@@ -68,6 +80,7 @@ def build_model(
     head_units: Sequence[int] | int | None = None,
     dropout: float = 0.0,
     activation: str = "relu",
+    ensemble_size: int = 1,
     compile: bool = True,
     optimizer: str | keras.optimizers.Optimizer = "adam",
     learning_rate: float = 1e-3,
@@ -86,6 +99,14 @@ def build_model(
             ``plan.head_units``.
         dropout: Dropout rate after every hidden Dense layer (0 for none).
         activation: Activation of the hidden Dense layers.
+        ensemble_size: Members of a TabM-mini ensemble (1: none). With
+            ``k > 1`` the gated input is copied ``k`` times, each copy scaled
+            feature by feature (:class:`~archguide.layers.EnsembleAdapter`),
+            the branches and the head are shared by the copies, each member
+            has its own output layer, and the model predicts their mean; each
+            member is trained on its own loss (see
+            :class:`~archguide.layers.EnsembleMean`). The model's input and
+            output shapes do not change.
         compile: Compile with the task's loss, the optimizer, and metrics: the
             loss again as ``"data_loss"`` (without the gate's penalty, weighted
             as the loss is, so ``loss - penalty == data_loss`` with or without
@@ -120,6 +141,7 @@ def build_model(
     check_number("dropout", dropout, high=1.0, open_high=True)
     check_number("learning_rate", learning_rate, open_interval=True)
     check_int("seed", seed, low=0, allow_none=True)
+    check_int("ensemble_size", ensemble_size)
     if not isinstance(plan, ArchitecturePlan):
         raise ConfigError(f"build_model expects an ArchitecturePlan. Received: {type(plan).__name__}")
     plan.validate()
@@ -155,6 +177,8 @@ def build_model(
         l1=float(l1) if isinstance(l1, numbers.Real) and not isinstance(l1, bool) else None,
         name="gate",
     )(inputs)
+    if ensemble_size > 1:
+        gated = EnsembleAdapter(ensemble_size, seed=next_seed(), name="ensemble_adapter")(gated)
     outputs_of_branches = []
     for branch in plan.branches:
         prefix = f"branch_{branch.name}"
@@ -174,7 +198,14 @@ def build_model(
     for i, units in enumerate(head, start=1):
         x = hidden(x, units, "head", i)
     out_activation = {"regression": "linear", "binary": "sigmoid", "multiclass": "softmax"}[task]
-    outputs = dense(n_outputs, "output", out_activation)(x)
+    if ensemble_size > 1:
+        members = EnsembleHead(n_outputs, seed=next_seed(), name="output")(x)
+        spread = {"regression": "squared", "binary": "sigmoid", "multiclass": "softmax"}[task]
+        outputs = EnsembleMean(spread, name="ensemble_mean")(members)
+        if task != "regression":
+            outputs = keras.layers.Activation(out_activation, name="output_activation")(outputs)
+    else:
+        outputs = dense(n_outputs, "output", out_activation)(x)
     model = keras.Model(inputs, outputs, name=name)
 
     if compile:

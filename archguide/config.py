@@ -93,6 +93,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, tuple[str, ...]]]] = {
         "dropout": (0.0, ("float",)),
         "scaling": ("robust", ("robust", "standard")),
         "embedding": (0, ("int",)),
+        "ensemble_size": (1, ("int",)),
     },
     "training": {
         "epochs": (300, ("int",)),

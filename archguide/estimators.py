@@ -71,7 +71,8 @@ _FEED = "dataset"  # how _fit_data feeds Keras: "dataset" (one iterator per fit)
 
 
 #: Parameters added after artifacts were first saved, with the values an artifact without them was fitted with.
-_BEFORE_SAVED = {"scaling": "standard", "embedding": 0}
+_WEIGHT_BASED = ("weights", "garson", "olden")
+_BEFORE_SAVED = {"scaling": "standard", "embedding": 0, "ensemble_size": 1}
 
 
 def _embeddable(encoding: ColumnEncoding) -> list[str]:
@@ -209,6 +210,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         dropout: float = 0.0,
         scaling: str = "robust",
         embedding: int = 0,
+        ensemble_size: int = 1,
         groups="auto",
         n_repeats: int = 5,
         rescoring: str | None = "permutation",
@@ -236,6 +238,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         self.dropout = dropout
         self.scaling = scaling
         self.embedding = embedding
+        self.ensemble_size = ensemble_size
         self.groups = groups
         self.n_repeats = n_repeats
         self.rescoring = rescoring
@@ -288,7 +291,13 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         check_choice("weak", self.weak, WEAK_MODES)
         check_choice("scaling", self.scaling, SCALINGS)
         check_int("embedding", self.embedding, low=0)
+        check_int("ensemble_size", self.ensemble_size)
         check_choice("rescoring", self.rescoring, (*METHODS, None))
+        if self.ensemble_size > 1 and self.rescoring in _WEIGHT_BASED:
+            raise ConfigError(
+                f"rescoring={self.rescoring!r} reads the weights of one network; it is undefined for an ensemble "
+                f"(ensemble_size={self.ensemble_size}). Use 'gradient', 'permutation' or 'ablation'."
+            )
         check_choice("verbose", self.verbose, (0, 1, 2))
         check_choice("refit", self.refit, (True, False))
         check_choice("replan", self.replan, REPLANS)
@@ -502,6 +511,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             head_units=self.head_units,
             embedding=self.embedding,
             embeddable=_embeddable(encoding),
+            ensemble_size=self.ensemble_size,
             patience=self.patience,
             lr_patience=self.lr_patience,
             seed=model_seed,
@@ -682,6 +692,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             task=model_task,
             n_outputs=self._n_outputs(task),
             dropout=self.dropout,
+            ensemble_size=self.ensemble_size,
             learning_rate=self.learning_rate,
             seed=seed,
             name=_NETWORK,
@@ -1049,6 +1060,13 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
             column in the most important branch; the next branches' get half as
             many each, weak columns none; 0 for no embeddings (see
             :func:`~archguide.planning.plan_architecture`).
+        ensemble_size: Members of a TabM-mini ensemble sharing the network
+            (1: none): each member scales the gated inputs by its own
+            weights and has its own output layer, every other layer is
+            shared, each member is trained on its own loss and the estimator
+            predicts their mean (see :func:`~archguide.builder.build_model`).
+            Weight-based re-scoring (``"weights"``, ``"garson"``, ``"olden"``)
+            is undefined for an ensemble.
         groups: ``"auto"`` (strongly correlated numeric columns are scored
             together), None, or a dict ``{group: [columns]}``. A categorical
             column's one-hot features always form one group.

@@ -12,13 +12,21 @@ from collections.abc import Sequence
 import numpy as np
 
 from archguide._backend import import_keras
-from archguide._checks import check_number
+from archguide._checks import check_int, check_number
 from archguide.exceptions import ConfigError, DataError
 
 keras = import_keras()
 ops = keras.ops
 
-__all__ = ["ColumnSelector", "DataLoss", "FeatureGate", "PeriodicEncoding"]
+__all__ = [
+    "ColumnSelector",
+    "DataLoss",
+    "EnsembleAdapter",
+    "EnsembleHead",
+    "EnsembleMean",
+    "FeatureGate",
+    "PeriodicEncoding",
+]
 
 
 def _check_strengths(values, n: int | None = None, *, argument: str = "strengths") -> list[float]:
@@ -163,17 +171,17 @@ class FeatureGate(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="archguide")
 class ColumnSelector(keras.layers.Layer):
-    """Select columns of a 2-D input: ``inputs[:, indices]``.
+    """Select columns of the last axis: ``inputs[..., indices]``.
 
     Args:
         indices: Column positions to keep, in order.
         **kwargs: Base layer keyword arguments.
 
     Input shape:
-        ``(batch_size, n_features)``.
+        ``(batch_size, n_features)``, or ``(batch_size, k, n_features)`` inside an ensemble.
 
     Output shape:
-        ``(batch_size, len(indices))``.
+        ``(batch_size, len(indices))``, or ``(batch_size, k, len(indices))``.
     """
 
     def __init__(self, indices: Sequence[int], **kwargs):
@@ -192,7 +200,7 @@ class ColumnSelector(keras.layers.Layer):
             raise DataError(f"ColumnSelector indices go up to {max(self.indices)} but the input has {n} columns.")
 
     def call(self, inputs):
-        return ops.take(inputs, self.indices, axis=1)
+        return ops.take(inputs, self.indices, axis=-1)
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], len(self.indices))
@@ -219,10 +227,10 @@ class PeriodicEncoding(keras.layers.Layer):
         **kwargs: Base layer keyword arguments.
 
     Input shape:
-        ``(batch_size, len(frequencies))``.
+        ``(batch_size, len(frequencies))`` (or ``(batch_size, k, len(frequencies))`` inside an ensemble).
 
     Output shape:
-        ``(batch_size, 2 * sum(frequencies))``: every cosine, then every sine.
+        ``(..., 2 * sum(frequencies))``: every cosine, then every sine.
     """
 
     def __init__(self, frequencies: Sequence[int], sigma: float = 0.1, seed: int | None = None, **kwargs):
@@ -248,14 +256,159 @@ class PeriodicEncoding(keras.layers.Layer):
         )
 
     def call(self, inputs):
-        angles = 2.0 * np.pi * ops.take(inputs, self._column, axis=1) * self.coefficients
-        return ops.concatenate([ops.cos(angles), ops.sin(angles)], axis=1)
+        angles = 2.0 * np.pi * ops.take(inputs, self._column, axis=-1) * self.coefficients
+        return ops.concatenate([ops.cos(angles), ops.sin(angles)], axis=-1)
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], 2 * len(self._column))
 
     def get_config(self):
         return {**super().get_config(), "frequencies": list(self.frequencies), "sigma": self.sigma, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="archguide")
+class EnsembleAdapter(keras.layers.Layer):
+    """Copy the input for ``size`` ensemble members, each scaled feature by feature: ``x * r_i``.
+
+    The multiplicative adapter of TabM-mini (Gorishniy et al., 2025, "TabM:
+    Advancing Tabular Deep Learning with Parameter-Efficient Ensembling"):
+    every layer after it is shared by the members, which differ only by their
+    scales ``r_i`` (drawn as random signs, then trained) and their own output
+    layer (:class:`EnsembleHead`). Dense layers act on the last axis, so the
+    shared layers need no change.
+
+    Args:
+        size: Number of members (at least 2).
+        seed: Seed of the random signs.
+        **kwargs: Base layer keyword arguments.
+
+    Input shape:
+        ``(batch_size, n_features)``.
+
+    Output shape:
+        ``(batch_size, size, n_features)``.
+    """
+
+    def __init__(self, size: int, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        check_int("size", size, low=2)
+        self.size, self.seed = int(size), seed
+
+    def build(self, input_shape):
+        signs = np.random.default_rng(self.seed).choice([-1.0, 1.0], size=(self.size, int(input_shape[-1])))
+        self.scales = self.add_weight(shape=signs.shape, initializer=keras.initializers.Constant(signs), name="scales")
+
+    def call(self, inputs):
+        return ops.expand_dims(inputs, 1) * self.scales
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.size, input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="archguide")
+class EnsembleHead(keras.layers.Layer):
+    """One linear output layer per ensemble member: ``y_i = h_i W_i + b_i``.
+
+    Args:
+        units: Outputs of each member.
+        seed: Seed of the kernels' Glorot-uniform initializer.
+        **kwargs: Base layer keyword arguments.
+
+    Input shape:
+        ``(batch_size, size, n_inputs)``.
+
+    Output shape:
+        ``(batch_size, size, units)``.
+    """
+
+    def __init__(self, units: int, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        check_int("units", units)
+        self.units, self.seed = int(units), seed
+
+    def build(self, input_shape):
+        size, n = int(input_shape[-2]), int(input_shape[-1])
+        limit = np.sqrt(6.0 / (n + self.units))  # Glorot uniform, as a Dense layer of each member would draw
+        self.kernel = self.add_weight(
+            shape=(size, n, self.units),
+            initializer=keras.initializers.RandomUniform(-limit, limit, seed=self.seed),
+            name="kernel",
+        )
+        self.bias = self.add_weight(shape=(size, self.units), initializer="zeros", name="bias")
+
+    def call(self, inputs):
+        return ops.einsum("bkn,knu->bku", inputs, self.kernel) + self.bias
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="archguide")
+class EnsembleMean(keras.layers.Layer):
+    """The ensemble's prediction, the mean of its members' outputs, and the loss that trains each member.
+
+    TabM trains every member on its own loss (the mean of the members' losses,
+    not the loss of their mean). For the three losses archguide uses, the
+    members' mean loss is the loss of the mean *plus a term that does not
+    depend on the target*, so this layer adds that term with ``add_loss`` and
+    the model's loss (with ``data_loss``, the loss of the ensemble's
+    prediction, computed as without an ensemble) is exactly the members' mean
+    loss:
+
+    - ``"squared"`` (mean squared error on the outputs): the members' variance
+      around their mean, averaged over the outputs;
+    - ``"softmax"`` (cross-entropy on the mean of the logits ``z_i``):
+      ``mean_i logsumexp(z_i) - logsumexp(mean_i z_i)``;
+    - ``"sigmoid"`` (binary cross-entropy, one logit per member):
+      ``mean_i softplus(z_i) - softplus(mean_i z_i)``.
+
+    Classes are therefore combined by averaging logits (a normalised geometric
+    mean of the members' probabilities). The term is averaged over the batch
+    without sample weights.
+
+    Args:
+        loss: ``"squared"``, ``"softmax"`` or ``"sigmoid"``.
+        **kwargs: Base layer keyword arguments.
+
+    Input shape:
+        ``(batch_size, size, units)``: each member's outputs (logits for classes).
+
+    Output shape:
+        ``(batch_size, units)``: their mean (an activation goes after it).
+    """
+
+    LOSSES = ("squared", "softmax", "sigmoid")
+
+    def __init__(self, loss: str = "squared", **kwargs):
+        super().__init__(**kwargs)
+        if loss not in self.LOSSES:
+            raise ConfigError(
+                f"Received an invalid value for loss, expected one of {list(self.LOSSES)}. Received: loss={loss!r}"
+            )
+        self.loss = loss
+
+    def call(self, inputs):
+        mean = ops.mean(inputs, axis=1)
+        if self.loss == "squared":
+            spread = ops.mean(ops.square(inputs - ops.expand_dims(mean, 1)), axis=(1, 2))
+        elif self.loss == "softmax":
+            spread = ops.mean(ops.logsumexp(inputs, axis=-1), axis=1) - ops.logsumexp(mean, axis=-1)
+        else:
+            spread = ops.mean(ops.softplus(inputs), axis=(1, 2)) - ops.mean(ops.softplus(mean), axis=-1)
+        self.add_loss(ops.mean(spread))
+        return mean
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "loss": self.loss}
 
 
 @keras.saving.register_keras_serializable(package="archguide")

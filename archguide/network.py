@@ -45,7 +45,7 @@ from archguide._backend import import_keras
 from archguide._checks import check_choice, check_int, check_seed
 from archguide._permutation import copies_per_chunk, effective_permutations, stacked_copies
 from archguide.exceptions import ConfigError, DataError
-from archguide.layers import FeatureGate
+from archguide.layers import EnsembleAdapter, FeatureGate
 from archguide.schema import column_mismatch, format_names, repeated
 
 keras = import_keras()
@@ -328,6 +328,11 @@ def _gradient(model, X: np.ndarray, batch_size: int) -> np.ndarray:
 
 def _first_dense_maps(model, n: int):
     """(layer, effective kernel (n, units)) for each Dense layer fed linearly by the input."""
+    if any(isinstance(layer, EnsembleAdapter) for layer in model.layers):
+        raise ConfigError(
+            "The model is an ensemble (it has an EnsembleAdapter): its members' weights differ, so weight-based "
+            "importance is undefined; use method='gradient', 'permutation' or 'ablation'."
+        )
     maps = []
     eye = np.eye(n, dtype=np.float32)
     for layer in model.layers:

@@ -389,9 +389,16 @@ def _dense_layers(model, prefix: str) -> list:
 
 def _copy_overlap(target, source, rows: list[tuple[int, int]] | None = None) -> None:
     """Copy into a Dense layer ``target`` what fits of ``source``: kernel rows by ``rows`` (pairs of
-    (target row, source row); default: the leading rows both have) and the leading columns both have."""
+    (target row, source row); default: the leading rows both have) and the leading columns both have.
+    An ensemble's output layers (one kernel per member) are copied member by member."""
     kernel, bias = (w.copy() for w in target.get_weights())
     old_kernel, old_bias = source.get_weights()
+    if kernel.ndim == 3:  # EnsembleHead: (members, inputs, units); the same members in both networks
+        n, columns = min(kernel.shape[1], old_kernel.shape[1]), min(kernel.shape[2], old_kernel.shape[2])
+        kernel[:, :n, :columns] = old_kernel[:, :n, :columns]
+        bias[:, :columns] = old_bias[:, :columns]
+        target.set_weights([kernel, bias])
+        return
     columns = min(kernel.shape[1], old_kernel.shape[1])
     if rows is None:
         n = min(kernel.shape[0], old_kernel.shape[0])
@@ -456,7 +463,13 @@ def warm_start(model, old_model, plan: ArchitecturePlan, old_plan: ArchitectureP
         _copy_overlap(new_layer, old_layer, head_rows if depth == 0 else None)
     if len(head_new) == len(head_old):
         _copy_overlap(model.get_layer("output"), old_model.get_layer("output"))
+    if _has_layer(model, "ensemble_adapter") and _has_layer(old_model, "ensemble_adapter"):
+        model.get_layer("ensemble_adapter").set_weights(old_model.get_layer("ensemble_adapter").get_weights())
     return matches
+
+
+def _has_layer(model, name: str) -> bool:
+    return any(layer.name == name for layer in model.layers)
 
 
 def plan_record(

@@ -186,6 +186,8 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
         head_units: Widths of the shared head, fixed (default: the plan's).
         embedding, embeddable: The plans' numeric embeddings, fixed (see
             :func:`~archguide.planning.plan_architecture`; default none).
+        ensemble_size: Members of each trial's TabM-mini ensemble, fixed (see
+            :func:`~archguide.builder.build_model`; default 1, none).
         patience: Epochs without improvement of the validation data loss before a trial stops.
         lr_patience: Epochs without improvement before the learning rate is halved
             (``ReduceLROnPlateau``, as the estimators do); None: a constant rate.
@@ -231,6 +233,7 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
         head_units: Sequence[int] | None = None,
         embedding: int = 0,
         embeddable: Sequence[str] | None = None,
+        ensemble_size: int = 1,
         patience: int = 20,
         lr_patience: int | None = None,
         cv=None,
@@ -251,6 +254,8 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
         self.patience, self.lr_patience, self.head_units = patience, lr_patience, head_units
         check_int("embedding", embedding, low=0)
         self.embedding, self.embeddable = embedding, None if embeddable is None else list(embeddable)
+        check_int("ensemble_size", ensemble_size)
+        self.ensemble_size = ensemble_size
         self.cv = _check_cv(cv, task, seed)
         self.ranges = {
             "total_units": _range("total_units", total_units, low=1, integer=True),
@@ -344,6 +349,7 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
             task=self.task,
             n_outputs=self.n_outputs,
             dropout=v["dropout"],
+            ensemble_size=self.ensemble_size,
             learning_rate=v["learning_rate"],
             seed=self.seed,
         )

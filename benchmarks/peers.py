@@ -573,6 +573,7 @@ ABLATIONS = {
     "archguide standard, l1=1e-3, gradient re-scoring": {"scaling": "standard", "l1": 1e-3, "rescoring": "gradient"},
     "archguide no re-scoring": {"rescoring": None},
     "archguide embedding=8": {"embedding": 8},
+    "archguide ensemble_size=8": {"ensemble_size": 8},
 }
 ORACLE = "oracle MLP (informative only)"
 MODELS: dict[str, tuple[Callable, str | None]] = {

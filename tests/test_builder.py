@@ -8,7 +8,7 @@ from conftest import make_scores, run_python
 import archguide as ag
 from archguide.builder import DATA_LOSS_METRIC
 from archguide.exceptions import ConfigError, DataError
-from archguide.layers import ColumnSelector, FeatureGate, PeriodicEncoding
+from archguide.layers import ColumnSelector, EnsembleAdapter, EnsembleHead, EnsembleMean, FeatureGate, PeriodicEncoding
 
 IMPORTANCES = {"a": 0.6, "b": 0.4, "c": 0.2, "d": 0.1, **{f"n{i}": 0.0 for i in range(4)}}
 WEAK = [f"n{i}" for i in range(4)]
@@ -191,12 +191,12 @@ def test_seed_makes_the_model_reproducible(plan):
 # ------------------------------------------------------------------ persistence
 
 
-@pytest.mark.parametrize("embedding", [0, 8])
-def test_save_and_load_in_a_fresh_process(embedding, tmp_path):
+@pytest.mark.parametrize(("embedding", "ensemble_size"), [(0, 1), (8, 1), (4, 4)])
+def test_save_and_load_in_a_fresh_process(embedding, ensemble_size, tmp_path):
     scores = make_scores(IMPORTANCES, weak=WEAK)
     plan = ag.plan_architecture(scores, total_units=24, n_tiers=3, head_units=8, embedding=embedding)
     assert bool(plan.embeddings) == bool(embedding)
-    model = ag.build_model(plan, seed=0)
+    model = ag.build_model(plan, seed=0, ensemble_size=ensemble_size)
     X = _x(200)
     y = X[:, 0] * 2 + X[:, 1]
     model.fit(X, y, epochs=2, verbose=0)
@@ -396,3 +396,67 @@ def test_an_embedding_fits_a_jagged_function_a_plain_branch_cannot_in_the_same_e
         history = model.fit(X[:1200], y[:1200], epochs=20, batch_size=64, verbose=0, validation_data=held_out)
         losses[embedding] = min(history.history[f"val_{DATA_LOSS_METRIC}"])
     assert losses[16] < 0.5 * losses[0], losses
+
+
+# ------------------------------------------------------------------ ensembles
+
+
+def _members_mean_loss(z, y, task):
+    """Each member's own loss, averaged over members and rows, from its outputs ``z`` (logits for classes)."""
+    z = z.astype(np.float64)
+    if task == "regression":
+        return np.mean((z[..., 0] - y[:, None]) ** 2)
+    if task == "binary":
+        p = 1 / (1 + np.exp(-z[..., 0]))
+        return -np.mean(y[:, None] * np.log(p) + (1 - y[:, None]) * np.log(1 - p))
+    log_p = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    return -np.mean(log_p[np.arange(len(y)), :, y])
+
+
+@pytest.mark.parametrize(("task", "n_outputs"), [("regression", 1), ("binary", 1), ("multiclass", 3)])
+def test_an_ensemble_predicts_its_members_mean_and_trains_each_member_on_its_own_loss(plan, task, n_outputs):
+    X = _x(256)
+    signal = X[:, 0] + X[:, 1] ** 2
+    y = {"regression": signal, "binary": (signal > 1).astype(int), "multiclass": np.digitize(signal, [0.0, 1.5])}[task]
+    model = ag.build_model(plan, task=task, n_outputs=n_outputs, ensemble_size=4, seed=0)
+    model.fit(X, y, epochs=2, batch_size=64, verbose=0)
+    assert model.input_shape == (None, 8) and model.output_shape == (None, n_outputs)  # as without an ensemble
+    members = keras.Model(model.inputs, model.get_layer("output").output)
+    z = members.predict(X, verbose=0)
+    assert z.shape == (256, 4, n_outputs) and np.ptp(z, axis=1).max() > 1e-3  # the members differ
+    logits = z.mean(axis=1)
+    expected = {"regression": logits, "binary": 1 / (1 + np.exp(-logits))}.get(task)
+    if expected is None:
+        expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(model.predict(X, verbose=0), expected, rtol=1e-4, atol=1e-6)
+    result = model.evaluate(X, y, batch_size=256, verbose=0, return_dict=True)
+    penalty = model.get_layer("gate").penalty()
+    # the loss it trains on is the members' own losses averaged, not the loss of their mean (data_loss)
+    np.testing.assert_allclose(result["loss"] - penalty, _members_mean_loss(z, y, task), rtol=1e-4)
+    assert result[DATA_LOSS_METRIC] < result["loss"] - penalty
+
+
+def test_ensemble_members_start_from_random_signs_and_share_every_hidden_layer(plan):
+    small = ag.build_model(plan, seed=0)
+    model = ag.build_model(plan, seed=0, ensemble_size=8)
+    scales = model.get_layer("ensemble_adapter").get_weights()[0]
+    assert scales.shape == (8, 8) and set(np.unique(scales)) == {-1.0, 1.0}
+    hidden = lambda m: sorted(  # noqa: E731
+        (w.path.split("/")[0], tuple(w.shape)) for w in m.trainable_weights if "dense" in w.path
+    )
+    assert hidden(model) == hidden(small)  # the same hidden layers, once
+    head = model.get_layer("output")
+    assert isinstance(head, EnsembleHead) and tuple(head.kernel.shape) == (8, 8, 1)
+
+
+def test_ensemble_layers_refuse_bad_arguments():
+    with pytest.raises(ConfigError, match="size"):
+        EnsembleAdapter(1)
+    with pytest.raises(ConfigError, match="units"):
+        EnsembleHead(0)
+    with pytest.raises(ConfigError, match="loss"):
+        EnsembleMean("hinge")
+    with pytest.raises(ConfigError, match="ensemble_size"):
+        ag.build_model(ag.plan_architecture(make_scores(IMPORTANCES, weak=WEAK)), ensemble_size=0)
+    again = EnsembleAdapter.from_config(json.loads(json.dumps(EnsembleAdapter(3, seed=1).get_config())))
+    assert (again.size, again.seed) == (3, 1)

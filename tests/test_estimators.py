@@ -335,6 +335,8 @@ def test_predict_refuses_what_fit_refuses(fitted):
         ({"head_units": []}, "head_units"),
         ({"scaling": "quantile"}, "scaling"),
         ({"embedding": -1}, "embedding"),
+        ({"ensemble_size": 0}, "ensemble_size"),
+        ({"ensemble_size": 4, "rescoring": "garson"}, "undefined for an ensemble"),
     ],
 )
 def test_bad_parameters_raise_config_error_at_fit(params, name):
@@ -386,13 +388,14 @@ def test_save_and_load_predict_exactly_the_same_in_a_fresh_process(fitted, tmp_p
 
 
 @pytest.mark.parametrize("cls", [ag.ImportanceGuidedRegressor, ag.ImportanceGuidedClassifier])
-def test_robust_scaling_and_embeddings_fit_save_and_load_in_a_fresh_process(cls, tmp_path):
+def test_robust_scaling_embeddings_and_an_ensemble_fit_save_and_load_in_a_fresh_process(cls, tmp_path):
     X, y = _frame()
     X = X.set_axis(np.arange(len(X)) * 3 + 7)  # an odd index
     X.loc[X.index[:3], "num"] = [0.0, 1e4, -1e4]  # wild values the smooth clip bounds
     if cls is ag.ImportanceGuidedClassifier:
         y = np.where(y > np.median(y), "high", "low")
-    est = cls(random_state=0, scaling="robust", embedding=8, **{**FAST, "epochs": 40}).fit(X, y)
+    est = cls(random_state=0, scaling="robust", embedding=8, ensemble_size=4, **{**FAST, "epochs": 40}).fit(X, y)
+    assert est.network_.get_layer("ensemble_adapter").size == 4
     assert est.plan_.embeddings and set(est.plan_.embeddings) <= {"num", "noise"}  # numeric values only
     assert est.encoding_.columns[0].clip is not None and est.encoding_.columns[2].clip is None  # "flag": boolean
     assert est.score(X, y) > (0.8 if cls is ag.ImportanceGuidedRegressor else 0.85)
@@ -408,6 +411,7 @@ def test_robust_scaling_and_embeddings_fit_save_and_load_in_a_fresh_process(cls,
         out = est.predict_proba(X) if hasattr(est, "predict_proba") else est.predict(X)
         np.testing.assert_array_equal(out, np.load({str(tmp_path / "expected.npy")!r}))
         assert est.get_params()["scaling"] == "robust" and est.get_params()["embedding"] == 8
+        assert est.get_params()["ensemble_size"] == 4
         """
     )
 
@@ -611,8 +615,9 @@ def test_an_artifact_saved_before_scaling_and_embeddings_reports_what_it_was_fit
     X, y = _frame()
     est = ag.ImportanceGuidedRegressor(random_state=0, scaling="standard", **FAST).fit(X, y)
     est.save(tmp_path / "m.keras")
-    _strip_params(tmp_path / "m.keras", ["scaling", "embedding"])
+    _strip_params(tmp_path / "m.keras", ["scaling", "embedding", "ensemble_size"])
     loaded = ag.load(tmp_path / "m.keras")
     assert ag.ImportanceGuidedRegressor().get_params()["scaling"] != "standard"  # today's default differs ...
     assert loaded.get_params()["scaling"] == "standard" and loaded.get_params()["embedding"] == 0  # ... not the fit's
+    assert loaded.get_params()["ensemble_size"] == 1
     np.testing.assert_array_equal(loaded.predict(X), est.predict(X))

@@ -152,6 +152,15 @@ def test_weight_based_importance_of_an_embedded_network_is_undefined_and_says_so
     assert len(ag.network_importance(model, X, method="gradient")) == 20
 
 
+def test_weight_based_importance_of_an_ensemble_is_undefined_and_says_so(friedman_scores, friedman):
+    X, _ = friedman
+    model = ag.build_model(ag.plan_architecture(friedman_scores, total_units=32), ensemble_size=4, compile=False)
+    for method in ("weights", "garson", "olden"):
+        with pytest.raises(ConfigError, match="ensemble.*use method='gradient', 'permutation' or 'ablation'"):
+            ag.network_importance(model, X, method=method)
+    assert len(ag.network_importance(model, X, method="gradient")) == 20
+
+
 def test_garson_needs_exactly_one_hidden_layer(linear_data):
     X, _, w = linear_data
     with pytest.raises(ConfigError, match="exactly one hidden"):

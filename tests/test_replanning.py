@@ -150,6 +150,21 @@ def test_warm_start_keeps_the_weights_of_branches_that_carry_over(scored):
         np.testing.assert_array_equal(a, b)
 
 
+def test_warm_start_carries_an_ensembles_member_scales_and_output_layers(scored):
+    scores, plan = scored
+    old = ag.build_model(plan, seed=0, ensemble_size=4)
+    old.fit(np.random.RandomState(0).randn(64, 8), np.zeros(64), epochs=1, verbose=0)
+    same = ag.build_model(plan, seed=2, ensemble_size=4)
+    warm_start(same, old, plan, plan)
+    for a, b in zip(same.get_weights(), old.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    ranking = pd.Series(np.arange(8.0)[::-1], index=scores.features)
+    new_plan = replan_from(plan, network_scores(scores, ranking, free_ratio=0.25))
+    new = ag.build_model(new_plan, seed=1, ensemble_size=4)
+    warm_start(new, old, new_plan, plan)
+    np.testing.assert_array_equal(new.get_layer("ensemble_adapter").scales, old.get_layer("ensemble_adapter").scales)
+
+
 # ------------------------------------------------------------------ the estimators
 
 FAST = {"epochs": 40, "n_repeats": 2, "total_units": 32, "patience": 10, "groups": None}
