@@ -58,6 +58,10 @@ _TASK_LOSS = {
 }
 
 
+#: Variables AdamW leaves alone: the gates (L1-penalised already), biases, ensemble scales, frequencies.
+_NOT_DECAYED = ("gate", "bias", "scales", "coefficients")
+
+
 def _compile_arguments(task: str) -> dict:
     """Loss and metrics: the loss again without penalties (weighted as the loss is), MAE or accuracy."""
     other = {
@@ -84,6 +88,7 @@ def build_model(
     compile: bool = True,
     optimizer: str | keras.optimizers.Optimizer = "adam",
     learning_rate: float = 1e-3,
+    weight_decay: float = 0.0,
     seed: int | None = None,
     name: str = "archguide",
 ) -> keras.Model:
@@ -115,6 +120,11 @@ def build_model(
             usual ``(n_samples,)`` 0/1 or class-index vector) or a column.
         optimizer: An optimizer name or instance (a name gets ``learning_rate``).
         learning_rate: Learning rate when ``optimizer`` is a name.
+        weight_decay: Decoupled weight decay of the kernels (AdamW; each step
+            multiplies a kernel by ``1 - learning_rate * weight_decay``) when
+            ``optimizer`` is ``"adam"``; the input gates, biases, ensemble
+            scales and embedding frequencies are not decayed (the gates have
+            their own L1 penalty). 0: Adam.
         seed: Seed for the kernel initializers and the dropout layers, each
             layer its own (None: Keras' global seed).
         name: The model's name.
@@ -140,6 +150,7 @@ def build_model(
         )
     check_number("dropout", dropout, high=1.0, open_high=True)
     check_number("learning_rate", learning_rate, open_interval=True)
+    check_number("weight_decay", weight_decay)
     check_int("seed", seed, low=0, allow_none=True)
     check_int("ensemble_size", ensemble_size)
     if not isinstance(plan, ArchitecturePlan):
@@ -209,7 +220,10 @@ def build_model(
     model = keras.Model(inputs, outputs, name=name)
 
     if compile:
-        if isinstance(optimizer, str):
+        if optimizer == "adam" and weight_decay > 0:
+            optimizer = keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay)
+            optimizer.exclude_from_weight_decay(var_names=list(_NOT_DECAYED))
+        elif isinstance(optimizer, str):
             optimizer = keras.optimizers.get({"class_name": optimizer, "config": {"learning_rate": learning_rate}})
         model.compile(optimizer=optimizer, **_compile_arguments(task))
         if not model.optimizer.built:

@@ -72,12 +72,20 @@ _FEED = "dataset"  # how _fit_data feeds Keras: "dataset" (one iterator per fit)
 
 #: Parameters added after artifacts were first saved, with the values an artifact without them was fitted with.
 _WEIGHT_BASED = ("weights", "garson", "olden")
-_BEFORE_SAVED = {"scaling": "standard", "embedding": 0, "ensemble_size": 1}
+_BEFORE_SAVED = {"scaling": "standard", "embedding": 0, "ensemble_size": 1, "weight_decay": 0.0}
 
 
 def _embeddable(encoding: ColumnEncoding) -> list[str]:
     """The features an embedding may encode: numeric columns' values (not flags, levels or booleans)."""
     return [c.features[0] for c in encoding.columns if c.kind == "numeric"]
+
+
+def _batch_size(batch_size: int | str, n_rows: int) -> int:
+    """Rows per step: ``batch_size``, or with ``"auto"`` the largest power of two up to ``n_rows / 16``,
+    between 16 and 64 (at least 16 steps an epoch from 256 training rows up; 64 from 1,024)."""
+    if batch_size != "auto":
+        return int(batch_size)
+    return int(min(64, max(16, 2 ** math.floor(math.log2(max(n_rows, 1) / 16)))))
 
 
 def _fit_data(X, y, batch_size: int, seed: int, validation_data=None) -> dict[str, Any]:
@@ -218,6 +226,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         epochs: int = 300,
         batch_size: int = 64,
         learning_rate: float = 1e-3,
+        weight_decay: float = 0.0,
         validation_fraction: float = 0.2,
         patience: int = 20,
         lr_patience: int | None = 5,
@@ -246,6 +255,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.lr_patience = lr_patience
@@ -283,8 +293,9 @@ class _ImportanceGuidedEstimator(BaseEstimator):
     # ------------------------------------------------------------------ checks
 
     def _check_params(self) -> None:
-        for name in ("total_units", "n_tiers", "depth", "n_repeats", "rescoring_period", "epochs", "batch_size"):
+        for name in ("total_units", "n_tiers", "depth", "n_repeats", "rescoring_period", "epochs"):
             check_int(name, getattr(self, name))
+        check_int("batch_size", self.batch_size, words=("auto",))
         check_int("patience", self.patience, low=0)
         check_int("lr_patience", self.lr_patience, allow_none=True)
         check_choice("grouping", self.grouping, GROUPINGS)
@@ -310,6 +321,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         check_number("l1", self.l1)
         check_number("l1_power", self.l1_power)
         check_number("learning_rate", self.learning_rate, open_interval=True)
+        check_number("weight_decay", self.weight_decay)
         check_number("validation_fraction", self.validation_fraction, high=1.0, open_interval=True)
         check_number("dropout", self.dropout, high=1.0, open_high=True)
         if self.head_units is not None:
@@ -368,6 +380,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         self._say(f"plan: {len(plan.branches)} branches, {plan.n_params(self._n_outputs(task))} parameters; training")
 
         train, val = self._split(y_score, task, table.n_rows, split_seed)
+        self.batch_size_ = _batch_size(self.batch_size, len(train))
         network, history, rescorings, plans, kept = self._train(
             plan, scores, task, X_enc, y_net, train, val, model_seed=model_seed, rescoring_seed=rescoring_seed
         )
@@ -512,6 +525,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             embedding=self.embedding,
             embeddable=_embeddable(encoding),
             ensemble_size=self.ensemble_size,
+            weight_decay=self.weight_decay,
             patience=self.patience,
             lr_patience=self.lr_patience,
             seed=model_seed,
@@ -538,7 +552,8 @@ class _ImportanceGuidedEstimator(BaseEstimator):
                 with warnings.catch_warnings():
                     # BayesianOptimization's Gaussian process fitted on a few noisy scores: expected, not actionable
                     warnings.filterwarnings("ignore", category=ConvergenceWarning, module="sklearn.gaussian_process")
-                    search.search(epochs=self.epochs, batch_size=self.batch_size, verbose=self.verbose)
+                    batch_size = _batch_size(self.batch_size, min(len(train) for train, _ in splits))
+                    search.search(epochs=self.epochs, batch_size=batch_size, verbose=self.verbose)
                 if role is not None:
                     self._say(f"worker {role} ran trials {', '.join(ran) or 'none'}")
                     return None
@@ -694,6 +709,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             dropout=self.dropout,
             ensemble_size=self.ensemble_size,
             learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
             seed=seed,
             name=_NETWORK,
         )
@@ -708,7 +724,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
                 warnings.simplefilter("always", ArchguideWarning)  # ours are decided on below
                 if self.verbose == 1:
                     callbacks = [*callbacks, _EpochProgress(kwargs["epochs"], "training")]
-                data = _fit_data(X, y, self.batch_size, seed, kwargs.pop("validation_data", None))
+                data = _fit_data(X, y, self.batch_size_, seed, kwargs.pop("validation_data", None))
                 fitted = network.fit(
                     **data, verbose=2 if self.verbose == 2 else 0, callbacks=[*callbacks, stopper], **kwargs
                 )
@@ -855,6 +871,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             "feature_names_in": None if not hasattr(self, "feature_names_in_") else list(self.feature_names_in_),
             "n_epochs": self.n_epochs_,
             "best_epoch": self.best_epoch_,
+            "batch_size": self.batch_size_,
             "refit_history": self.refit_history_,
             **self._target_info(),
         }
@@ -880,6 +897,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             self.feature_names_in_ = np.asarray(info["feature_names_in"], dtype=object)
         self.n_epochs_ = int(info["n_epochs"])
         self.best_epoch_ = int(info["best_epoch"])
+        self.batch_size_ = int(info.get("batch_size", self.batch_size))  # saved before "auto": the parameter
         refit_history = info.get("refit_history")
         self.refit_history_ = None if refit_history is None else {k: list(v) for k, v in refit_history.items()}
         self._restore_target(info)
@@ -1081,8 +1099,12 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
         rescoring_period: Re-score every this many epochs.
         epochs: The most epochs to train one plan (a re-planned network may
             train as many again).
-        batch_size: Rows per gradient step.
+        batch_size: Rows per gradient step, or ``"auto"``: by the number of
+            training rows, the largest power of two up to a sixteenth of them,
+            between 16 and 64 (16 below 512 training rows, 64 from 1,024).
         learning_rate: Adam's learning rate.
+        weight_decay: Decoupled weight decay of the kernels (AdamW; see
+            :func:`~archguide.builder.build_model`); 0 for Adam.
         validation_fraction: Rows held out for early stopping and re-scoring.
         patience: Epochs without improvement of the validation data loss
             before stopping.
@@ -1144,6 +1166,7 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
             largest): what the network overfits. With ``refit``, measured on
             the first network (the one with held-out rows).
         n_epochs_: Epochs trained; best_epoch_: the epoch whose weights were kept.
+        batch_size_: Rows per gradient step (``batch_size``, or what ``"auto"`` chose).
         validation_indices_: Positions (rows of ``X``) of the validation rows: held out for early
             stopping and re-scoring, and the rows of ``history_``'s ``val_`` figures. Not kept in
             the saved file.

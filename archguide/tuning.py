@@ -36,7 +36,7 @@ import pandas as pd
 from sklearn.model_selection import KFold, StratifiedKFold, StratifiedShuffleSplit
 
 from archguide._backend import import_keras
-from archguide._checks import check_choice, check_int
+from archguide._checks import check_choice, check_int, check_number
 from archguide._distributed import distributed_role, oracle_address
 from archguide.builder import DATA_LOSS_METRIC, build_model
 from archguide.callbacks import LOG_KEYS, training_callbacks
@@ -188,6 +188,7 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
             :func:`~archguide.planning.plan_architecture`; default none).
         ensemble_size: Members of each trial's TabM-mini ensemble, fixed (see
             :func:`~archguide.builder.build_model`; default 1, none).
+        weight_decay: AdamW's decoupled weight decay, fixed (default 0: Adam).
         patience: Epochs without improvement of the validation data loss before a trial stops.
         lr_patience: Epochs without improvement before the learning rate is halved
             (``ReduceLROnPlateau``, as the estimators do); None: a constant rate.
@@ -234,6 +235,7 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
         embedding: int = 0,
         embeddable: Sequence[str] | None = None,
         ensemble_size: int = 1,
+        weight_decay: float = 0.0,
         patience: int = 20,
         lr_patience: int | None = None,
         cv=None,
@@ -256,6 +258,8 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
         self.embedding, self.embeddable = embedding, None if embeddable is None else list(embeddable)
         check_int("ensemble_size", ensemble_size)
         self.ensemble_size = ensemble_size
+        check_number("weight_decay", weight_decay)
+        self.weight_decay = weight_decay
         self.cv = _check_cv(cv, task, seed)
         self.ranges = {
             "total_units": _range("total_units", total_units, low=1, integer=True),
@@ -351,6 +355,7 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
             dropout=v["dropout"],
             ensemble_size=self.ensemble_size,
             learning_rate=v["learning_rate"],
+            weight_decay=self.weight_decay,
             seed=self.seed,
         )
 

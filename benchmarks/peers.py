@@ -574,6 +574,8 @@ ABLATIONS = {
     "archguide no re-scoring": {"rescoring": None},
     "archguide embedding=8": {"embedding": 8},
     "archguide ensemble_size=8": {"ensemble_size": 8},
+    "archguide batch_size=auto": {"batch_size": "auto"},
+    "archguide weight_decay=0.1": {"weight_decay": 0.1},
 }
 ORACLE = "oracle MLP (informative only)"
 MODELS: dict[str, tuple[Callable, str | None]] = {

@@ -460,3 +460,23 @@ def test_ensemble_layers_refuse_bad_arguments():
         ag.build_model(ag.plan_architecture(make_scores(IMPORTANCES, weak=WEAK)), ensemble_size=0)
     again = EnsembleAdapter.from_config(json.loads(json.dumps(EnsembleAdapter(3, seed=1).get_config())))
     assert (again.size, again.seed) == (3, 1)
+
+
+# ------------------------------------------------------------------ weight decay
+
+
+def test_weight_decay_shrinks_the_kernels_and_leaves_gates_biases_and_scales_alone():
+    plan = ag.plan_architecture(make_scores(IMPORTANCES, weak=WEAK), total_units=24, head_units=8, l1=0.0)
+    model = ag.build_model(plan, seed=0, learning_rate=0.01, weight_decay=2.0, ensemble_size=2)
+    before = {w.path: keras.ops.convert_to_numpy(w) for w in model.trainable_weights}
+    # zero inputs and a zero target: every gradient is 0, so only the decay moves anything
+    model.fit(np.zeros((64, 8), "float32"), np.zeros(64), epochs=5, batch_size=16, verbose=0, shuffle=False)
+    for w in model.trainable_weights:
+        factor = 1 - 0.01 * 2.0
+        after = keras.ops.convert_to_numpy(w)
+        if w.name == "kernel":
+            np.testing.assert_allclose(after, before[w.path] * factor**20, rtol=1e-4)
+        else:  # gate, bias, scales
+            np.testing.assert_array_equal(after, before[w.path])
+    with pytest.raises(ConfigError, match="weight_decay"):
+        ag.build_model(plan, weight_decay=-1.0)

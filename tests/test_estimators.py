@@ -336,6 +336,8 @@ def test_predict_refuses_what_fit_refuses(fitted):
         ({"scaling": "quantile"}, "scaling"),
         ({"embedding": -1}, "embedding"),
         ({"ensemble_size": 0}, "ensemble_size"),
+        ({"batch_size": "big"}, "batch_size"),
+        ({"weight_decay": -0.1}, "weight_decay"),
         ({"ensemble_size": 4, "rescoring": "garson"}, "undefined for an ensemble"),
     ],
 )
@@ -430,6 +432,7 @@ def test_the_artifact_restores_every_fitted_attribute(fitted, tmp_path):
     for key, values in est.history_.items():
         np.testing.assert_array_equal(loaded.history_[key], values)
     assert (loaded.n_epochs_, loaded.best_epoch_, loaded.n_features_in_) == (est.n_epochs_, est.best_epoch_, 4)
+    assert loaded.batch_size_ == est.batch_size_ == est.batch_size
     assert list(loaded.feature_names_in_) == list(est.feature_names_in_)
     assert loaded.score(X, y) == est.score(X, y)
 
@@ -621,3 +624,11 @@ def test_an_artifact_saved_before_scaling_and_embeddings_reports_what_it_was_fit
     assert loaded.get_params()["scaling"] == "standard" and loaded.get_params()["embedding"] == 0  # ... not the fit's
     assert loaded.get_params()["ensemble_size"] == 1
     np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+
+
+@pytest.mark.parametrize(("n", "expected"), [(300, 16), (700, 32), (2000, 64)])
+def test_batch_size_auto_gives_small_tables_more_steps_an_epoch(n, expected):
+    X, y = _frame(n)  # 240, 560 and 1,600 training rows
+    quick = {**FAST, "epochs": 2, "rescoring": None, "replan": False}
+    est = ag.ImportanceGuidedRegressor(random_state=0, batch_size="auto", **quick).fit(X, pd.Series(y, name="y"))
+    assert n - len(est.validation_indices_) == 0.8 * n and est.batch_size_ == expected
