@@ -37,6 +37,7 @@ from archguide.layers import (
     EnsembleMean,
     FeatureGate,
     PeriodicEncoding,
+    SmoothedCrossentropy,
 )
 from archguide.planning import ArchitecturePlan
 
@@ -62,15 +63,17 @@ _TASK_LOSS = {
 _NOT_DECAYED = ("gate", "bias", "scales", "coefficients")
 
 
-def _compile_arguments(task: str) -> dict:
-    """Loss and metrics: the loss again without penalties (weighted as the loss is), MAE or accuracy."""
+def _compile_arguments(task: str, label_smoothing: float = 0.0) -> dict:
+    """Loss and metrics: the (unsmoothed) loss again without penalties (weighted as the loss is), MAE or accuracy."""
     other = {
         "regression": keras.metrics.MeanAbsoluteError(name="mae"),
         "binary": keras.metrics.BinaryAccuracy(name="accuracy"),
         "multiclass": keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
     }[task]
     return {
-        "loss": _TASK_LOSS[task],
+        "loss": (
+            SmoothedCrossentropy(label_smoothing, binary=task == "binary") if label_smoothing > 0 else _TASK_LOSS[task]
+        ),
         "metrics": [other],
         "weighted_metrics": [DataLoss(_TASK_LOSS[task], name=DATA_LOSS_METRIC)],
     }
@@ -89,6 +92,7 @@ def build_model(
     optimizer: str | keras.optimizers.Optimizer = "adam",
     learning_rate: float = 1e-3,
     weight_decay: float = 0.0,
+    label_smoothing: float = 0.0,
     seed: int | None = None,
     name: str = "archguide",
 ) -> keras.Model:
@@ -125,6 +129,11 @@ def build_model(
             ``optimizer`` is ``"adam"``; the input gates, biases, ensemble
             scales and embedding frequencies are not decayed (the gates have
             their own L1 penalty). 0: Adam.
+        label_smoothing: For classes, train against labels smoothed towards
+            the uniform distribution by this much
+            (:class:`~archguide.layers.SmoothedCrossentropy`); ``data_loss``
+            stays the plain cross-entropy (the log loss, what early stopping
+            reads), so it is no longer ``loss - penalty``. 0: none.
         seed: Seed for the kernel initializers and the dropout layers, each
             layer its own (None: Keras' global seed).
         name: The model's name.
@@ -151,6 +160,9 @@ def build_model(
     check_number("dropout", dropout, high=1.0, open_high=True)
     check_number("learning_rate", learning_rate, open_interval=True)
     check_number("weight_decay", weight_decay)
+    check_number("label_smoothing", label_smoothing, high=1.0, open_high=True)
+    if label_smoothing > 0 and task == "regression":
+        raise ConfigError(f"label_smoothing applies to classes; task='regression'. Received: {label_smoothing}")
     check_int("seed", seed, low=0, allow_none=True)
     check_int("ensemble_size", ensemble_size)
     if not isinstance(plan, ArchitecturePlan):
@@ -225,7 +237,7 @@ def build_model(
             optimizer.exclude_from_weight_decay(var_names=list(_NOT_DECAYED))
         elif isinstance(optimizer, str):
             optimizer = keras.optimizers.get({"class_name": optimizer, "config": {"learning_rate": learning_rate}})
-        model.compile(optimizer=optimizer, **_compile_arguments(task))
+        model.compile(optimizer=optimizer, **_compile_arguments(task, label_smoothing))
         if not model.optimizer.built:
             # Keras builds an optimizer inside the first training step when no distribution strategy is
             # in scope; a tf.function that creates variables is traced twice, so every fit paid for two

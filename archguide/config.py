@@ -100,6 +100,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, tuple[str, ...]]]] = {
         "batch_size": (64, ("auto", "int")),
         "learning_rate": (1e-3, ("float",)),
         "weight_decay": (0.0, ("float",)),
+        "label_smoothing": (0.0, ("float",)),
         "validation_fraction": (0.2, ("float",)),
         "patience": (20, ("int",)),
         "lr_patience": (5, ("int", "null")),

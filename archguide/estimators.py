@@ -72,7 +72,7 @@ _FEED = "dataset"  # how _fit_data feeds Keras: "dataset" (one iterator per fit)
 
 #: Parameters added after artifacts were first saved, with the values an artifact without them was fitted with.
 _WEIGHT_BASED = ("weights", "garson", "olden")
-_BEFORE_SAVED = {"scaling": "standard", "embedding": 0, "ensemble_size": 1, "weight_decay": 0.0}
+_BEFORE_SAVED = {"scaling": "standard", "embedding": 0, "ensemble_size": 1, "weight_decay": 0.0, "label_smoothing": 0.0}
 
 
 def _embeddable(encoding: ColumnEncoding) -> list[str]:
@@ -227,6 +227,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         batch_size: int = 64,
         learning_rate: float = 1e-3,
         weight_decay: float = 0.0,
+        label_smoothing: float = 0.0,
         validation_fraction: float = 0.2,
         patience: int = 20,
         lr_patience: int | None = 5,
@@ -256,6 +257,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
+        self.label_smoothing = label_smoothing
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.lr_patience = lr_patience
@@ -322,6 +324,11 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         check_number("l1_power", self.l1_power)
         check_number("learning_rate", self.learning_rate, open_interval=True)
         check_number("weight_decay", self.weight_decay)
+        check_number("label_smoothing", self.label_smoothing, high=1.0, open_high=True)
+        if self.label_smoothing > 0 and self._task_family == "regression":
+            raise ConfigError(
+                f"label_smoothing applies to classes; a regressor takes 0. Received: {self.label_smoothing}"
+            )
         check_number("validation_fraction", self.validation_fraction, high=1.0, open_interval=True)
         check_number("dropout", self.dropout, high=1.0, open_high=True)
         if self.head_units is not None:
@@ -526,6 +533,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             embeddable=_embeddable(encoding),
             ensemble_size=self.ensemble_size,
             weight_decay=self.weight_decay,
+            label_smoothing=self.label_smoothing,
             patience=self.patience,
             lr_patience=self.lr_patience,
             seed=model_seed,
@@ -710,6 +718,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             ensemble_size=self.ensemble_size,
             learning_rate=self.learning_rate,
             weight_decay=self.weight_decay,
+            label_smoothing=self.label_smoothing,
             seed=seed,
             name=_NETWORK,
         )
@@ -1105,6 +1114,9 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
         learning_rate: Adam's learning rate.
         weight_decay: Decoupled weight decay of the kernels (AdamW; see
             :func:`~archguide.builder.build_model`); 0 for Adam.
+        label_smoothing: Classifier only: train against labels smoothed
+            towards the uniform distribution by this much; early stopping
+            still reads the plain log loss. 0 for none.
         validation_fraction: Rows held out for early stopping and re-scoring.
         patience: Epochs without improvement of the validation data loss
             before stopping.

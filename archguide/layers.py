@@ -26,6 +26,7 @@ __all__ = [
     "EnsembleMean",
     "FeatureGate",
     "PeriodicEncoding",
+    "SmoothedCrossentropy",
 ]
 
 
@@ -409,6 +410,38 @@ class EnsembleMean(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "loss": self.loss}
+
+
+@keras.saving.register_keras_serializable(package="archguide")
+class SmoothedCrossentropy(keras.losses.Loss):
+    """Cross-entropy against labels smoothed towards the uniform distribution, for class indices or 0/1.
+
+    With ``k`` classes the target of class ``c`` becomes ``(1 - e) * onehot(c) + e / k``
+    (``k = 2`` for one sigmoid unit), as Keras' ``label_smoothing`` does for one-hot
+    targets; Keras' sparse cross-entropy has no such option.
+
+    Args:
+        label_smoothing: ``e``, in [0, 1).
+        binary: One sigmoid unit and 0/1 targets, rather than a softmax over class indices.
+        **kwargs: Base loss keyword arguments.
+    """
+
+    def __init__(self, label_smoothing: float = 0.1, binary: bool = False, **kwargs):
+        kwargs.setdefault("name", "smoothed_crossentropy")
+        super().__init__(**kwargs)
+        check_number("label_smoothing", label_smoothing, high=1.0, open_high=True)
+        self.label_smoothing, self.binary = float(label_smoothing), bool(binary)
+
+    def call(self, y_true, y_pred):
+        if self.binary:
+            y_true = ops.reshape(ops.cast(y_true, y_pred.dtype), ops.shape(y_pred))  # a 1-D 0/1 target too
+            return keras.losses.binary_crossentropy(y_true, y_pred, label_smoothing=self.label_smoothing)
+        n = ops.shape(y_pred)[-1]
+        labels = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), n, dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(labels, y_pred, label_smoothing=self.label_smoothing)
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing, "binary": self.binary}
 
 
 @keras.saving.register_keras_serializable(package="archguide")

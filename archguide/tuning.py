@@ -189,6 +189,7 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
         ensemble_size: Members of each trial's TabM-mini ensemble, fixed (see
             :func:`~archguide.builder.build_model`; default 1, none).
         weight_decay: AdamW's decoupled weight decay, fixed (default 0: Adam).
+        label_smoothing: Label smoothing for classes, fixed (default 0: none).
         patience: Epochs without improvement of the validation data loss before a trial stops.
         lr_patience: Epochs without improvement before the learning rate is halved
             (``ReduceLROnPlateau``, as the estimators do); None: a constant rate.
@@ -236,6 +237,7 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
         embeddable: Sequence[str] | None = None,
         ensemble_size: int = 1,
         weight_decay: float = 0.0,
+        label_smoothing: float = 0.0,
         patience: int = 20,
         lr_patience: int | None = None,
         cv=None,
@@ -260,6 +262,8 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
         self.ensemble_size = ensemble_size
         check_number("weight_decay", weight_decay)
         self.weight_decay = weight_decay
+        check_number("label_smoothing", label_smoothing, high=1.0, open_high=True)
+        self.label_smoothing = label_smoothing
         self.cv = _check_cv(cv, task, seed)
         self.ranges = {
             "total_units": _range("total_units", total_units, low=1, integer=True),
@@ -356,6 +360,7 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
             ensemble_size=self.ensemble_size,
             learning_rate=v["learning_rate"],
             weight_decay=self.weight_decay,
+            label_smoothing=self.label_smoothing,
             seed=self.seed,
         )
 

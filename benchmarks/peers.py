@@ -557,9 +557,11 @@ def _pytabkit(name):
     return fit
 
 
-def _archguide_with(**params):
+def _archguide_with(classes=None, **params):
+    """The default estimator with ``params`` changed, and ``classes`` changed too for classification."""
+
     def fit(X, y, task, seed):
-        return fit_archguide(X, y, task, seed, **params)
+        return fit_archguide(X, y, task, seed, **params, **(classes if task == "classification" else {}))
 
     return fit
 
@@ -576,6 +578,7 @@ ABLATIONS = {
     "archguide ensemble_size=8": {"ensemble_size": 8},
     "archguide batch_size=auto": {"batch_size": "auto"},
     "archguide weight_decay=0.1": {"weight_decay": 0.1},
+    "archguide label_smoothing=0.1 (classes)": {"classes": {"label_smoothing": 0.1}},
 }
 ORACLE = "oracle MLP (informative only)"
 MODELS: dict[str, tuple[Callable, str | None]] = {

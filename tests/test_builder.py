@@ -480,3 +480,29 @@ def test_weight_decay_shrinks_the_kernels_and_leaves_gates_biases_and_scales_alo
             np.testing.assert_array_equal(after, before[w.path])
     with pytest.raises(ConfigError, match="weight_decay"):
         ag.build_model(plan, weight_decay=-1.0)
+
+
+# ------------------------------------------------------------------ label smoothing
+
+
+def test_label_smoothing_trains_on_smoothed_labels_and_data_loss_stays_the_log_loss(plan):
+    X = _x(200)
+    y = np.digitize(X[:, 0] + X[:, 1], [-0.5, 0.5])  # three classes, as indices
+    model = ag.build_model(plan, task="multiclass", n_outputs=3, label_smoothing=0.2, seed=0)
+    model.fit(X, y, epochs=2, verbose=0)
+    result = model.evaluate(X, y, batch_size=200, verbose=0, return_dict=True)
+    p = model.predict(X, verbose=0).astype(np.float64)
+    target = 0.8 * np.eye(3)[y] + 0.2 / 3
+    smoothed = -np.mean(np.sum(target * np.log(p), axis=1))
+    np.testing.assert_allclose(result["loss"] - model.get_layer("gate").penalty(), smoothed, rtol=1e-4)
+    np.testing.assert_allclose(result[DATA_LOSS_METRIC], -np.mean(np.log(p[np.arange(200), y])), rtol=1e-4)
+    binary = ag.build_model(plan, task="binary", label_smoothing=0.2, seed=0)
+    t = (y > 0).astype(float)
+    q = binary.predict(X, verbose=0)[:, 0].astype(np.float64)
+    smoothed = -np.mean((0.8 * t + 0.1) * np.log(q) + (0.9 - 0.8 * t) * np.log(1 - q))
+    result = binary.evaluate(X, t, batch_size=200, verbose=0, return_dict=True)
+    np.testing.assert_allclose(result["loss"] - binary.get_layer("gate").penalty(), smoothed, rtol=1e-4)
+    with pytest.raises(ConfigError, match="label_smoothing applies to classes"):
+        ag.build_model(plan, label_smoothing=0.1)
+    with pytest.raises(ConfigError, match="label_smoothing"):
+        ag.build_model(plan, task="binary", label_smoothing=1.0)

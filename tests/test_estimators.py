@@ -338,6 +338,7 @@ def test_predict_refuses_what_fit_refuses(fitted):
         ({"ensemble_size": 0}, "ensemble_size"),
         ({"batch_size": "big"}, "batch_size"),
         ({"weight_decay": -0.1}, "weight_decay"),
+        ({"label_smoothing": 0.1}, "label_smoothing applies to classes"),
         ({"ensemble_size": 4, "rescoring": "garson"}, "undefined for an ensemble"),
     ],
 )
@@ -396,7 +397,9 @@ def test_robust_scaling_embeddings_and_an_ensemble_fit_save_and_load_in_a_fresh_
     X.loc[X.index[:3], "num"] = [0.0, 1e4, -1e4]  # wild values the smooth clip bounds
     if cls is ag.ImportanceGuidedClassifier:
         y = np.where(y > np.median(y), "high", "low")
-    est = cls(random_state=0, scaling="robust", embedding=8, ensemble_size=4, **{**FAST, "epochs": 40}).fit(X, y)
+    smoothing = {"label_smoothing": 0.05} if cls is ag.ImportanceGuidedClassifier else {}
+    est = cls(random_state=0, scaling="robust", embedding=8, ensemble_size=4, **smoothing, **{**FAST, "epochs": 40})
+    est.fit(X, y)
     assert est.network_.get_layer("ensemble_adapter").size == 4
     assert est.plan_.embeddings and set(est.plan_.embeddings) <= {"num", "noise"}  # numeric values only
     assert est.encoding_.columns[0].clip is not None and est.encoding_.columns[2].clip is None  # "flag": boolean
