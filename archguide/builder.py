@@ -93,6 +93,7 @@ def build_model(
     learning_rate: float = 1e-3,
     weight_decay: float = 0.0,
     label_smoothing: float = 0.0,
+    steps_per_execution: int = 1,
     seed: int | None = None,
     name: str = "archguide",
 ) -> keras.Model:
@@ -134,6 +135,10 @@ def build_model(
             (:class:`~archguide.layers.SmoothedCrossentropy`); ``data_loss``
             stays the plain cross-entropy (the log loss, what early stopping
             reads), so it is no longer ``loss - penalty``. 0: none.
+        steps_per_execution: Training steps per call of the compiled step
+            function (Keras' ``compile`` argument): fewer trips through Python
+            per step. With a repeated dataset and ``steps_per_epoch``, keep it
+            a divisor of the steps per epoch, or epochs run over their end.
         seed: Seed for the kernel initializers and the dropout layers, each
             layer its own (None: Keras' global seed).
         name: The model's name.
@@ -165,6 +170,7 @@ def build_model(
         raise ConfigError(f"label_smoothing applies to classes; task='regression'. Received: {label_smoothing}")
     check_int("seed", seed, low=0, allow_none=True)
     check_int("ensemble_size", ensemble_size)
+    check_int("steps_per_execution", steps_per_execution)
     if not isinstance(plan, ArchitecturePlan):
         raise ConfigError(f"build_model expects an ArchitecturePlan. Received: {type(plan).__name__}")
     plan.validate()
@@ -237,7 +243,9 @@ def build_model(
             optimizer.exclude_from_weight_decay(var_names=list(_NOT_DECAYED))
         elif isinstance(optimizer, str):
             optimizer = keras.optimizers.get({"class_name": optimizer, "config": {"learning_rate": learning_rate}})
-        model.compile(optimizer=optimizer, **_compile_arguments(task, label_smoothing))
+        model.compile(
+            optimizer=optimizer, steps_per_execution=steps_per_execution, **_compile_arguments(task, label_smoothing)
+        )
         if not model.optimizer.built:
             # Keras builds an optimizer inside the first training step when no distribution strategy is
             # in scope; a tf.function that creates variables is traced twice, so every fit paid for two

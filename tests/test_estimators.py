@@ -590,6 +590,38 @@ def test_training_pipeline_shows_every_row_once_per_epoch_in_a_new_order():
     np.testing.assert_array_equal(held_out, val[1])
 
 
+def test_several_steps_per_execution_still_show_every_row_once_per_epoch():
+    """Keras runs ``steps_per_execution`` steps per call; on the fit's repeated pipeline the estimator
+    picks a divisor of the steps per epoch, so no call runs into the next epoch's rows."""
+    from archguide.estimators import _fit_data, _steps_per_execution
+
+    assert [_steps_per_execution(n, 64) for n in (64 * 100, 64 * 13, 1000, 100)] == [10, 13, 16, 2]
+
+    class Seen(keras.layers.Layer):
+        def build(self, input_shape):
+            self.seen = self.add_weight(shape=(80,), initializer="zeros", trainable=False, name="seen")
+
+        def call(self, x, training=False):
+            if training:  # count the rows (their ids are column 0) each training step sees
+                self.seen.assign_add(keras.ops.sum(keras.ops.one_hot(keras.ops.cast(x[:, 0], "int32"), 80), axis=0))
+            return x
+
+    X = np.stack([np.arange(80.0), np.ones(80)], axis=1).astype("float32")
+    y = np.zeros(80, dtype="float32")
+    for steps_per_execution, expected in ((_steps_per_execution(80, 8), "every row 3 times"), (3, "overrun")):
+        inputs = keras.Input((2,))
+        seen = Seen()
+        model = keras.Model(inputs, keras.layers.Dense(1)(seen(inputs)))
+        model.compile(loss="mean_squared_error", steps_per_execution=steps_per_execution)
+        model.fit(**_fit_data(X, y, batch_size=8, seed=0), epochs=3, verbose=0)
+        counts = keras.ops.convert_to_numpy(seen.seen)
+        if expected == "overrun":  # 10 steps an epoch in calls of 3: 12 steps an epoch, 36 batches in all
+            assert counts.sum() == 36 * 8
+        else:
+            assert steps_per_execution == 10
+            np.testing.assert_array_equal(counts, 3.0)
+
+
 def _strip_params(path, names):
     """Rewrite a saved artifact as an older archguide wrote it: without the parameters ``names``."""
     import json
