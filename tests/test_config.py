@@ -106,11 +106,15 @@ def test_estimator_params_build_the_configured_estimator():
 
     config = load_config(
         None,
-        ["training.epochs=7", "rescoring.method=null", "rescoring.every_n_epochs=2", "planning.head_units=[16, 8]"],
-    )
+        ["training.epochs=7", "rescoring.method=null", "rescoring.every_n_epochs=2", "planning.head_units=[16, 8]",
+         "training.batch_size=auto", "planning.ensemble_size=4", "training.weight_decay=0.01"],
+    )  # fmt: skip
     est = ImportanceGuidedRegressor(**estimator_params(config))
     assert est.epochs == 7 and est.rescoring is None and est.rescoring_period == 2
     assert est.head_units == (16, 8)
+    assert (est.batch_size, est.ensemble_size, est.weight_decay) == ("auto", 4, 0.01)
+    with pytest.raises(ConfigError, match="'training.batch_size' must be 'auto' or an integer"):
+        load_config(None, ["training.batch_size=big"])
 
 
 @pytest.mark.parametrize(
@@ -140,7 +144,7 @@ def test_no_suggestion_when_nothing_is_near():
         ("planning.weak=ignore", r"'planning.weak' must be 'penalize' or 'drop'. Received: 'ignore'"),
         ("scoring.cv=five", r"'scoring.cv' must be 'auto', an integer or null"),
         ("scoring.task=regresion", r"'scoring.task' must be 'auto', 'regression'"),
-        ("training.batch_size=null", r"'training.batch_size' must be an integer. Received: null"),
+        ("training.batch_size=null", r"'training.batch_size' must be 'auto' or an integer. Received: null"),
         ("planning.head_units=16", r"'planning.head_units' must be a list or null"),
     ],
 )
