@@ -97,7 +97,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, tuple[str, ...]]]] = {
     },
     "training": {
         "epochs": (300, ("int",)),
-        "batch_size": (64, ("auto", "int")),
+        "batch_size": ("auto", ("auto", "int")),
         "learning_rate": (1e-3, ("float",)),
         "weight_decay": (0.0, ("float",)),
         "label_smoothing": (0.0, ("float",)),

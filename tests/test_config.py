@@ -172,7 +172,7 @@ def test_validate_fills_defaults_and_does_not_modify_its_input():
     partial = {"training": {"epochs": 3}}
     config = validate(partial)
     assert partial == {"training": {"epochs": 3}}
-    assert config["training"]["epochs"] == 3 and config["training"]["batch_size"] == 64
+    assert config["training"]["epochs"] == 3 and config["training"]["batch_size"] == "auto"
     assert set(config) == set(SCHEMA)
 
 
