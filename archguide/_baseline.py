@@ -33,12 +33,13 @@ def plain_mlp(X, y, training: Mapping[str, Any], *, seed: int, units=(64, 32), v
     Args:
         X, y: Numeric training rows and targets.
         training: The ``training`` section of a config (epochs, batch_size, learning_rate,
-            validation_fraction, patience): the same budget archguide's estimator gets.
+            validation_fraction, patience): the same budget archguide's estimator gets
+            (``batch_size="auto"`` is resolved by the same rule, on the rows it trains on).
         seed: Keras' seed for the run.
         units: Hidden layer widths.
         verbose: 1 shows a progress bar over epochs.
     """
-    from archguide.estimators import _EpochProgress
+    from archguide.estimators import _batch_size, _EpochProgress
 
     columns = list(X.columns) if hasattr(X, "columns") else list(range(np.shape(X)[1]))
     values = np.asarray(X, dtype=np.float32)
@@ -61,7 +62,7 @@ def plain_mlp(X, y, training: Mapping[str, Any], *, seed: int, units=(64, 32), v
         ((target - mean) / scale).astype(np.float32),
         validation_split=training["validation_fraction"],
         epochs=training["epochs"],
-        batch_size=training["batch_size"],
+        batch_size=_batch_size(training["batch_size"], int(len(values) * (1 - training["validation_fraction"]))),
         callbacks=callbacks,
         verbose=2 if verbose == 2 else 0,
     )
