@@ -37,7 +37,7 @@ from archguide.builder import DATA_LOSS_METRIC, build_model
 from archguide.callbacks import training_callbacks
 from archguide.exceptions import ArchguideWarning, ConfigError, DataError, NotFittedError, TrainingError
 from archguide.grouping import named_groups
-from archguide.network import METHODS, network_importance
+from archguide.network import METHODS, WEIGHT_METHODS, network_importance
 from archguide.planning import GROUPINGS, WEAK_MODES, ArchitecturePlan, plan_architecture
 from archguide.preprocessing import SCALINGS, ColumnEncoding, dict_keys_not_names, frame_of
 from archguide.replanning import (
@@ -73,7 +73,6 @@ _FEED = "dataset"  # how _fit_data feeds Keras: "dataset" (one iterator per fit)
 
 
 #: Parameters added after artifacts were first saved, with the values an artifact without them was fitted with.
-_WEIGHT_BASED = ("weights", "garson", "olden")
 _BEFORE_SAVED = {"scaling": "standard", "embedding": 0, "ensemble_size": 1, "weight_decay": 0.0, "label_smoothing": 0.0}
 
 
@@ -320,7 +319,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         check_int("embedding", self.embedding, low=0)
         check_int("ensemble_size", self.ensemble_size)
         check_choice("rescoring", self.rescoring, (*METHODS, None))
-        if self.ensemble_size > 1 and self.rescoring in _WEIGHT_BASED:
+        if self.ensemble_size > 1 and self.rescoring in WEIGHT_METHODS:
             raise ConfigError(
                 f"rescoring={self.rescoring!r} reads the weights of one network; it is undefined for an ensemble "
                 f"(ensemble_size={self.ensemble_size}). Use 'gradient', 'permutation' or 'ablation'."

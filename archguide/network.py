@@ -60,7 +60,9 @@ __all__ = [
     "resolve_loss",
 ]
 
-METHODS = ("gradient", "weights", "garson", "olden", "permutation", "ablation")
+#: The methods that read the weights of the first Dense layers (undefined through an embedding or an ensemble).
+WEIGHT_METHODS = ("weights", "garson", "olden")
+METHODS = ("gradient", *WEIGHT_METHODS, "permutation", "ablation")
 LOSSES = ("mse", "binary_crossentropy", "sparse_categorical_crossentropy")
 _MERGE_LAYERS = (
     keras.layers.Concatenate,
