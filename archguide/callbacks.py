@@ -36,6 +36,8 @@ keras = import_keras()
 
 __all__ = ["ImportanceRescoring"]
 
+#: The learning-rate schedules of :func:`training_callbacks`.
+LR_SCHEDULES = ("plateau", "cosine")
 #: Keys the callback adds to the epoch ``logs`` (kept by History and CSVLogger).
 LOG_KEYS = ("importance_tau", "gate_penalty", "n_overfit_features")
 
@@ -328,6 +330,22 @@ class ImportanceRescoring(keras.callbacks.Callback):
         self._writer.flush()
 
 
+def cosine_schedule(learning_rate: float, epochs: int, first_epoch: int = 0):
+    """Keras' ``LearningRateScheduler`` along half a cosine, epoch by epoch.
+
+    The rate is ``learning_rate`` at ``first_epoch`` and falls to
+    ``learning_rate * (1 + cos(pi * (epochs - 1) / epochs)) / 2`` at the last of
+    ``epochs`` epochs (the schedule of Loshchilov and Hutter's SGDR, without restarts).
+    A run that continues past them keeps that last rate.
+    """
+
+    def rate(epoch: int, _current: float) -> float:
+        done = min(max(epoch - first_epoch, 0), epochs - 1)
+        return float(learning_rate * 0.5 * (1.0 + math.cos(math.pi * done / epochs)))
+
+    return keras.callbacks.LearningRateScheduler(rate)
+
+
 def training_callbacks(
     validation_data,
     *,
@@ -337,13 +355,20 @@ def training_callbacks(
     random_state,
     lr_patience: int | None,
     patience: int,
+    lr_schedule: str = "plateau",
+    learning_rate: float | None = None,
+    epochs: int | None = None,
+    first_epoch: int = 0,
 ) -> tuple[list, ImportanceRescoring | None]:
     """The callbacks the estimators and ``ImportanceHyperModel`` train with, in this order.
 
-    ``ImportanceRescoring`` on ``validation_data`` (none when ``method`` is None),
-    ``ReduceLROnPlateau`` halving the rate after ``lr_patience`` epochs without improvement
-    (none when it is None) and ``EarlyStopping`` after ``patience`` epochs, restoring the best
-    weights; the last two watch the validation loss without the L1 penalty.
+    ``ImportanceRescoring`` on ``validation_data`` (none when ``method`` is None); the
+    learning rate's schedule: with ``lr_schedule="plateau"``, ``ReduceLROnPlateau`` halving
+    the rate after ``lr_patience`` epochs without improvement (none when it is None), with
+    ``"cosine"``, :func:`cosine_schedule` from ``learning_rate`` over the ``epochs`` that
+    start at ``first_epoch``; and ``EarlyStopping`` after ``patience`` epochs, restoring the
+    best weights. Early stopping and the plateau watch the validation loss without the L1
+    penalty.
 
     Returns:
         ``(callbacks, the ImportanceRescoring or None)``.
@@ -359,7 +384,9 @@ def training_callbacks(
             random_state=random_state,
         )
         callbacks.append(rescoring)
-    if lr_patience is not None:
+    if lr_schedule == "cosine":
+        callbacks.append(cosine_schedule(learning_rate, epochs, first_epoch))
+    elif lr_patience is not None:
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(
                 monitor=monitor, mode="min", factor=0.5, patience=lr_patience, min_lr=1e-6

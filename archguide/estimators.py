@@ -34,7 +34,7 @@ from archguide._backend import import_keras
 from archguide._checks import check_choice, check_int, check_number, check_seed, check_units
 from archguide._files import atomic_write
 from archguide.builder import DATA_LOSS_METRIC, build_model
-from archguide.callbacks import training_callbacks
+from archguide.callbacks import LR_SCHEDULES, training_callbacks
 from archguide.exceptions import ArchguideWarning, ConfigError, DataError, NotFittedError, TrainingError
 from archguide.grouping import named_groups
 from archguide.network import METHODS, WEIGHT_METHODS, network_importance
@@ -244,6 +244,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         validation_fraction: float = 0.2,
         patience: int = 20,
         lr_patience: int | None = 5,
+        lr_schedule: str = "plateau",
         refit: bool = False,
         replan: bool | str = "residuals",
         max_replans: int = 2,
@@ -274,6 +275,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.lr_patience = lr_patience
+        self.lr_schedule = lr_schedule
         self.refit = refit
         self.replan = replan
         self.max_replans = max_replans
@@ -313,6 +315,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         check_int("batch_size", self.batch_size, words=("auto",))
         check_int("patience", self.patience, low=0)
         check_int("lr_patience", self.lr_patience, allow_none=True)
+        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         check_choice("grouping", self.grouping, GROUPINGS)
         check_choice("weak", self.weak, WEAK_MODES)
         check_choice("scaling", self.scaling, SCALINGS)
@@ -461,7 +464,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         the column encoding and the scores (which choose the plan, the weak flags, the
         penalties and, with ``weak="drop"``, which features exist) are fitted on each
         split's training rows only, never on the rows a trial is validated on. Every trial
-        uses this estimator's ``epochs``, ``batch_size``, ``patience`` and ``lr_patience``.
+        uses this estimator's ``epochs``, ``batch_size``, ``patience``, ``lr_patience`` and ``lr_schedule``.
         The best trial's values are set on a clone of this estimator, which is fitted on
         all of ``X`` (scored on every row, as ``fit`` does) and returned; this estimator is
         left as it was.
@@ -549,6 +552,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             label_smoothing=self.label_smoothing,
             patience=self.patience,
             lr_patience=self.lr_patience,
+            lr_schedule=self.lr_schedule,
             seed=model_seed,
             **space,
         )
@@ -791,6 +795,10 @@ class _ImportanceGuidedEstimator(BaseEstimator):
                 random_state=rescoring_seed,
                 lr_patience=self.lr_patience,
                 patience=self.patience,
+                lr_schedule=self.lr_schedule,
+                learning_rate=self.learning_rate,
+                epochs=self.epochs,
+                first_epoch=len(history.get(DATA_LOSS_METRIC, [])),
             )
             trigger = None
             if self.replan is True and len(plans) <= self.max_replans:
@@ -1140,7 +1148,11 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
             before stopping.
         lr_patience: Epochs without improvement of the validation data loss
             before the learning rate is halved (Keras' ``ReduceLROnPlateau``);
-            None keeps it constant.
+            None keeps it constant. Used by ``lr_schedule="plateau"`` only.
+        lr_schedule: ``"plateau"`` (halve the rate by ``lr_patience``) or
+            ``"cosine"`` (half a cosine from ``learning_rate`` towards 0 over
+            ``epochs``, Keras' ``LearningRateScheduler``; early stopping
+            still ends the run; a re-planned network starts the cosine again).
         refit: After early stopping, train a fresh network on every row
             for the best number of epochs, replaying the learning rates
             (strengths fixed at their final values).

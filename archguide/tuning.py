@@ -39,7 +39,7 @@ from archguide._backend import import_keras
 from archguide._checks import check_choice, check_int, check_number
 from archguide._distributed import distributed_role, oracle_address
 from archguide.builder import DATA_LOSS_METRIC, build_model
-from archguide.callbacks import LOG_KEYS, training_callbacks
+from archguide.callbacks import LOG_KEYS, LR_SCHEDULES, training_callbacks
 from archguide.exceptions import ArchguideWarning, ConfigError, DataError
 from archguide.network import METHODS
 from archguide.planning import GROUPINGS, WEAK_MODES, plan_architecture
@@ -193,6 +193,9 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
         patience: Epochs without improvement of the validation data loss before a trial stops.
         lr_patience: Epochs without improvement before the learning rate is halved
             (``ReduceLROnPlateau``, as the estimators do); None: a constant rate.
+        lr_schedule: ``"plateau"`` (halve by ``lr_patience``) or ``"cosine"`` (half a cosine
+            from the trial's learning rate towards 0 over the epochs of each ``fit``;
+            ``lr_patience`` unused), fixed.
         cv: None (``search`` is given ``validation_data``), a number of folds (at least 2;
             stratified for classification) or a scikit-learn splitter such as
             ``KFold(5, shuffle=True)``. With folds, each trial trains one network per fold from
@@ -240,6 +243,7 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
         label_smoothing: float = 0.0,
         patience: int = 20,
         lr_patience: int | None = None,
+        lr_schedule: str = "plateau",
         cv=None,
         seed: int | None = None,
         name: str | None = None,
@@ -254,6 +258,8 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
         check_int("n_outputs", n_outputs, low=2 if task == "multiclass" else 1)
         check_int("patience", patience, low=0)
         check_int("lr_patience", lr_patience, allow_none=True)
+        check_choice("lr_schedule", lr_schedule, LR_SCHEDULES)
+        self.lr_schedule = lr_schedule
         self.scores, self.task, self.n_outputs, self.seed = scores, task, n_outputs, seed
         self.patience, self.lr_patience, self.head_units = patience, lr_patience, head_units
         check_int("embedding", embedding, low=0)
@@ -483,6 +489,10 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
             random_state=self.seed,
             lr_patience=self.lr_patience,
             patience=self.patience,
+            lr_schedule=self.lr_schedule,
+            learning_rate=v["learning_rate"],
+            epochs=kwargs.get("epochs", 1) - kwargs.get("initial_epoch", 0),
+            first_epoch=kwargs.get("initial_epoch", 0),
         )
         callbacks = [_CheckObjective(objective), *callbacks, *ours]
         history = model.fit(x, y, validation_data=validation, callbacks=callbacks, **kwargs)

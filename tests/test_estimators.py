@@ -17,6 +17,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import archguide as ag
 from archguide import ConfigError, DataError, NotFittedError, TrainingError
+from archguide.callbacks import cosine_schedule
 
 keras = pytest.importorskip("keras")
 
@@ -246,6 +247,21 @@ def test_scikit_learn_tools_take_the_estimators():
     assert search.best_params_["total_units"] in (16, 32) and search.best_estimator_.plan_.total_units in (16, 32)
 
 
+def test_a_cosine_schedule_falls_from_the_learning_rate_and_restarts_with_each_network():
+    X, y = make_friedman1(n_samples=200, n_features=5, random_state=0)
+    params = {**FAST, "epochs": 6, "patience": 6, "rescoring": None, "replan": False}
+    est = ag.ImportanceGuidedRegressor(random_state=0, lr_schedule="cosine", learning_rate=0.01, **params).fit(X, y)
+    rates = est.history_["learning_rate"]
+    assert len(rates) == est.n_epochs_ == 6  # early stopping with patience 6 cannot end 6 epochs sooner
+    assert rates[0] == pytest.approx(0.01) and rates[3] == pytest.approx(0.005)  # half way, half the rate
+    assert all(a > b > 0 for a, b in zip(rates, rates[1:])) and rates[-1] < 0.001
+    # a re-planned network continues the epoch count and starts its own cosine at the learning rate
+    schedule = cosine_schedule(0.01, 4, first_epoch=10).schedule
+    rates = [schedule(epoch, None) for epoch in range(10, 16)]
+    assert rates[0] == pytest.approx(0.01) and rates[0] > rates[1] > rates[2] > rates[3] > 0
+    assert rates[4] == rates[5] == rates[3]  # past its epochs, the last rate is kept
+
+
 def test_refit_trains_on_every_row_for_the_best_epoch_count():
     X, y = make_friedman1(n_samples=200, n_features=6, random_state=0)
     plain = ag.ImportanceGuidedRegressor(random_state=0, **FAST).fit(X, y)
@@ -338,6 +354,7 @@ def test_predict_refuses_what_fit_refuses(fitted):
         ({"ensemble_size": 0}, "ensemble_size"),
         ({"batch_size": "big"}, "batch_size"),
         ({"weight_decay": -0.1}, "weight_decay"),
+        ({"lr_schedule": "linear"}, "lr_schedule"),
         ({"label_smoothing": 0.1}, "label_smoothing applies to classes"),
         ({"ensemble_size": 4, "rescoring": "garson"}, "undefined for an ensemble"),
     ],

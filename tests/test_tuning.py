@@ -75,6 +75,18 @@ def test_fit_rescores_and_stops_on_the_penalty_free_validation_loss(data):
         hm.fit(hp, hm.build(hp), X, y, epochs=1)
 
 
+def test_a_cosine_trial_falls_from_its_learning_rate_over_the_epochs_it_runs(data):
+    scores, X, y, X_val, y_val = data
+    hm = ImportanceHyperModel(scores, rescoring=[None], lr_schedule="cosine", patience=10, seed=0)
+    hp = kt.HyperParameters()
+    hp.Fixed("learning_rate", 0.01)
+    # Hyperband continues a trial from initial_epoch: the cosine runs over the epochs of this call
+    history = hm.fit(hp, hm.build(hp), X, y, validation_data=(X_val, y_val), epochs=6, initial_epoch=2, verbose=0)
+    rates = history.history["learning_rate"]
+    assert len(rates) == 4 and rates[0] == pytest.approx(0.01) and rates[2] == pytest.approx(0.005)
+    assert rates[0] > rates[1] > rates[2] > rates[3] > 0
+
+
 @pytest.mark.parametrize("tuner_class", [kt.RandomSearch, kt.BayesianOptimization])
 def test_a_search_runs_trials_and_reads_the_best(data, tmp_path, tuner_class):
     scores, X, y, X_val, y_val = data
@@ -215,6 +227,7 @@ def test_features_must_be_the_scored_ones(data):
         ({"task": "ranking"}, "task, expected one of"),
         ({"task": "multiclass", "n_outputs": 1}, "n_outputs, expected an integer >= 2"),
         ({"lr_patience": 0}, "lr_patience, expected a positive integer or None"),
+        ({"lr_schedule": "linear"}, "lr_schedule, expected one of"),
     ],
 )
 def test_bad_options_are_named(data, kwargs, message):
