@@ -103,7 +103,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, tuple[str, ...]]]] = {
         "label_smoothing": (0.0, ("float",)),
         "validation_fraction": (0.2, ("float",)),
         "patience": (20, ("int",)),
-        "lr_patience": (5, ("int", "null")),
+        "lr_patience": (10, ("int", "null")),
         "lr_schedule": ("plateau", ("str",)),
         "refit": (False, ("bool",)),
         "random_state": (None, ("int", "null")),
