@@ -568,9 +568,11 @@ def _archguide_with(classes=None, **params):
 
 # The default estimator with one setting changed: the ablation rows (name them with --models).
 ABLATIONS = {
-    # the former default (lr_patience=5), a longer patience and the cosine schedule (which ignores lr_patience)
+    # the former default (lr_patience=5), a longer patience, dropout and the cosine schedule (which ignores
+    # lr_patience)
     "archguide lr_patience=5": {"lr_patience": 5},
     "archguide lr_patience=15": {"lr_patience": 15},
+    "archguide dropout=0.1": {"dropout": 0.1},
     "archguide lr_schedule=cosine": {"lr_schedule": "cosine"},
     "archguide no re-scoring": {"rescoring": None},  # not run on the suite
     # the default before that (batch 64) and the rows measured against it (ran before steps_per_execution,
