@@ -331,17 +331,17 @@ class ImportanceRescoring(keras.callbacks.Callback):
 
 
 def cosine_schedule(learning_rate: float, epochs: int, first_epoch: int = 0):
-    """Keras' ``LearningRateScheduler`` along half a cosine, epoch by epoch.
+    """Keras' ``LearningRateScheduler`` along Keras' ``CosineDecay``, epoch by epoch.
 
     The rate is ``learning_rate`` at ``first_epoch`` and falls to
     ``learning_rate * (1 + cos(pi * (epochs - 1) / epochs)) / 2`` at the last of
     ``epochs`` epochs (the schedule of Loshchilov and Hutter's SGDR, without restarts).
     A run that continues past them keeps that last rate.
     """
+    decay = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs)
 
     def rate(epoch: int, _current: float) -> float:
-        done = min(max(epoch - first_epoch, 0), epochs - 1)
-        return float(learning_rate * 0.5 * (1.0 + math.cos(math.pi * done / epochs)))
+        return float(decay(min(max(epoch - first_epoch, 0), epochs - 1)))
 
     return keras.callbacks.LearningRateScheduler(rate)
 
