@@ -92,6 +92,8 @@ SCHEMA: dict[str, dict[str, tuple[Any, tuple[str, ...]]]] = {
         "weak": ("penalize", ("penalize", "drop")),
         "dropout": (0.0, ("float",)),
         "scaling": ("robust", ("robust", "standard")),
+        "min_frequency": (None, ("float", "null")),
+        "max_categories": (None, ("int", "null")),
         "embedding": (0, ("int",)),
         "ensemble_size": (1, ("int",)),
     },

@@ -39,7 +39,7 @@ from archguide.exceptions import ArchguideWarning, ConfigError, DataError, NotFi
 from archguide.grouping import named_groups
 from archguide.network import METHODS, WEIGHT_METHODS, network_importance
 from archguide.planning import GROUPINGS, WEAK_MODES, ArchitecturePlan, plan_architecture
-from archguide.preprocessing import SCALINGS, ColumnEncoding, dict_keys_not_names, frame_of
+from archguide.preprocessing import SCALINGS, ColumnEncoding, check_pooling, dict_keys_not_names, frame_of
 from archguide.replanning import (
     ReplanTrigger,
     missing_features,
@@ -230,6 +230,8 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         weak: str = "penalize",
         dropout: float = 0.0,
         scaling: str = "robust",
+        min_frequency: int | float | None = None,
+        max_categories: int | None = None,
         embedding: int = 0,
         ensemble_size: int = 1,
         groups="auto",
@@ -261,6 +263,8 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         self.weak = weak
         self.dropout = dropout
         self.scaling = scaling
+        self.min_frequency = min_frequency
+        self.max_categories = max_categories
         self.embedding = embedding
         self.ensemble_size = ensemble_size
         self.groups = groups
@@ -319,6 +323,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         check_choice("grouping", self.grouping, GROUPINGS)
         check_choice("weak", self.weak, WEAK_MODES)
         check_choice("scaling", self.scaling, SCALINGS)
+        check_pooling(self.min_frequency, self.max_categories)
         check_int("embedding", self.embedding, low=0)
         check_int("ensemble_size", self.ensemble_size)
         check_choice("rescoring", self.rescoring, (*METHODS, None))
@@ -637,7 +642,9 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             ``(encoding, X_enc, scores)``: ``X_enc`` holds every row of ``table``, encoded as the
             encoding fitted on ``rows`` says; the scores (and the correlation groups) saw ``rows`` only.
         """
-        encoding = ColumnEncoding.fit(table, rows, scaling=self.scaling)
+        encoding = ColumnEncoding.fit(
+            table, rows, scaling=self.scaling, min_frequency=self.min_frequency, max_categories=self.max_categories
+        )
         X_enc = encoding.encode(encoding.raw_inputs(table))
         self._say(f"{table.n_features} columns -> {X_enc.shape[1]} features; scoring")
         X_fit, y_fit = (X_enc, y_score) if rows is None else (X_enc[rows], y_score[rows])
@@ -1111,6 +1118,19 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
             interquartile range, then a smooth clip to ±3; see
             :mod:`archguide.preprocessing`) or ``"standard"`` (mean and
             standard deviation).
+        min_frequency: Categories of a categorical column with fewer rows
+            than this (a count), or than this fraction of the rows (a number
+            in (0, 1)), share one feature, ``"<column>=<infrequent>"``, as in
+            scikit-learn's ``OneHotEncoder``; a category first seen at
+            prediction then sets it too. None (the default): every category
+            seen in training has a feature of its own (an unseen one sets
+            none).
+        max_categories: The most features a categorical column becomes (its
+            missing-value flag aside): past it, only the most frequent
+            ``max_categories - 1`` categories keep their own and the rest share
+            ``"<column>=<infrequent>"``. Bounds the width a high-cardinality
+            column (identifiers, zip codes) gives the network and its
+            scoring. None (the default): no bound.
         embedding: Periodic frequencies (PLR embeddings) of each numeric
             column in the most important branch; the next branches' get half as
             many each, weak columns none; 0 for no embeddings (see

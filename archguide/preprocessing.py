@@ -29,6 +29,11 @@ Each source column becomes one or more features of the network:
   missing value as ``""`` and a label as itself, except a label that is ``""``
   or starts with ``"\\ue000"``, which is passed behind one more ``"\\ue000"``
   (:func:`model_label`), so that no label is taken for a missing value.
+  With ``min_frequency`` or ``max_categories`` (scikit-learn's
+  ``OneHotEncoder`` options, with its meaning) the rare categories share one
+  feature, ``"<column>=<infrequent>"``, and so does a category never seen at
+  fit time: a high-cardinality column (identifiers, zip codes) becomes at
+  most ``max_categories`` features instead of one per level.
 
 The features of one source column form one feature group, named after the
 column, so that scores, plans and penalties speak in the user's column names.
@@ -37,6 +42,7 @@ column, so that scores, plans and penalties speak in the user's column names.
 from __future__ import annotations
 
 import contextlib
+import numbers
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -46,8 +52,8 @@ import numpy as np
 import pandas as pd
 
 from archguide._backend import import_keras
-from archguide._checks import check_choice
-from archguide.exceptions import DataError
+from archguide._checks import check_choice, check_int
+from archguide.exceptions import ConfigError, DataError
 from archguide.schema import Table, unique_name
 
 keras = import_keras()
@@ -60,8 +66,10 @@ __all__ = [
     "MISSING_LABEL",
     "NumericEncoder",
     "SCALINGS",
+    "check_pooling",
     "dict_keys_not_names",
     "frame_of",
+    "infrequent_mask",
     "model_label",
 ]
 
@@ -161,51 +169,70 @@ class NumericEncoder(keras.layers.Layer):
 class CategoryEncoder(keras.layers.Layer):
     """One-hot encode one string column over a fixed vocabulary.
 
-    A label outside the vocabulary is all zeros; the empty string stands for a
-    missing value and, with ``missing_indicator``, sets an extra last column.
+    A label outside the vocabulary is all zeros, or, with ``infrequent``, sets
+    the column after the vocabulary's (the rare and the unseen labels share
+    it); the empty string stands for a missing value and, with
+    ``missing_indicator``, sets an extra last column.
 
     Args:
         vocabulary: The known labels as the model takes them (strings, no
-            duplicates, not ``""``; see :func:`model_label`).
+            duplicates, not ``""``; see :func:`model_label`). May be empty
+            with ``infrequent``.
         missing_indicator: Add a last column, 1 where the label is ``""``.
+        infrequent: Add a column, 1 where the label is neither in the
+            vocabulary nor ``""``.
         **kwargs: Base layer keyword arguments.
 
     Input shape:
         ``(batch_size,)`` or ``(batch_size, 1)`` strings.
 
     Output shape:
-        ``(batch_size, len(vocabulary) + missing_indicator)``.
+        ``(batch_size, len(vocabulary) + infrequent + missing_indicator)``.
     """
 
-    def __init__(self, vocabulary, missing_indicator: bool = False, **kwargs):
+    def __init__(self, vocabulary, missing_indicator: bool = False, infrequent: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.vocabulary = [str(v) for v in vocabulary]
         self.missing_indicator = bool(missing_indicator)
+        self.infrequent = bool(infrequent)
+        if not self.vocabulary and not self.infrequent:
+            raise ValueError("CategoryEncoder needs a vocabulary, or infrequent=True (every label shares one column).")
         # One out-of-vocabulary slot (index 0), dropped in call: unseen labels are all zeros. Its token must not
         # be a label: "[UNK]" (StringLookup's default) unless a label is "[UNK]", then one no model label can be.
         oov = "[UNK]" if "[UNK]" not in self.vocabulary else _ESCAPE + "[UNK]"
-        self._lookup = keras.layers.StringLookup(
-            vocabulary=self.vocabulary, num_oov_indices=1, oov_token=oov, output_mode="one_hot", name="lookup"
-        )
+        self._lookup = None
+        if self.vocabulary:  # StringLookup refuses an empty vocabulary
+            self._lookup = keras.layers.StringLookup(
+                vocabulary=self.vocabulary, num_oov_indices=1, oov_token=oov, output_mode="one_hot", name="lookup"
+            )
 
     def build(self, input_shape):
-        self._lookup.build((None, 1))
+        if self._lookup is not None:
+            self._lookup.build((None, 1))
 
     def call(self, inputs):
-        labels = ops.reshape(inputs, (-1, 1))
-        onehot = ops.cast(self._lookup(labels), self.compute_dtype)[:, 1:]
-        if self.missing_indicator:
-            import tensorflow as tf  # string comparison is TensorFlow's; StringLookup needs it anyway
+        import tensorflow as tf  # string comparison is TensorFlow's; StringLookup needs it anyway
 
-            missing = ops.cast(tf.equal(labels, MISSING_LABEL), onehot.dtype)
-            return ops.concatenate([onehot, missing], axis=1)
-        return onehot
+        labels = ops.reshape(inputs, (-1, 1))
+        if self._lookup is None:
+            parts, outside = [], ops.ones((ops.shape(labels)[0], 1), dtype=self.compute_dtype)
+        else:
+            onehot = ops.cast(self._lookup(labels), self.compute_dtype)
+            parts, outside = [onehot[:, 1:]], onehot[:, :1]
+        missing = ops.cast(tf.equal(labels, MISSING_LABEL), self.compute_dtype)
+        if self.infrequent:  # outside the vocabulary and not missing: a rare or an unseen label
+            parts.append(outside * (1.0 - missing))
+        if self.missing_indicator:
+            parts.append(missing)
+        return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=1)
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], len(self.vocabulary) + int(self.missing_indicator))
+        return (input_shape[0], len(self.vocabulary) + int(self.infrequent) + int(self.missing_indicator))
 
     def get_config(self):
         config = {"vocabulary": list(self.vocabulary), "missing_indicator": self.missing_indicator}
+        if self.infrequent:  # absent from models saved before pooling: they still load
+            config["infrequent"] = True
         return {**super().get_config(), **config}
 
 
@@ -218,11 +245,12 @@ class Column:
     features: tuple[str, ...]
     mean: float = 0.0
     scale: float = 1.0
-    categories: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()  # each with a feature of its own
     missing_indicator: bool = False
     clip: float | None = None
     lower: float | None = None
     upper: float | None = None
+    infrequent: tuple[str, ...] = ()  # the rare categories, sharing the feature "<column>=<infrequent>"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -232,6 +260,7 @@ class Column:
             "mean": self.mean,
             "scale": self.scale,
             "categories": list(self.categories),
+            "infrequent": list(self.infrequent),
             "missing_indicator": self.missing_indicator,
             "clip": self.clip,
             "lower": self.lower,
@@ -269,7 +298,14 @@ class ColumnEncoding:
         return {c.name: list(c.features) for c in self.columns}
 
     @classmethod
-    def fit(cls, table: Table, rows: np.ndarray | None = None, scaling: str = "standard") -> ColumnEncoding:
+    def fit(
+        cls,
+        table: Table,
+        rows: np.ndarray | None = None,
+        scaling: str = "standard",
+        min_frequency: int | float | None = None,
+        max_categories: int | None = None,
+    ) -> ColumnEncoding:
         """Means, scales and categories of ``table`` (of ``rows`` when given).
 
         A constant column gets scale 1; a category only present outside
@@ -277,10 +313,17 @@ class ColumnEncoding:
         centres numeric columns on the median, scales by the interquartile
         range (half the range if it is 0) and smoothly clips (see the module).
 
+        ``min_frequency`` and ``max_categories`` pool a categorical column's
+        rare categories into one feature, ``"<column>=<infrequent>"``, as
+        scikit-learn's ``OneHotEncoder`` does (see :func:`infrequent_mask`);
+        a category unseen at fit time then sets that feature too.
+
         Raises:
-            ConfigError: ``scaling`` is not one of :data:`SCALINGS`.
+            ConfigError: ``scaling`` is not one of :data:`SCALINGS`, or
+                ``min_frequency`` or ``max_categories`` is out of range.
         """
         check_choice("scaling", scaling, SCALINGS)
+        check_pooling(min_frequency, max_categories)
         encoded = table.encode(rows, dtype=np.float64)
         used = set(table.names)
         columns = []
@@ -290,9 +333,13 @@ class ColumnEncoding:
             missing = bool(np.isnan(values).any())
             indicator = unique_name(f"{name}=<missing>", used) if missing else None
             if kind == "categorical":
-                codes = np.unique(values[~np.isnan(values)]).astype(int)
-                categories = tuple(table.categories[name][i] for i in codes)
+                codes, counts = np.unique(values[~np.isnan(values)].astype(int), return_counts=True)
+                pooled = infrequent_mask(counts, len(values), min_frequency, max_categories)
+                categories = tuple(table.categories[name][i] for i in codes[~pooled])
+                infrequent = tuple(table.categories[name][i] for i in codes[pooled])
                 features = tuple(unique_name(f"{name}={c}", used) for c in categories)
+                if infrequent:
+                    features += (unique_name(f"{name}=<infrequent>", used),)
                 columns.append(
                     Column(
                         name,
@@ -300,6 +347,7 @@ class ColumnEncoding:
                         features + ((indicator,) if indicator else ()),
                         categories=categories,
                         missing_indicator=missing,
+                        infrequent=infrequent,
                     )
                 )
                 continue
@@ -334,6 +382,7 @@ class ColumnEncoding:
                     mean=float(c["mean"]),
                     scale=float(c["scale"]),
                     categories=tuple(str(v) for v in c["categories"]),
+                    infrequent=tuple(str(v) for v in c.get("infrequent", ())),  # absent before pooling
                     missing_indicator=bool(c["missing_indicator"]),
                     clip=_optional_float(c.get("clip")),
                     lower=_optional_float(c.get("lower")),
@@ -364,6 +413,7 @@ class ColumnEncoding:
                 layer = CategoryEncoder(
                     [model_label(v) for v in c.categories],
                     missing_indicator=c.missing_indicator,
+                    infrequent=bool(c.infrequent),
                     name=f"archguide_encode_{i}",
                 )
             else:
@@ -436,6 +486,60 @@ class ColumnEncoding:
                 f"Columns of {argument} changed type since fit: {', '.join(changed[:5])}"
                 f"{', ...' if len(changed) > 5 else ''}. Pass them with the types they had when the model was fitted."
             )
+
+
+def check_pooling(min_frequency, max_categories) -> None:
+    """Raise ConfigError unless ``min_frequency`` and ``max_categories`` are as :func:`infrequent_mask` takes them."""
+    if min_frequency is not None:
+        if isinstance(min_frequency, numbers.Integral) and not isinstance(min_frequency, bool):
+            check_int("min_frequency", min_frequency)
+        elif not (
+            isinstance(min_frequency, numbers.Real) and not isinstance(min_frequency, bool) and 0 < min_frequency < 1
+        ):
+            raise ConfigError(
+                "Received an invalid value for min_frequency, expected None, a count (an integer >= 1) or a "
+                f"fraction of the rows (a number in (0, 1)). Received: min_frequency={min_frequency!r}"
+            )
+    check_int("max_categories", max_categories, allow_none=True)
+
+
+def infrequent_mask(
+    counts: np.ndarray, n_rows: int, min_frequency: int | float | None = None, max_categories: int | None = None
+) -> np.ndarray:
+    """Which categories, of ``counts`` rows each (of ``n_rows``), share the infrequent feature.
+
+    As scikit-learn's ``OneHotEncoder``: a category is infrequent when it has
+    fewer than ``min_frequency`` rows (a count), or fewer than
+    ``min_frequency * n_rows`` (a fraction in (0, 1)); then, if more than
+    ``max_categories`` features would remain, only the ``max_categories - 1``
+    most frequent categories keep their own (the earlier category on a tie)
+    and the rest join the infrequent one. Unlike scikit-learn, a column that
+    already has at most ``max_categories`` categories is left whole.
+
+    Args:
+        counts: Rows of each category (missing values are not a category).
+        n_rows: The rows the counts come from, missing values included.
+        min_frequency: None, a count or a fraction.
+        max_categories: None, or the most features a column becomes (its
+            missing-value flag aside).
+
+    Returns:
+        A boolean mask over ``counts``: True for an infrequent category.
+    """
+    counts = np.asarray(counts)
+    if min_frequency is None:
+        pooled = np.zeros(counts.shape, dtype=bool)
+    elif isinstance(min_frequency, numbers.Integral):
+        pooled = counts < min_frequency
+    else:
+        pooled = counts < min_frequency * n_rows
+    kept = int((~pooled).sum())
+    if max_categories is not None and kept + bool(pooled.any()) > max_categories:
+        # the most frequent first; on a tie, the earlier category
+        frequent = [j for j in np.argsort(-counts, kind="stable") if not pooled[j]]
+        pooled = np.ones(counts.shape, dtype=bool)
+        pooled[frequent[: max_categories - 1]] = False
+    return pooled
 
 
 def frame_of(matrix: np.ndarray, features) -> pd.DataFrame:

@@ -438,6 +438,52 @@ def test_robust_scaling_embeddings_and_an_ensemble_fit_save_and_load_in_a_fresh_
     )
 
 
+def _shops(n=400, seed=0):
+    """A high-cardinality column: 80 shops, a few frequent ones with large effects and a long tail of rare ones."""
+    rng = np.random.default_rng(seed)
+    weights = 1.0 / np.arange(1, 81)
+    shop = rng.choice([f"s{i:02d}" for i in range(80)], size=n, p=weights / weights.sum())
+    effect = {"s00": 3.0, "s01": -3.0, "s02": 2.0}
+    num = rng.normal(size=n)
+    y = 2 * num + np.array([effect.get(s, 0.0) for s in shop]) + 0.3 * rng.normal(size=n)
+    return pd.DataFrame({"shop": shop, "num": num}), y
+
+
+@pytest.mark.parametrize("cls", [ag.ImportanceGuidedRegressor, ag.ImportanceGuidedClassifier])
+def test_max_categories_pools_a_high_cardinality_column_and_the_artifact_keeps_it(cls, tmp_path):
+    X, y = _shops()
+    if cls is ag.ImportanceGuidedClassifier:
+        y = pd.Series(y > np.median(y), index=X.index[::-1])  # boolean labels, an index in another order
+    est = cls(random_state=0, max_categories=6, **{**FAST, "epochs": 40}).fit(X, y)
+    assert len(set(X["shop"])) > 40
+    assert est.encoding_.groups["shop"] == [*(f"shop=s0{i}" for i in range(5)), "shop=<infrequent>"]
+    assert est.network_.input_shape == (None, 7)  # six features for the shop, one for num
+    assert est.score(X, y) > (0.85 if cls is ag.ImportanceGuidedRegressor else 0.8)
+    rows = X.head(2).assign(num=0.0, shop=["s70", "never seen"])
+    values = est.predict_proba(rows) if hasattr(est, "predict_proba") else est.predict(rows)
+    np.testing.assert_array_equal(values[0], values[1])  # a rare shop and an unknown one read alike
+    est.save(tmp_path / "m.keras")
+    X.to_pickle(tmp_path / "X.pkl")
+    np.save(tmp_path / "expected.npy", est.predict(X))
+    run_python(
+        f"""
+        import numpy as np, pandas as pd, archguide as ag
+        est = ag.load({str(tmp_path / "m.keras")!r})
+        X = pd.read_pickle({str(tmp_path / "X.pkl")!r})
+        np.testing.assert_array_equal(est.predict(X), np.load({str(tmp_path / "expected.npy")!r}))
+        assert est.get_params()["max_categories"] == 6 and len(est.encoding_.columns[0].infrequent) > 40
+        """
+    )
+
+
+def test_pooling_options_out_of_range_are_refused_before_any_work():
+    X, y = _shops(100)
+    with pytest.raises(ConfigError, match="min_frequency=1.5"):
+        ag.ImportanceGuidedRegressor(min_frequency=1.5).fit(X, y)
+    with pytest.raises(ConfigError, match="max_categories=0"):
+        ag.ImportanceGuidedClassifier(max_categories=0).fit(X, y > 0)
+
+
 def test_the_artifact_restores_every_fitted_attribute(fitted, tmp_path):
     est, X, y = fitted
     est.save(tmp_path / "m.keras")

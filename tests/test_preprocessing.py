@@ -58,6 +58,77 @@ def test_the_encoding_names_features_after_columns_and_groups_them():
     assert ColumnEncoding.from_dict(encoding.to_dict()) == encoding
 
 
+def _cities():
+    # paris 5 rows, lyon 3, metz and nice 1 each, one gap: 11 rows
+    labels = ["paris"] * 5 + ["lyon"] * 3 + ["nice", "metz", None]
+    return pd.DataFrame({"city": labels, "x": np.arange(11.0)})
+
+
+@pytest.mark.parametrize("min_frequency", [2, 0.2])  # a count, and a fraction of the 11 rows (2.2)
+def test_rare_categories_share_the_infrequent_feature_and_so_do_unseen_ones(min_frequency):
+    encoding = ColumnEncoding.fit(as_table(_cities()), min_frequency=min_frequency)
+    assert encoding.groups["city"] == ["city=lyon", "city=paris", "city=<infrequent>", "city=<missing>"]
+    assert encoding.columns[0].infrequent == ("metz", "nice")
+    new = pd.DataFrame({"city": ["nice", "berlin", None, "paris", "lyon", "metz"], "x": 0.0})
+    np.testing.assert_array_equal(
+        _encode(encoding, as_table(new))[:, :4],
+        [[0, 0, 1, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0]],
+    )
+    assert ColumnEncoding.from_dict(encoding.to_dict()) == encoding
+    # Without pooling, an unseen category sets nothing and every seen one has its own feature.
+    whole = ColumnEncoding.fit(as_table(_cities()))
+    assert len(whole.groups["city"]) == 5 and _encode(whole, as_table(new))[1, :5].sum() == 0
+
+
+def test_max_categories_keeps_the_most_frequent_and_bounds_the_width():
+    frame = _cities()
+    two = ColumnEncoding.fit(as_table(frame), max_categories=2)
+    assert two.groups["city"] == ["city=paris", "city=<infrequent>", "city=<missing>"]
+    assert two.columns[0].infrequent == ("lyon", "metz", "nice")
+    # Already within the bound: the column is left whole (no pooled feature for nothing).
+    assert ColumnEncoding.fit(as_table(frame), max_categories=4).groups == ColumnEncoding.fit(as_table(frame)).groups
+    # A tie at the bound keeps the earlier category: "v" and "w" have two rows each, room is left for one.
+    tied = pd.DataFrame({"c": ["w", "w", "v", "v", "u", "u", "u", "z"]})
+    assert ColumnEncoding.fit(as_table(tied), max_categories=3).columns[0].categories == ("u", "v")
+    one = ColumnEncoding.fit(as_table(frame), max_categories=1)  # every category shares one feature
+    assert one.groups["city"] == ["city=<infrequent>", "city=<missing>"]
+    np.testing.assert_array_equal(_encode(one, as_table(frame))[:, :2], [[1, 0]] * 10 + [[0, 1]])
+    with_min = ColumnEncoding.fit(as_table(frame), min_frequency=4, max_categories=3)  # both: the stricter wins
+    assert with_min.groups["city"] == ["city=paris", "city=<infrequent>", "city=<missing>"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"min_frequency": 0}, "min_frequency, expected a positive integer"),
+        ({"min_frequency": 1.0}, r"min_frequency, expected None, a count .* Received: min_frequency=1.0"),
+        ({"min_frequency": -0.5}, "min_frequency=-0.5"),
+        ({"min_frequency": True}, "min_frequency=True"),
+        ({"min_frequency": "5"}, "min_frequency='5'"),
+        ({"max_categories": 0}, "max_categories, expected a positive integer or None"),
+        ({"max_categories": 2.5}, "max_categories=2.5"),
+    ],
+)
+def test_pooling_options_out_of_range_are_refused(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        ColumnEncoding.fit(as_table(_cities()), **kwargs)
+
+
+def test_an_encoding_saved_before_pooling_loads_whole():
+    data = ColumnEncoding.fit(as_table(_cities())).to_dict()
+    for column in data["columns"]:
+        del column["infrequent"]
+    assert ColumnEncoding.from_dict(data) == ColumnEncoding.fit(as_table(_cities()))
+    config = CategoryEncoder(["a", "b"]).get_config()
+    assert "infrequent" not in config and not CategoryEncoder.from_config(config).infrequent
+    pooled = CategoryEncoder.from_config(CategoryEncoder(["a"], infrequent=True).get_config())
+    assert keras.ops.convert_to_numpy(pooled(np.array(["a", "z", ""], dtype=object))).tolist() == [
+        [1, 0],
+        [0, 1],
+        [0, 0],
+    ]
+
+
 def test_a_constant_column_keeps_scale_one_and_raw_inputs_leave_the_frame_alone():
     frame = pd.DataFrame({"k": [5.0, 5.0, 5.0], "c": pd.Series(["a", "b", "a"], dtype="category")})
     before = frame.copy()
