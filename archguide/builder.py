@@ -9,7 +9,11 @@ The model::
       -> one branch per plan branch       ColumnSelector + Dense stack ("branch_<name>_dense_<i>"); a
                                           branch with embedded features adds their periodic encoding
                                           ("branch_<name>_periodic") through a Dense ("branch_<name>_embed")
-                                          to its first layer's input, before the activation
+                                          to its first layer's input, before the activation; a branch
+                                          with category blocks reads each block's levels through a
+                                          CategoryEmbedding ("branch_<name>_category_<k>") instead of a
+                                          kernel row each ("branch_<name>_inputs": the other features,
+                                          then the embeddings)
       -> concatenate                      ("merge")
       -> shared head                      Dense stack ("head_dense_<i>")
       -> output                           linear / sigmoid / softmax ("output"); with ensemble_size=k, one
@@ -30,6 +34,7 @@ from archguide._backend import import_keras
 from archguide._checks import check_choice, check_int, check_number, check_units
 from archguide.exceptions import ConfigError
 from archguide.layers import (
+    CategoryEmbedding,
     ColumnSelector,
     DataLoss,
     EnsembleAdapter,
@@ -77,6 +82,18 @@ def _compile_arguments(task: str, label_smoothing: float = 0.0) -> dict:
         "metrics": [other],
         "weighted_metrics": [DataLoss(_TASK_LOSS[task], name=DATA_LOSS_METRIC)],
     }
+
+
+def _with_category_embeddings(x, branch, prefix: str, next_seed):
+    """The branch's features with each category block replaced by its embedding (see ``Branch.first_layer_rows``)."""
+    position = {f: j for j, f in enumerate(branch.features)}
+    in_blocks = {f for block, _ in branch.categories for f in block}
+    rest = [j for j, f in enumerate(branch.features) if f not in in_blocks]
+    parts = [ColumnSelector(rest, name=f"{prefix}_plain_select")(x)] if rest else []
+    for k, (block, width) in enumerate(branch.categories):
+        levels = ColumnSelector([position[f] for f in block], name=f"{prefix}_category_select_{k}")(x)
+        parts.append(CategoryEmbedding(width, seed=next_seed(), name=f"{prefix}_category_{k}")(levels))
+    return keras.layers.Concatenate(name=f"{prefix}_inputs")(parts) if len(parts) > 1 else parts[0]
 
 
 def build_model(
@@ -217,6 +234,8 @@ def build_model(
             selected = ColumnSelector(embedded, name=f"{prefix}_embed_select")(x)
             frequencies = [plan.embeddings[branch.features[j]] for j in embedded]
             periodic = PeriodicEncoding(frequencies, seed=next_seed(), name=f"{prefix}_periodic")(selected)
+        if branch.categories:  # the first layer reads branch.first_layer_rows: other features, then embeddings
+            x = _with_category_embeddings(x, branch, prefix, next_seed)
         for i, units in enumerate(branch.units, start=1):
             x = hidden(x, units, prefix, i, periodic if embedded and i == 1 else None)
         outputs_of_branches.append(x)

@@ -95,6 +95,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, tuple[str, ...]]]] = {
         "min_frequency": (None, ("float", "null")),
         "max_categories": (None, ("int", "null")),
         "embedding": (0, ("int",)),
+        "category_embedding": (0, ("int",)),
         "ensemble_size": (1, ("int",)),
     },
     "training": {

@@ -101,6 +101,15 @@ def _steps_per_execution(n_rows: int, batch_size: int) -> int:
     return max(d for d in range(1, min(steps, _MAX_STEPS_PER_EXECUTION) + 1) if steps % d == 0)
 
 
+def _categorical(encoding: ColumnEncoding) -> dict[str, list[str]]:
+    """Categorical column -> its level features (the pooled one included, the missing flag not)."""
+    return {
+        c.name: list(c.features[: len(c.features) - c.missing_indicator])
+        for c in encoding.columns
+        if c.kind == "categorical"
+    }
+
+
 def _fit_data(X, y, batch_size: int, seed: int, validation_data=None) -> dict[str, Any]:
     """The data arguments of ``Model.fit``, as ``tf.data`` pipelines built once per fit.
 
@@ -233,6 +242,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         min_frequency: int | float | None = None,
         max_categories: int | None = None,
         embedding: int = 0,
+        category_embedding: int = 0,
         ensemble_size: int = 1,
         groups="auto",
         n_repeats: int = 5,
@@ -266,6 +276,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         self.min_frequency = min_frequency
         self.max_categories = max_categories
         self.embedding = embedding
+        self.category_embedding = category_embedding
         self.ensemble_size = ensemble_size
         self.groups = groups
         self.n_repeats = n_repeats
@@ -325,6 +336,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         check_choice("scaling", self.scaling, SCALINGS)
         check_pooling(self.min_frequency, self.max_categories)
         check_int("embedding", self.embedding, low=0)
+        check_int("category_embedding", self.category_embedding, low=0)
         check_int("ensemble_size", self.ensemble_size)
         check_choice("rescoring", self.rescoring, (*METHODS, None))
         if self.ensemble_size > 1 and self.rescoring in WEIGHT_METHODS:
@@ -404,6 +416,8 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             head_units=self.head_units,
             embedding=self.embedding,
             embeddable=_embeddable(encoding),
+            category_embedding=self.category_embedding,
+            categorical=_categorical(encoding),
         )
         self._say(f"plan: {len(plan.branches)} branches, {plan.n_params(self._n_outputs(task))} parameters; training")
 
@@ -552,6 +566,8 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             head_units=self.head_units,
             embedding=self.embedding,
             embeddable=_embeddable(encoding),
+            category_embedding=self.category_embedding,
+            categorical=_categorical(encoding),
             ensemble_size=self.ensemble_size,
             weight_decay=self.weight_decay,
             label_smoothing=self.label_smoothing,
@@ -1135,6 +1151,14 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
             column in the most important branch; the next branches' get half as
             many each, weak columns none; 0 for no embeddings (see
             :func:`~archguide.planning.plan_architecture`).
+        category_embedding: Width of the learned embedding that replaces a
+            categorical column's one-hot kernel rows in the most important
+            branch (a vector per level, read by the branch's first layer:
+            :class:`~archguide.layers.CategoryEmbedding`); the next branches'
+            get half the width each, none below 2; only where a branch reads
+            more of the column's levels than the width; weak levels stay
+            one-hot. 0 (the default): every level has its own kernel row,
+            which is already an embedding as wide as the layer.
         ensemble_size: Members of a TabM-mini ensemble sharing the network
             (1: none): each member scales the gated inputs by its own
             weights and has its own output layer, every other layer is

@@ -19,6 +19,7 @@ keras = import_keras()
 ops = keras.ops
 
 __all__ = [
+    "CategoryEmbedding",
     "ColumnSelector",
     "DataLoss",
     "EnsembleAdapter",
@@ -265,6 +266,52 @@ class PeriodicEncoding(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "frequencies": list(self.frequencies), "sigma": self.sigma, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="archguide")
+class CategoryEmbedding(keras.layers.Layer):
+    """A learned embedding of one-hot levels: ``x @ E``, one row of ``E`` per level.
+
+    On a one-hot row (a level's gated indicator) it returns that level's
+    vector, as ``keras.layers.Embedding`` does for an index; on the gated
+    input of :class:`FeatureGate` a shrunk gate shrinks the vector with it.
+    It is linear without a bias, so the branch Dense after it still has an
+    effective kernel row per level (``E @ W``), which weight-based importance
+    reads. Each vector starts from ``N(0, 1 / width)`` per dimension, so its
+    length is about 1, as a one-hot row's is.
+
+    Args:
+        width: Dimensions of each level's vector.
+        seed: Seed of the initializer.
+        **kwargs: Base layer keyword arguments.
+
+    Input shape:
+        ``(..., levels)``.
+
+    Output shape:
+        ``(..., width)``.
+    """
+
+    def __init__(self, width: int, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        check_int("width", width)
+        self.width, self.seed = int(width), seed
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight(
+            shape=(int(input_shape[-1]), self.width),
+            initializer=keras.initializers.RandomNormal(stddev=1.0 / np.sqrt(self.width), seed=self.seed),
+            name="embeddings",
+        )
+
+    def call(self, inputs):
+        return ops.matmul(inputs, self.embeddings)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.width)
+
+    def get_config(self):
+        return {**super().get_config(), "width": self.width, "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="archguide")

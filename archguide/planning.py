@@ -62,12 +62,30 @@ class Branch:
         features: The features the branch reads, in the plan's input order.
         units: Widths of the branch's Dense layers, first to last.
         importance: The branch's share of importance the units were allotted by.
+        categories: Blocks of one-hot level features (each a categorical
+            column's levels that this branch reads) that enter the branch
+            through a learned embedding of the given width
+            (:class:`~archguide.layers.CategoryEmbedding`) instead of a
+            kernel row each: ``((features, width), ...)``.
     """
 
     name: str
     features: tuple[str, ...]
     units: tuple[int, ...]
     importance: float = 0.0
+    categories: tuple[tuple[tuple[str, ...], int], ...] = ()
+
+    @property
+    def first_layer_rows(self) -> list[tuple[str, ...]]:
+        """What each row of the branch's first Dense kernel reads, in order.
+
+        The features outside the category blocks, each ``(feature,)``, then
+        each block's embedding, one row ``(*block_features, str(k))`` per
+        dimension ``k``: two plans' rows with equal labels read the same thing.
+        """
+        embedded = {f for block, _ in self.categories for f in block}
+        rows = [(f,) for f in self.features if f not in embedded]
+        return rows + [(*block, str(k)) for block, width in self.categories for k in range(width)]
 
 
 @dataclass(frozen=True)
@@ -118,7 +136,8 @@ class ArchitecturePlan:
 
         Counts the input gate (one per feature), every Dense kernel and bias,
         the embeddings (each frequency, and its cosine's and sine's weights
-        into the branch's first layer) and the output layer with
+        into the branch's first layer), the category embeddings (a weight per
+        level and dimension) and the output layer with
         ``n_outputs`` units.
         """
         total = len(self.features)
@@ -126,7 +145,8 @@ class ArchitecturePlan:
         for b in self.branches:
             frequencies = sum(self.embeddings.get(f, 0) for f in b.features)
             total += frequencies + 2 * frequencies * b.units[0]
-            width_in = len(b.features)
+            total += sum(len(block) * width for block, width in b.categories)
+            width_in = len(b.first_layer_rows)
             for w in b.units:
                 total += width_in * w + w
                 width_in = w
@@ -142,7 +162,14 @@ class ArchitecturePlan:
         return {
             "features": list(self.features),
             "branches": [
-                {"name": b.name, "features": list(b.features), "units": list(b.units), "importance": b.importance}
+                {
+                    "name": b.name,
+                    "features": list(b.features),
+                    "units": list(b.units),
+                    "importance": b.importance,
+                    # only where there are some: plans written before category embeddings read the same
+                    **({"categories": [[list(f), int(w)] for f, w in b.categories]} if b.categories else {}),
+                }
                 for b in self.branches
             ],
             "l1_strengths": {f: float(v) for f, v in self.l1_strengths.items()},
@@ -185,6 +212,7 @@ class ArchitecturePlan:
                 features=tuple(str(f) for f in b["features"]),
                 units=tuple(int(u) for u in b["units"]),
                 importance=float(b.get("importance", 0.0)),
+                categories=tuple((tuple(str(f) for f in block), int(w)) for block, w in b.get("categories", ())),
             )
             for b in data["branches"]
         )
@@ -265,6 +293,16 @@ class ArchitecturePlan:
                 raise DataError(f"Branch {b.name!r} must read at least one feature, each once. Received: {b.features}")
             if not b.units or min(b.units) < 1:
                 raise DataError(f"Branch {b.name!r} has invalid units {b.units}; expected positive integers.")
+            in_blocks = [f for block, _ in b.categories for f in block]
+            if (
+                set(in_blocks) - set(b.features)
+                or repeated(in_blocks)
+                or any(not block or isinstance(w, bool) or int(w) != w or w < 1 for block, w in b.categories)
+            ):
+                raise DataError(
+                    f"Branch {b.name!r}: each category block must list features the branch reads, each in one "
+                    f"block, with a positive width. Received: {b.categories}"
+                )
         names = repeated([b.name for b in self.branches])
         if names:
             raise DataError(f"Branch names {format_names(names)} are used more than once; each names its layers.")
@@ -313,6 +351,11 @@ class ArchitecturePlan:
             rows.append(
                 f"  embedded: {len(self.embeddings)} features, "
                 f"{min(self.embeddings.values())}-{max(self.embeddings.values())} frequencies"
+            )
+        blocks = [(b.name, len(block), w) for b in self.branches for block, w in b.categories]
+        if blocks:
+            rows.append(
+                "  category embeddings: " + ", ".join(f"{n}: {levels} levels -> {w}" for n, levels, w in blocks[:6])
             )
         strengths = sorted(self.l1_strengths.items(), key=lambda kv: kv[1])
         rows.append(
@@ -469,6 +512,8 @@ def plan_architecture(
     head_units: Sequence[int] | None = None,
     embedding: int = 0,
     embeddable: Sequence[str] | None = None,
+    category_embedding: int = 0,
+    categorical: Mapping[str, Sequence[str]] | None = None,
 ) -> ArchitecturePlan:
     """Plan a multi-branch architecture from feature scores.
 
@@ -497,6 +542,15 @@ def plan_architecture(
             (none below 2), weak features none.
         embeddable: The features that may be embedded (continuous numbers,
             not one-hot levels or missing-value flags); default every feature.
+        category_embedding: Width of the learned embedding of a categorical
+            column's levels in the first branch (0: none; the levels stay
+            one-hot, a kernel row each). The ``i``-th branch's blocks get
+            ``category_embedding // 2**i`` (none below 2); a block is
+            embedded only where it has more levels than its width, and weak
+            levels never are (see :attr:`Branch.categories`).
+        categorical: Column -> its one-hot level features (not its missing
+            flag): the blocks ``category_embedding`` may embed. Required
+            with ``category_embedding``.
 
     Returns:
         A frozen :class:`ArchitecturePlan`.
@@ -520,6 +574,12 @@ def plan_architecture(
     check_number("alpha", alpha)
     check_number("shrink", shrink, high=1.0)
     check_int("embedding", embedding, low=0)
+    check_int("category_embedding", category_embedding, low=0)
+    if category_embedding and not categorical:
+        raise ConfigError(
+            "category_embedding needs categorical= (column -> its one-hot level features): without it no "
+            "block of levels is known."
+        )
     head_units = check_units("head_units", (max(16, total_units // 4),) if head_units is None else head_units)
 
     features = list(scores.importances.index)
@@ -559,14 +619,29 @@ def plan_architecture(
     # (many weak features), but it never earns more units than the tiers ranked above it.
     ranked = np.minimum.accumulate(np.asarray(branch_importance, dtype=float)) if members else []
     widths = allocate_units([v**alpha if v > 0 else 0.0 for v in ranked], total_units, min_units=min_units)
+    if categorical:
+        unknown = [f for levels in categorical.values() for f in levels if f not in importances]
+        if unknown:
+            raise ConfigError(f"categorical names features that are not scored: {format_names(unknown)}.")
+
+    level_sets = [set(levels) for levels in (categorical or {}).values()]
+
+    def blocks(m, i):  # the category blocks of the i-th branch, reading features m
+        width = category_embedding >> i
+        if width < 2:
+            return ()
+        found = [tuple(f for f in m if f in levels and f not in weak_set) for levels in level_sets]
+        return tuple((block, width) for block in found if len(block) > width)
+
     branches = tuple(
         Branch(
             name=n,
             features=tuple(m),
             units=tuple(max(min_units, int(round(w * shrink**i))) if i else w for i in range(depth)),
             importance=float(v),
+            categories=blocks(m, index) if category_embedding else (),
         )
-        for n, m, w, v in zip(names, members, widths, branch_importance)
+        for index, (n, m, w, v) in enumerate(zip(names, members, widths, branch_importance))
     )
     if embeddable is not None:
         unknown = [f for f in embeddable if f not in importances]
@@ -596,6 +671,11 @@ def plan_architecture(
             "weak": weak,
             # recorded only when used: a re-plan passes these options back to this function
             **({"embedding": embedding, "embeddable": _listed(embeddable)} if embedding else {}),
+            **(
+                {"category_embedding": category_embedding, "categorical": {c: list(v) for c, v in categorical.items()}}
+                if category_embedding
+                else {}
+            ),
         },
         embeddings={f: embeddings[f] for f in features if f in embeddings},
     )

@@ -414,7 +414,9 @@ def warm_start(model, old_model, plan: ArchitecturePlan, old_plan: ArchitectureP
 
     - A branch of ``plan`` is matched to the branch of ``old_plan`` that shares
       most of its features (ties: the earlier). Its first layer gets the old
-      kernel rows of the shared features, for the units both have; deeper
+      kernel rows of the shared features, for the units both have (a
+      category embedding, and its rows, only where the block of levels and
+      the width are the same; see ``Branch.first_layer_rows``); deeper
       layers get the leading block both have. A branch with the same features
       and widths as its match therefore keeps every weight.
     - The head's first layer gets, for each matched branch, the rows of the
@@ -452,10 +454,14 @@ def warm_start(model, old_model, plan: ArchitecturePlan, old_plan: ArchitectureP
         matches[branch.name] = old.name
         new_layers = _dense_layers(model, f"branch_{branch.name}")
         old_layers = _dense_layers(old_model, f"branch_{old.name}")
-        old_row = {f: i for i, f in enumerate(old.features)}
-        shared = [(i, old_row[f]) for i, f in enumerate(branch.features) if f in old_row]
+        old_row = {label: i for i, label in enumerate(old.first_layer_rows)}
+        shared = [(i, old_row[label]) for i, label in enumerate(branch.first_layer_rows) if label in old_row]
         for depth, (new_layer, old_layer) in enumerate(zip(new_layers, old_layers)):
             _copy_overlap(new_layer, old_layer, shared if depth == 0 else None)
+        for k, block in enumerate(branch.categories):  # an embedding carries over where its block is the same
+            if block in old.categories:
+                source = old_model.get_layer(f"branch_{old.name}_category_{old.categories.index(block)}")
+                model.get_layer(f"branch_{branch.name}_category_{k}").set_weights(source.get_weights())
         units = min(branch.units[-1], old.units[-1]) if len(new_layers) == len(old_layers) else 0
         head_rows += [(offsets_new[branch.name] + u, offsets_old[old.name] + u) for u in range(units)]
     head_new, head_old = _dense_layers(model, "head"), _dense_layers(old_model, "head")

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -186,6 +186,8 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
         head_units: Widths of the shared head, fixed (default: the plan's).
         embedding, embeddable: The plans' numeric embeddings, fixed (see
             :func:`~archguide.planning.plan_architecture`; default none).
+        category_embedding, categorical: The plans' category embeddings,
+            fixed (see :func:`~archguide.planning.plan_architecture`; default none).
         ensemble_size: Members of each trial's TabM-mini ensemble, fixed (see
             :func:`~archguide.builder.build_model`; default 1, none).
         weight_decay: AdamW's decoupled weight decay, fixed (default 0: Adam).
@@ -238,6 +240,8 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
         head_units: Sequence[int] | None = None,
         embedding: int = 0,
         embeddable: Sequence[str] | None = None,
+        category_embedding: int = 0,
+        categorical: Mapping[str, Sequence[str]] | None = None,
         ensemble_size: int = 1,
         weight_decay: float = 0.0,
         label_smoothing: float = 0.0,
@@ -264,6 +268,9 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
         self.patience, self.lr_patience, self.head_units = patience, lr_patience, head_units
         check_int("embedding", embedding, low=0)
         self.embedding, self.embeddable = embedding, None if embeddable is None else list(embeddable)
+        check_int("category_embedding", category_embedding, low=0)
+        self.category_embedding = category_embedding
+        self.categorical = None if categorical is None else {str(c): list(v) for c, v in categorical.items()}
         check_int("ensemble_size", ensemble_size)
         self.ensemble_size = ensemble_size
         check_number("weight_decay", weight_decay)
@@ -357,6 +364,8 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
             head_units=self.head_units,
             embedding=self.embedding,
             embeddable=self.embeddable,
+            category_embedding=self.category_embedding,
+            categorical=self.categorical,
         )
         return build_model(
             plan,

@@ -12,9 +12,10 @@ The table is synthetic, with a known truth: ``shop`` has 200 categories with Zip
 so the shop acts on its own (``2 a``) and through ``x0`` (``b * x0``). ``x0``-``x3`` are standard
 normals and ten standard-normal columns are noise. 20% of the rows are held out (stratified by
 nothing; a shop seen only there is unseen at fit time). The archguide rows differ only in how
-``shop`` is one-hot encoded: every category a feature (the default), or the rare ones pooled
-(``min_frequency``, ``max_categories``). The peers are those of ``benchmarks.peers`` at their defaults
-(HistGradientBoosting with its native categories, CatBoost, LightGBM, the plain MLP).
+``shop`` enters the network: every category a one-hot feature (the default), the rare ones pooled
+(``min_frequency``, ``max_categories``), or each level a learned vector (``category_embedding``).
+The peers are those of ``benchmarks.peers`` at their defaults (HistGradientBoosting with its native
+categories, CatBoost, LightGBM, the plain MLP).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ ARCHGUIDE = {
     "archguide default": {},
     "archguide min_frequency=5": {"min_frequency": 5},
     "archguide max_categories=32": {"max_categories": 32},
+    "archguide category_embedding=8": {"category_embedding": 8},
 }
 PEERS = ("HistGradientBoosting", "CatBoost", "LightGBM", "plain MLP 64-32")
 

@@ -8,7 +8,15 @@ from conftest import make_scores, run_python
 import archguide as ag
 from archguide.builder import DATA_LOSS_METRIC
 from archguide.exceptions import ConfigError, DataError
-from archguide.layers import ColumnSelector, EnsembleAdapter, EnsembleHead, EnsembleMean, FeatureGate, PeriodicEncoding
+from archguide.layers import (
+    CategoryEmbedding,
+    ColumnSelector,
+    EnsembleAdapter,
+    EnsembleHead,
+    EnsembleMean,
+    FeatureGate,
+    PeriodicEncoding,
+)
 
 IMPORTANCES = {"a": 0.6, "b": 0.4, "c": 0.2, "d": 0.1, **{f"n{i}": 0.0 for i in range(4)}}
 WEAK = [f"n{i}" for i in range(4)]
@@ -381,6 +389,52 @@ def test_an_embedded_plan_builds_what_it_counts_and_keeps_one_kernel_row_per_fea
         if any(f in plan.embeddings for f in branch.features):
             frequencies = model.get_layer(f"branch_{branch.name}_periodic").frequencies
             assert frequencies == [plan.embeddings[f] for f in branch.features if f in plan.embeddings]
+
+
+def test_category_embedding_returns_each_levels_vector():
+    layer = CategoryEmbedding(3, seed=0)
+    onehot = np.eye(5, dtype="float32")[[4, 0, 4]]
+    out = keras.ops.convert_to_numpy(layer(onehot))
+    table = keras.ops.convert_to_numpy(layer.embeddings)
+    assert table.shape == (5, 3) and [w.name for w in layer.trainable_weights] == ["embeddings"]
+    np.testing.assert_array_equal(out[0], out[2])  # the same level, the same vector
+    np.testing.assert_allclose(out, table[[4, 0, 4]], rtol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(0.5 * onehot)), 0.5 * out, rtol=1e-6)  # a half gate
+    again = CategoryEmbedding.from_config(json.loads(json.dumps(layer.get_config())))
+    assert again.width == 3 and again.seed == 0
+    with pytest.raises(ConfigError, match="width"):
+        CategoryEmbedding(0)
+
+
+def test_a_category_embedded_plan_builds_what_it_counts_and_weight_importance_reads_each_level():
+    from archguide.network import network_importance
+
+    levels = [f"c={i}" for i in range(12)]
+    importances = {"a": 0.6, **{f: 0.1 for f in levels}, "b": 0.05}
+    plan = ag.plan_architecture(
+        make_scores(importances),
+        total_units=16,
+        n_tiers=1,
+        head_units=8,
+        category_embedding=4,
+        categorical={"c": levels},
+    )
+    (branch,) = plan.branches
+    assert branch.categories == ((tuple(levels), 4),)
+    model = ag.build_model(plan, seed=0)
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == plan.n_params()
+    assert model.get_layer(f"branch_{branch.name}_dense_1").kernel.shape[0] == 2 + 4  # a, b, then 4 dimensions
+    X = np.zeros((40, len(plan.features)), dtype="float32")
+    X[:, 0], X[:, -1] = np.linspace(-1, 1, 40), np.linspace(1, -1, 40)
+    X[np.arange(40), 1 + np.arange(40) % 12] = 1.0  # one level per row
+    before = network_importance(model, X, method="weights")
+    assert np.isfinite(before.to_numpy()).all() and (before > 0).all()
+    table = model.get_layer(f"branch_{branch.name}_category_0")
+    rows = table.get_weights()[0]
+    rows[3] = 0.0  # level c=3's vector: without it the network cannot read c=3
+    table.set_weights([rows])
+    after = network_importance(model, X, method="weights")
+    assert after["c=3"] == 0.0 and (after.drop("c=3") > 0).all()
 
 
 def test_an_embedding_fits_a_jagged_function_a_plain_branch_cannot_in_the_same_epochs():

@@ -476,12 +476,40 @@ def test_max_categories_pools_a_high_cardinality_column_and_the_artifact_keeps_i
     )
 
 
+@pytest.mark.parametrize("cls", [ag.ImportanceGuidedRegressor, ag.ImportanceGuidedClassifier])
+def test_category_embedding_fits_saves_and_loads_in_a_fresh_process(cls, tmp_path):
+    X, y = _shops()
+    if cls is ag.ImportanceGuidedClassifier:
+        y = np.where(y > np.median(y), "high", "low")  # string labels
+    est = cls(random_state=0, category_embedding=8, **{**FAST, "epochs": 40}).fit(X, y)
+    blocks = [(block, width) for b in est.plan_.branches for block, width in b.categories]
+    assert blocks and all(set(block) <= set(est.encoding_.groups["shop"]) for block, _ in blocks)
+    assert est.score(X, y) > (0.85 if cls is ag.ImportanceGuidedRegressor else 0.8)
+    expected = est.predict_proba(X) if hasattr(est, "predict_proba") else est.predict(X)
+    est.save(tmp_path / "m.keras")
+    X.to_pickle(tmp_path / "X.pkl")
+    np.save(tmp_path / "expected.npy", expected)
+    run_python(
+        f"""
+        import numpy as np, pandas as pd, archguide as ag
+        est = ag.load({str(tmp_path / "m.keras")!r})
+        X = pd.read_pickle({str(tmp_path / "X.pkl")!r})[["num", "shop"]]  # another column order
+        out = est.predict_proba(X) if hasattr(est, "predict_proba") else est.predict(X)
+        np.testing.assert_array_equal(out, np.load({str(tmp_path / "expected.npy")!r}))
+        assert est.get_params()["category_embedding"] == 8
+        assert any(b.categories for b in est.plan_.branches)
+        """
+    )
+
+
 def test_pooling_options_out_of_range_are_refused_before_any_work():
     X, y = _shops(100)
     with pytest.raises(ConfigError, match="min_frequency=1.5"):
         ag.ImportanceGuidedRegressor(min_frequency=1.5).fit(X, y)
     with pytest.raises(ConfigError, match="max_categories=0"):
         ag.ImportanceGuidedClassifier(max_categories=0).fit(X, y > 0)
+    with pytest.raises(ConfigError, match="category_embedding=-1"):
+        ag.ImportanceGuidedRegressor(category_embedding=-1).fit(X, y)
 
 
 def test_the_artifact_restores_every_fitted_attribute(fitted, tmp_path):

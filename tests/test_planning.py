@@ -352,6 +352,61 @@ def test_a_replan_keeps_the_embedding_options():
     assert again.embeddings["n0"] == 8 and "b" not in again.embeddings and "n0" not in plan.embeddings
 
 
+# A categorical column "c" of 30 levels (importance falling with the level), "d" of two, "w" of ten weak ones.
+LEVELS = {f"c={i}": 0.2 / (1 + i) for i in range(30)}
+CATEGORICAL = {"c": list(LEVELS), "d": ["d=x", "d=y"], "w": [f"w={i}" for i in range(10)]}
+WITH_LEVELS = {"num": 0.5, **LEVELS, "d=x": 0.3, "d=y": 0.25, **{f: 0.0001 for f in CATEGORICAL["w"]}}
+
+
+def test_category_embeddings_block_a_columns_levels_per_branch_and_leave_small_and_weak_blocks_one_hot():
+    scores = make_scores(WITH_LEVELS, weak=CATEGORICAL["w"])
+    plan = plan_architecture(scores, category_embedding=8, categorical=CATEGORICAL)
+    blocks = [(i, block, width) for i, b in enumerate(plan.branches) for block, width in b.categories]
+    assert blocks  # the 30 levels of c are spread over the tiers: each tier embeds the ones it reads
+    for i, block, width in blocks:
+        assert set(block) <= set(CATEGORICAL["c"]) and set(block) <= set(plan.branches[i].features)
+        assert width == 8 >> i and len(block) > width  # half the width per branch, only where it saves rows
+    for i, b in enumerate(plan.branches):  # every level of c a branch reads is in its one block, or none is
+        levels = tuple(f for f in b.features if f in CATEGORICAL["c"])
+        assert b.categories == (((levels, 8 >> i),) if 8 >> i >= 2 and len(levels) > 8 >> i else ())
+    embedded = {f for _, block, _ in blocks for f in block}
+    assert not embedded & set(CATEGORICAL["w"]) and not embedded & {"d=x", "d=y"}  # weak; two levels: one-hot
+    for b in plan.branches:  # the first layer reads the plain features, then the embeddings
+        assert len(b.first_layer_rows) == len(b.features) - sum(len(k) for k, _ in b.categories) + sum(
+            w for _, w in b.categories
+        )
+    assert all(not b.categories for b in plan_architecture(scores).branches)  # off by default
+    again = ag.ArchitecturePlan.from_dict(json.loads(json.dumps(plan.to_dict())))
+    assert again == plan and [b.categories for b in again.branches] == [b.categories for b in plan.branches]
+    # A plan saved before category embeddings has none, and a re-plan keeps the option.
+    old = plan_architecture(scores).to_dict()
+    assert all("categories" not in b for b in old["branches"])
+    from archguide.replanning import replan_from
+
+    assert [b.categories for b in replan_from(plan, scores).branches] == [b.categories for b in plan.branches]
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"category_embedding": -1}, ConfigError, "category_embedding"),
+        ({"category_embedding": 8}, ConfigError, "category_embedding needs categorical="),
+        ({"category_embedding": 8, "categorical": {"c": ["c=0", "zz"]}}, ConfigError, "not scored: 'zz'"),
+    ],
+)
+def test_category_embedding_options_out_of_range_are_refused(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        plan_architecture(make_scores(WITH_LEVELS), **kwargs)
+
+
+def test_validate_refuses_a_category_block_outside_its_branch():
+    plan = plan_architecture(make_scores(WITH_LEVELS), category_embedding=8, categorical=CATEGORICAL)
+    data = plan.to_dict()
+    data["branches"][0]["categories"] = [[["num", "ghost"], 4]]
+    with pytest.raises(DataError, match="each category block must list features the branch reads"):
+        ag.ArchitecturePlan.from_dict(data)
+
+
 def test_validate_refuses_embeddings_of_unknown_features():
     plan = plan_architecture(make_scores(FRIEDMAN_LIKE, weak=NOISE), embedding=8)
     data = {**plan.to_dict(), "embeddings": {"a": 8, "ghost": 4}}

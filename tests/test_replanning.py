@@ -165,6 +165,29 @@ def test_warm_start_carries_an_ensembles_member_scales_and_output_layers(scored)
     np.testing.assert_array_equal(new.get_layer("ensemble_adapter").scales, old.get_layer("ensemble_adapter").scales)
 
 
+def test_warm_start_carries_a_category_embedding_whose_block_is_unchanged():
+    from conftest import make_scores
+
+    levels = [f"c={i}" for i in range(12)]
+    scores = make_scores({"a": 0.6, **{f: 0.1 for f in levels}, "b": 0.05})
+    options = {"n_tiers": 1, "head_units": 8, "category_embedding": 4, "categorical": {"c": levels}}
+    plan = ag.plan_architecture(scores, total_units=16, **options)
+    X = np.eye(len(plan.features), dtype="float32")[np.arange(64) % len(plan.features)]
+    old = ag.build_model(plan, seed=0)
+    old.fit(X, np.arange(64.0) % 3, epochs=1, verbose=0)
+    same = ag.build_model(plan, seed=2)
+    warm_start(same, old, plan, plan)
+    np.testing.assert_array_equal(same.predict(X, verbose=0), old.predict(X, verbose=0))
+    wider = ag.plan_architecture(scores, total_units=24, **options)  # more units, the same block
+    new = ag.build_model(wider, seed=1)
+    warm_start(new, old, wider, plan)
+    name = f"branch_{plan.branches[0].name}_category_0"
+    np.testing.assert_array_equal(new.get_layer(name).get_weights()[0], old.get_layer(name).get_weights()[0])
+    kernel_new = new.get_layer(f"branch_{plan.branches[0].name}_dense_1").get_weights()[0]
+    kernel_old = old.get_layer(f"branch_{plan.branches[0].name}_dense_1").get_weights()[0]
+    np.testing.assert_array_equal(kernel_new[:, :16], kernel_old)  # a, b and the four embedding rows
+
+
 # ------------------------------------------------------------------ the estimators
 
 FAST = {"epochs": 40, "n_repeats": 2, "total_units": 32, "patience": 10, "groups": None}

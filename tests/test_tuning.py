@@ -13,6 +13,7 @@ import pytest
 
 import archguide as ag
 from archguide.exceptions import ConfigError, DataError
+from archguide.layers import CategoryEmbedding
 from archguide.tuning import ImportanceHyperModel, ObjectiveError
 
 
@@ -32,6 +33,19 @@ def test_empty_hyperparameters_build_the_default_model(data):
     default = ag.build_model(ag.plan_architecture(scores), seed=0)
     assert [w.shape for w in ours.weights] == [w.shape for w in default.weights]
     np.testing.assert_array_equal(ours.predict(X[:20], verbose=0), default.predict(X[:20], verbose=0))
+
+
+def test_the_trials_plan_the_category_embedding_they_are_given():
+    from conftest import make_scores
+
+    levels = [f"c={i}" for i in range(12)]
+    scores = make_scores({"a": 0.6, **{f: 0.1 for f in levels}, "b": 0.05})
+    hm = ImportanceHyperModel(scores, seed=0, category_embedding=4, categorical={"c": levels})
+    model = hm.build(kt.HyperParameters())
+    tables = [layer for layer in model.layers if isinstance(layer, CategoryEmbedding)]
+    assert tables and all(layer.embeddings.shape[0] > layer.width for layer in tables)
+    with pytest.raises(ConfigError, match="category_embedding"):
+        ImportanceHyperModel(scores, category_embedding=-2)
 
 
 def test_the_space_declares_every_option_with_its_default(data):
