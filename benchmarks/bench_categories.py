@@ -10,8 +10,8 @@ The table is synthetic, with a known truth: ``shop`` has 200 categories with Zip
     y = 2 a + b * x0 + sin(pi x1 x2) + x3 + 0.5 e,      e ~ N(0, 1),
 
 so the shop acts on its own (``2 a``) and through ``x0`` (``b * x0``). ``x0``-``x3`` are standard
-normals and ten standard-normal columns are noise. 20% of the rows are held out (stratified by
-nothing; a shop seen only there is unseen at fit time). The archguide rows differ only in how
+normals and ten standard-normal columns are noise. 20% of the rows, drawn at random, are held out
+(a shop seen only there is unseen at fit time). The archguide rows differ only in how
 ``shop`` enters the network: every category a one-hot feature (the default), the rare ones pooled
 (``min_frequency``, ``max_categories``), or each level a learned vector (``category_embedding``).
 The peers are those of ``benchmarks.peers`` at their defaults (HistGradientBoosting with its native
