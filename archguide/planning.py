@@ -550,7 +550,7 @@ def plan_architecture(
             levels never are (see :attr:`Branch.categories`).
         categorical: Column -> its one-hot level features (not its missing
             flag): the blocks ``category_embedding`` may embed. Required
-            with ``category_embedding``.
+            with ``category_embedding`` (empty: there is nothing to embed).
 
     Returns:
         A frozen :class:`ArchitecturePlan`.
@@ -575,7 +575,7 @@ def plan_architecture(
     check_number("shrink", shrink, high=1.0)
     check_int("embedding", embedding, low=0)
     check_int("category_embedding", category_embedding, low=0)
-    if category_embedding and not categorical:
+    if category_embedding and categorical is None:
         raise ConfigError(
             "category_embedding needs categorical= (column -> its one-hot level features): without it no "
             "block of levels is known."

@@ -500,6 +500,13 @@ def test_category_embedding_fits_saves_and_loads_in_a_fresh_process(cls, tmp_pat
         assert any(b.categories for b in est.plan_.branches)
         """
     )
+    # On numbers alone there is nothing to embed: the same fit as without the option.
+    numbers = X[["num"]].assign(other=np.random.default_rng(0).normal(size=len(X)))
+    plain, embedded = (cls(random_state=0, category_embedding=e, **FAST).fit(numbers, y) for e in (0, 8))
+    assert embedded.plan_ == plain.plan_.__class__.from_dict(
+        {**plain.plan_.to_dict(), "options": embedded.plan_.options}
+    )
+    np.testing.assert_array_equal(embedded.predict(numbers), plain.predict(numbers))
 
 
 def test_pooling_options_out_of_range_are_refused_before_any_work():

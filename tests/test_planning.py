@@ -376,6 +376,10 @@ def test_category_embeddings_block_a_columns_levels_per_branch_and_leave_small_a
             w for _, w in b.categories
         )
     assert all(not b.categories for b in plan_architecture(scores).branches)  # off by default
+    # A table without categorical columns has nothing to embed: the plan is the plain one.
+    assert (
+        plan_architecture(scores, category_embedding=8, categorical={}).branches == plan_architecture(scores).branches
+    )
     again = ag.ArchitecturePlan.from_dict(json.loads(json.dumps(plan.to_dict())))
     assert again == plan and [b.categories for b in again.branches] == [b.categories for b in plan.branches]
     # A plan saved before category embeddings has none, and a re-plan keeps the option.
