@@ -988,8 +988,20 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         return self.encoding_.raw_inputs(table)
 
     def _forward(self, X) -> np.ndarray:
+        """The model's output for each row of ``X``, whatever the order of the rows.
+
+        CPU kernels may round a row's sums differently by its position in a batch (a last float32
+        digit); rows are predicted in an order fixed by their content and put back, so that a row's
+        prediction does not depend on where the user's table has it.
+        """
         raw = self._raw_inputs(X)
-        return np.asarray(self.model_.predict(raw, batch_size=_PREDICT_BATCH, verbose=0))
+        order = np.argsort(pd.util.hash_pandas_object(pd.DataFrame(raw), index=False).to_numpy(), kind="stable")
+        out = np.asarray(
+            self.model_.predict({k: v[order] for k, v in raw.items()}, batch_size=_PREDICT_BATCH, verbose=0)
+        )
+        restored = np.empty_like(out)
+        restored[order] = out
+        return restored
 
     # ------------------------------------------------------------------ files
 
@@ -1140,13 +1152,17 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
             scikit-learn's ``OneHotEncoder``; a category first seen at
             prediction then sets it too. None (the default): every category
             seen in training has a feature of its own (an unseen one sets
-            none).
+            none); on a table with a 200-level column pooling lost to it
+            (test MSE 1.98 at ``min_frequency=5`` against 1.50; README, "A
+            high-cardinality column").
         max_categories: The most features a categorical column becomes (its
             missing-value flag aside): past it, only the most frequent
             ``max_categories - 1`` categories keep their own and the rest share
             ``"<column>=<infrequent>"``. Bounds the width a high-cardinality
             column (identifiers, zip codes) gives the network and its
-            scoring. None (the default): no bound.
+            scoring. None (the default): no bound (``max_categories=32`` lost
+            on the 200-level table, 2.53 against 1.50, at a third of the fit
+            time).
         embedding: Periodic frequencies (PLR embeddings) of each numeric
             column in the most important branch; the next branches' get half as
             many each, weak columns none; 0 for no embeddings (see
@@ -1158,7 +1174,11 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
             get half the width each, none below 2; only where a branch reads
             more of the column's levels than the width; weak levels stay
             one-hot. 0 (the default): every level has its own kernel row,
-            which is already an embedding as wide as the layer.
+            which is already an embedding as wide as the layer; width 8 did
+            not beat it (geometric-mean error / best on the suite of real
+            tables 1.024 against 1.021 with noise columns, 1.166 against
+            1.171 as published; 1.61 against 1.50 test MSE on the 200-level
+            table).
         ensemble_size: Members of a TabM-mini ensemble sharing the network
             (1: none): each member scales the gated inputs by its own
             weights and has its own output layer, every other layer is

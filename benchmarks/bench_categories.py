@@ -4,8 +4,9 @@
     python -m benchmarks.bench_categories --rows 2000 --seeds 0 --models "archguide default" CatBoost
 
 The table is synthetic, with a known truth: ``shop`` has 200 categories with Zipf frequencies
-(the most frequent about 17% of the rows, a third of the categories seen fewer than five times in
-2,000 rows); each shop has a hidden pair ``(a, b)`` drawn from a standard normal, and
+(the most frequent in about a fifth of the rows; in 2,000 rows more than half of the shops seen
+are seen fewer than five times; the first line printed says); each shop has a hidden pair
+``(a, b)`` drawn from a standard normal, and
 
     y = 2 a + b * x0 + sin(pi x1 x2) + x3 + 0.5 e,      e ~ N(0, 1),
 

@@ -574,6 +574,11 @@ ABLATIONS = {
     "archguide lr_patience=15": {"lr_patience": 15},
     "archguide dropout=0.1": {"dropout": 0.1},
     "archguide lr_schedule=cosine": {"lr_schedule": "cosine"},
+    # AdamW at a tenth of the decay measured before (0.1, at batch 64); rare categories pooled; categories
+    # through a learned vector per level
+    "archguide weight_decay=0.01": {"weight_decay": 0.01},
+    "archguide min_frequency=5": {"min_frequency": 5},
+    "archguide category_embedding=8": {"category_embedding": 8},
     "archguide no re-scoring": {"rescoring": None},  # not run on the suite
     # the default before that (batch 64) and the rows measured against it (ran before steps_per_execution,
     # at lr_patience=5, which their parameters keep)
