@@ -21,7 +21,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 test: lint
-	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python -m pytest -n logical --durations=20
+	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python -m pytest -n logical --dist worksteal --durations=20
 
 $(VENV)/.bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[cpu,dev,bench]"
