@@ -219,6 +219,8 @@ class CategoryEncoder(keras.layers.Layer):
         else:
             onehot = ops.cast(self._lookup(labels), self.compute_dtype)
             parts, outside = [onehot[:, 1:]], onehot[:, :1]
+        if not (self.infrequent or self.missing_indicator):
+            return parts[0]  # the one-hot columns alone: no string comparison to make
         missing = ops.cast(tf.equal(labels, MISSING_LABEL), self.compute_dtype)
         if self.infrequent:  # outside the vocabulary and not missing: a rare or an unseen label
             parts.append(outside * (1.0 - missing))

@@ -29,6 +29,9 @@ def test_category_encoder_one_hot_unseen_is_zero_and_empty_is_missing():
     np.testing.assert_array_equal(out, [[0, 1, 0], [0, 0, 0], [0, 0, 1], [1, 0, 0]])
     again = CategoryEncoder.from_config(layer.get_config())
     assert again.vocabulary == ["lyon", "paris"] and again.missing_indicator
+    plain = CategoryEncoder(["lyon", "paris"])  # no flag: unseen and missing labels are both all zeros
+    out = keras.ops.convert_to_numpy(plain(np.array(["paris", "berlin", "", "lyon"], dtype=object)))
+    np.testing.assert_array_equal(out, [[0, 1], [0, 0], [0, 0], [1, 0]])
 
 
 def test_the_encoding_names_features_after_columns_and_groups_them():
