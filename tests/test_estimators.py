@@ -475,25 +475,26 @@ def test_a_pooled_and_embedded_high_cardinality_column_fits_and_the_artifact_kee
     if cls is ag.ImportanceGuidedClassifier:  # the fresh process below loads the regressor's
         loaded = ag.load(tmp_path / "m.keras")
         np.testing.assert_array_equal(loaded.predict_proba(X[["num", "shop"]]), expected)
-        return
-    X.to_pickle(tmp_path / "X.pkl")
-    np.save(tmp_path / "expected.npy", expected)
-    run_python(
-        f"""
-        import numpy as np, pandas as pd, archguide as ag
-        est = ag.load({str(tmp_path / "m.keras")!r})
-        X = pd.read_pickle({str(tmp_path / "X.pkl")!r})[["num", "shop"]]  # another column order
-        np.testing.assert_array_equal(est.predict(X), np.load({str(tmp_path / "expected.npy")!r}))
-        params = est.get_params()
-        assert params["max_categories"] == 12 and params["category_embedding"] == 4
-        assert len(est.encoding_.columns[0].infrequent) > 40 and any(b.categories for b in est.plan_.branches)
-        """
-    )
+    else:
+        X.to_pickle(tmp_path / "X.pkl")
+        np.save(tmp_path / "expected.npy", expected)
+        run_python(
+            f"""
+            import numpy as np, pandas as pd, archguide as ag
+            est = ag.load({str(tmp_path / "m.keras")!r})
+            X = pd.read_pickle({str(tmp_path / "X.pkl")!r})[["num", "shop"]]  # another column order
+            np.testing.assert_array_equal(est.predict(X), np.load({str(tmp_path / "expected.npy")!r}))
+            params = est.get_params()
+            assert params["max_categories"] == 12 and params["category_embedding"] == 4
+            assert len(est.encoding_.columns[0].infrequent) > 40 and any(b.categories for b in est.plan_.branches)
+            """
+        )
     # On numbers alone there is nothing to embed or pool: the same fit as without the options.
     numbers = X[["num"]].assign(other=np.random.default_rng(0).normal(size=len(X)))
     short = {**FAST, "epochs": 5}
     plain = cls(random_state=0, **short).fit(numbers, y)
     both = cls(random_state=0, max_categories=12, category_embedding=4, **short).fit(numbers, y)
+    assert both.plan_ == plain.plan_.__class__.from_dict({**plain.plan_.to_dict(), "options": both.plan_.options})
     np.testing.assert_array_equal(both.predict(numbers), plain.predict(numbers))
 
 
