@@ -346,6 +346,42 @@ def cosine_schedule(learning_rate: float, epochs: int, first_epoch: int = 0):
     return keras.callbacks.LearningRateScheduler(rate)
 
 
+class _RelativeEarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras' ``EarlyStopping`` whose patience restarts only on a relative improvement.
+
+    The patience restarts when the monitored loss falls at least ``min_improvement``
+    (a fraction) below its value at the last restart; the weights restored are
+    still the lowest-loss epoch's, whatever the size of its improvement (Keras'
+    absolute ``min_delta`` moves both together, and reads a loss's scale).
+    Watches a loss (``mode="min"``).
+    """
+
+    def __init__(self, min_improvement: float, **kwargs):
+        super().__init__(mode="min", **kwargs)
+        self.min_improvement = min_improvement
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self._mark = math.inf  # the loss when the patience last restarted
+
+    def on_epoch_end(self, epoch, logs=None):
+        current = self.get_monitor_value(logs)
+        if current is None:
+            return
+        current = float(current)
+        if self.best is None or current < self.best:
+            self.best, self.best_epoch = current, epoch
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+        if current < self._mark * (1.0 - self.min_improvement):
+            self._mark, self.wait = current, 0
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+
 def training_callbacks(
     validation_data,
     *,
@@ -359,6 +395,7 @@ def training_callbacks(
     learning_rate: float | None = None,
     epochs: int | None = None,
     first_epoch: int = 0,
+    min_improvement: float = 0.0,
 ) -> tuple[list, ImportanceRescoring | None]:
     """The callbacks the estimators and ``ImportanceHyperModel`` train with, in this order.
 
@@ -367,8 +404,10 @@ def training_callbacks(
     the rate after ``lr_patience`` epochs without improvement (none when it is None), with
     ``"cosine"``, :func:`cosine_schedule` from ``learning_rate`` over the ``epochs`` that
     start at ``first_epoch``; and ``EarlyStopping`` after ``patience`` epochs, restoring the
-    best weights. Early stopping and the plateau watch the validation loss without the L1
-    penalty.
+    best weights (with ``min_improvement > 0``, an epoch counts as an improvement for the
+    patience only when the loss fell by that fraction since the patience last restarted;
+    the weights restored are still the best epoch's). Early stopping and the plateau watch
+    the validation loss without the L1 penalty.
 
     Returns:
         ``(callbacks, the ImportanceRescoring or None)``.
@@ -392,7 +431,9 @@ def training_callbacks(
                 monitor=monitor, mode="min", factor=0.5, patience=lr_patience, min_lr=1e-6
             )
         )
-    callbacks.append(
-        keras.callbacks.EarlyStopping(monitor=monitor, mode="min", patience=patience, restore_best_weights=True)
-    )
+    stopping = {"monitor": monitor, "patience": patience, "restore_best_weights": True}
+    if min_improvement > 0:
+        callbacks.append(_RelativeEarlyStopping(min_improvement, **stopping))
+    else:
+        callbacks.append(keras.callbacks.EarlyStopping(mode="min", **stopping))
     return callbacks, rescoring

@@ -106,6 +106,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, tuple[str, ...]]]] = {
         "label_smoothing": (0.0, ("float",)),
         "validation_fraction": (0.2, ("float",)),
         "patience": (20, ("int",)),
+        "min_improvement": (0.0, ("float",)),
         "lr_patience": (10, ("int", "null")),
         "lr_schedule": ("plateau", ("str",)),
         "refit": (False, ("bool",)),

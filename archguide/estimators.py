@@ -73,7 +73,14 @@ _FEED = "dataset"  # how _fit_data feeds Keras: "dataset" (one iterator per fit)
 
 
 #: Parameters added after artifacts were first saved, with the values an artifact without them was fitted with.
-_BEFORE_SAVED = {"scaling": "standard", "embedding": 0, "ensemble_size": 1, "weight_decay": 0.0, "label_smoothing": 0.0}
+_BEFORE_SAVED = {
+    "scaling": "standard",
+    "embedding": 0,
+    "ensemble_size": 1,
+    "weight_decay": 0.0,
+    "label_smoothing": 0.0,
+    "min_improvement": 0.0,
+}
 
 
 def _embeddable(encoding: ColumnEncoding) -> list[str]:
@@ -255,6 +262,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         label_smoothing: float = 0.0,
         validation_fraction: float = 0.2,
         patience: int = 20,
+        min_improvement: float = 0.0,
         lr_patience: int | None = 10,
         lr_schedule: str = "plateau",
         refit: bool = False,
@@ -289,6 +297,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         self.label_smoothing = label_smoothing
         self.validation_fraction = validation_fraction
         self.patience = patience
+        self.min_improvement = min_improvement
         self.lr_patience = lr_patience
         self.lr_schedule = lr_schedule
         self.refit = refit
@@ -329,6 +338,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             check_int(name, getattr(self, name))
         check_int("batch_size", self.batch_size, words=("auto",))
         check_int("patience", self.patience, low=0)
+        check_number("min_improvement", self.min_improvement, high=1.0, open_high=True)
         check_int("lr_patience", self.lr_patience, allow_none=True)
         check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         check_choice("grouping", self.grouping, GROUPINGS)
@@ -483,7 +493,8 @@ class _ImportanceGuidedEstimator(BaseEstimator):
         the column encoding and the scores (which choose the plan, the weak flags, the
         penalties and, with ``weak="drop"``, which features exist) are fitted on each
         split's training rows only, never on the rows a trial is validated on. Every trial
-        uses this estimator's ``epochs``, ``batch_size``, ``patience``, ``lr_patience`` and ``lr_schedule``.
+        uses this estimator's ``epochs``, ``batch_size``, ``patience``, ``min_improvement``, ``lr_patience``
+        and ``lr_schedule``.
         The best trial's values are set on a clone of this estimator, which is fitted on
         all of ``X`` (scored on every row, as ``fit`` does) and returned; this estimator is
         left as it was.
@@ -572,6 +583,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
             weight_decay=self.weight_decay,
             label_smoothing=self.label_smoothing,
             patience=self.patience,
+            min_improvement=self.min_improvement,
             lr_patience=self.lr_patience,
             lr_schedule=self.lr_schedule,
             seed=model_seed,
@@ -818,6 +830,7 @@ class _ImportanceGuidedEstimator(BaseEstimator):
                 random_state=rescoring_seed,
                 lr_patience=self.lr_patience,
                 patience=self.patience,
+                min_improvement=self.min_improvement,
                 lr_schedule=self.lr_schedule,
                 learning_rate=self.learning_rate,
                 epochs=self.epochs,
@@ -1214,6 +1227,10 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
         validation_fraction: Rows held out for early stopping and re-scoring.
         patience: Epochs without improvement of the validation data loss
             before stopping.
+        min_improvement: The fraction by which the validation data loss
+            must fall, since the patience last restarted, to restart it
+            (0: any fall). The weights kept are still the lowest-loss
+            epoch's; a larger value stops sooner on a loss that creeps down.
         lr_patience: Epochs without improvement of the validation data loss
             before the learning rate is halved (Keras' ``ReduceLROnPlateau``);
             None keeps it constant. Used by ``lr_schedule="plateau"`` only.

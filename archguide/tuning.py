@@ -193,6 +193,8 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
         weight_decay: AdamW's decoupled weight decay, fixed (default 0: Adam).
         label_smoothing: Label smoothing for classes, fixed (default 0: none).
         patience: Epochs without improvement of the validation data loss before a trial stops.
+        min_improvement: The fraction by which the validation data loss must fall to count as an
+            improvement for ``patience`` (the estimators' parameter of that name; 0: any fall).
         lr_patience: Epochs without improvement before the learning rate is halved
             (``ReduceLROnPlateau``, as the estimators do); None: a constant rate.
         lr_schedule: ``"plateau"`` (halve by ``lr_patience``) or ``"cosine"`` (half a cosine
@@ -246,6 +248,7 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
         weight_decay: float = 0.0,
         label_smoothing: float = 0.0,
         patience: int = 20,
+        min_improvement: float = 0.0,
         lr_patience: int | None = None,
         lr_schedule: str = "plateau",
         cv=None,
@@ -261,11 +264,13 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
         check_choice("task", task, _TASKS)
         check_int("n_outputs", n_outputs, low=2 if task == "multiclass" else 1)
         check_int("patience", patience, low=0)
+        check_number("min_improvement", min_improvement, high=1.0, open_high=True)
         check_int("lr_patience", lr_patience, allow_none=True)
         check_choice("lr_schedule", lr_schedule, LR_SCHEDULES)
         self.lr_schedule = lr_schedule
         self.scores, self.task, self.n_outputs, self.seed = scores, task, n_outputs, seed
         self.patience, self.lr_patience, self.head_units = patience, lr_patience, head_units
+        self.min_improvement = min_improvement
         check_int("embedding", embedding, low=0)
         self.embedding, self.embeddable = embedding, None if embeddable is None else list(embeddable)
         check_int("category_embedding", category_embedding, low=0)
@@ -498,6 +503,7 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
             random_state=self.seed,
             lr_patience=self.lr_patience,
             patience=self.patience,
+            min_improvement=self.min_improvement,
             lr_schedule=self.lr_schedule,
             learning_rate=v["learning_rate"],
             epochs=kwargs.get("epochs", 1) - kwargs.get("initial_epoch", 0),

@@ -579,6 +579,8 @@ ABLATIONS = {
     "archguide weight_decay=0.01": {"weight_decay": 0.01},
     "archguide min_frequency=5": {"min_frequency": 5},
     "archguide category_embedding=8": {"category_embedding": 8},
+    # early stopping's patience restarted only by a 1% fall of the validation loss
+    "archguide min_improvement=0.01": {"min_improvement": 0.01},
     "archguide no re-scoring": {"rescoring": None},  # not run on the suite
     # the default before that (batch 64) and the rows measured against it (ran before steps_per_execution,
     # at lr_patience=5, which their parameters keep)

@@ -336,3 +336,40 @@ def test_smoothing_is_an_exponential_moving_average_of_the_raw_scores(plan50, fr
     smoothed = cb.history_.drop(columns="epoch")
     np.testing.assert_allclose(smoothed.iloc[0], raw.iloc[0])
     np.testing.assert_allclose(smoothed.iloc[1], smoothing * raw.iloc[0] + (1 - smoothing) * raw.iloc[1])
+
+
+@pytest.mark.parametrize(
+    ("losses", "ours", "keras_own"),
+    [
+        # each epoch a little lower, never 1% below the loss at epoch 0: stop after 3, keep the lowest
+        # (Keras' own trains on and keeps the last)
+        ([1.0, 0.998, 0.996, 0.994, 0.992, 0.991], (3, 3), (None, 5)),
+        # epoch 2 falls 2%: the patience restarts there
+        ([1.0, 0.995, 0.98, 0.979, 0.978, 0.977], (5, 5), (None, 5)),
+        # no fall after epoch 1: both stop at epoch 4 and keep epoch 1
+        ([1.0, 0.98, 0.99, 0.981, 0.985, 0.97], (4, 1), (4, 1)),
+    ],
+)
+def test_min_improvement_restarts_the_patience_only_on_a_relative_fall(losses, ours, keras_own):
+    from archguide.callbacks import training_callbacks
+
+    def stop_with(min_improvement):
+        callbacks, _ = training_callbacks(
+            None, method=None, every_n_epochs=1, l1_power=1.0, random_state=0,
+            lr_patience=None, patience=3, min_improvement=min_improvement,
+        )  # fmt: skip
+        model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+        model.stop_training = False
+        stopping = callbacks[-1]
+        stopping.set_model(model)
+        stopping.on_train_begin()
+        for epoch, loss in enumerate(losses):
+            model.set_weights([np.full((1, 1), float(epoch)), np.zeros(1)])  # weights that name the epoch
+            stopping.on_epoch_end(epoch, {"val_data_loss": loss})
+            if model.stop_training:
+                break
+        stopping.on_train_end()
+        return epoch if model.stop_training else None, int(model.get_weights()[0][0, 0])
+
+    assert stop_with(0.01) == ours  # (the epoch it stopped at, the epoch whose weights it kept)
+    assert stop_with(0.0) == keras_own  # Keras' own: any fall restarts the patience

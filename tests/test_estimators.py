@@ -268,6 +268,20 @@ def test_a_cosine_schedule_falls_from_the_learning_rate_and_restarts_with_each_n
     assert rates[4] == rates[5] == rates[3]  # past its epochs, the last rate is kept
 
 
+def test_min_improvement_stops_a_creeping_loss_sooner_and_keeps_the_best_epoch():
+    X, y = make_friedman1(n_samples=300, n_features=5, noise=0.5, random_state=0)
+    params = {**FAST, "epochs": 40, "patience": 3, "lr_patience": None, "rescoring": None, "replan": False}
+    plain = ag.ImportanceGuidedRegressor(random_state=0, **params).fit(X, y)
+    strict = ag.ImportanceGuidedRegressor(random_state=0, min_improvement=0.2, **params).fit(X, y)
+    assert strict.n_epochs_ < plain.n_epochs_
+    # the same training, stopped sooner
+    loss = "val_data_loss"
+    assert strict.history_[loss] == pytest.approx(plain.history_[loss][: strict.n_epochs_])
+    # the weights kept are the lowest-loss epoch's: those of a run that ends there
+    ended = ag.ImportanceGuidedRegressor(random_state=0, **{**params, "epochs": strict.best_epoch_}).fit(X, y)
+    np.testing.assert_allclose(strict.predict(X), ended.predict(X), rtol=1e-6)
+
+
 def test_refit_trains_on_every_row_for_the_best_epoch_count():
     X, y = make_friedman1(n_samples=200, n_features=6, random_state=0)
     plain = ag.ImportanceGuidedRegressor(random_state=0, **FAST).fit(X, y)
@@ -361,6 +375,8 @@ def test_predict_refuses_what_fit_refuses(fitted):
         ({"batch_size": "big"}, "batch_size"),
         ({"weight_decay": -0.1}, "weight_decay"),
         ({"lr_schedule": "linear"}, "lr_schedule"),
+        ({"min_improvement": -0.01}, "min_improvement"),
+        ({"min_improvement": 1.0}, "min_improvement"),
         ({"label_smoothing": 0.1}, "label_smoothing applies to classes"),
         ({"ensemble_size": 4, "rescoring": "garson"}, "undefined for an ensemble"),
     ],

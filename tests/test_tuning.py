@@ -242,6 +242,7 @@ def test_features_must_be_the_scored_ones(data):
         ({"task": "multiclass", "n_outputs": 1}, "n_outputs, expected an integer >= 2"),
         ({"lr_patience": 0}, "lr_patience, expected a positive integer or None"),
         ({"lr_schedule": "linear"}, "lr_schedule, expected one of"),
+        ({"min_improvement": 1.0}, r"min_improvement, expected a number in \[0.0, 1.0\)"),
     ],
 )
 def test_bad_options_are_named(data, kwargs, message):
