@@ -108,12 +108,13 @@ def test_estimator_params_build_the_configured_estimator():
         None,
         ["training.epochs=7", "rescoring.method=null", "rescoring.every_n_epochs=2", "planning.head_units=[16, 8]",
          "training.batch_size=auto", "planning.ensemble_size=4", "training.weight_decay=0.01",
-         "training.lr_schedule=cosine"],
+         "training.lr_schedule=cosine", "training.min_improvement=0.01"],
     )  # fmt: skip
     est = ImportanceGuidedRegressor(**estimator_params(config))
     assert est.epochs == 7 and est.rescoring is None and est.rescoring_period == 2
     assert est.head_units == (16, 8)
     assert (est.batch_size, est.ensemble_size, est.weight_decay, est.lr_schedule) == ("auto", 4, 0.01, "cosine")
+    assert est.min_improvement == 0.01
     with pytest.raises(ConfigError, match="'training.batch_size' must be 'auto' or an integer"):
         load_config(None, ["training.batch_size=big"])
 
