@@ -1229,8 +1229,12 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
             before stopping.
         min_improvement: The fraction by which the validation data loss
             must fall, since the patience last restarted, to restart it
-            (0: any fall). The weights kept are still the lowest-loss
-            epoch's; a larger value stops sooner on a loss that creeps down.
+            (0: any fall, as Keras' ``EarlyStopping``). The weights kept are
+            still the lowest-loss epoch's. A larger value stops sooner on a
+            loss that creeps down: 0.01 cut the suite's mean fit time by 21%
+            with noise columns and 27% as published, at a geometric-mean
+            error / best of 1.032 against 1.030 and 1.179 against 1.171
+            (README, "Real tables"), so the default stays 0.
         lr_patience: Epochs without improvement of the validation data loss
             before the learning rate is halved (Keras' ``ReduceLROnPlateau``);
             None keeps it constant. Used by ``lr_schedule="plateau"`` only.
