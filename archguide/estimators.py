@@ -1234,7 +1234,8 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
             loss that creeps down: 0.01 cut the suite's mean fit time by 21%
             with noise columns and 27% as published, at a geometric-mean
             error / best of 1.032 against 1.030 and 1.179 against 1.171
-            (README, "Real tables"), so the default stays 0.
+            (0.003: as fast, 1.030 and 1.177; README, "Real tables"), so
+            the default stays 0.
         lr_patience: Epochs without improvement of the validation data loss
             before the learning rate is halved (Keras' ``ReduceLROnPlateau``);
             None keeps it constant. Used by ``lr_schedule="plateau"`` only.

@@ -581,6 +581,7 @@ ABLATIONS = {
     "archguide category_embedding=8": {"category_embedding": 8},
     # early stopping's patience restarted only by a 1% fall of the validation loss
     "archguide min_improvement=0.01": {"min_improvement": 0.01},
+    "archguide min_improvement=0.003": {"min_improvement": 0.003},
     "archguide no re-scoring": {"rescoring": None},  # not run on the suite
     # the default before that (batch 64) and the rows measured against it (ran before steps_per_execution,
     # at lr_patience=5, which their parameters keep)
