@@ -579,7 +579,7 @@ ABLATIONS = {
     "archguide weight_decay=0.01": {"weight_decay": 0.01},
     "archguide min_frequency=5": {"min_frequency": 5},
     "archguide category_embedding=8": {"category_embedding": 8},
-    # early stopping's patience restarted only by a 1% fall of the validation loss
+    # early stopping's patience restarted only by a relative fall of the validation loss (1%, 0.3%)
     "archguide min_improvement=0.01": {"min_improvement": 0.01},
     "archguide min_improvement=0.003": {"min_improvement": 0.003},
     "archguide no re-scoring": {"rescoring": None},  # not run on the suite

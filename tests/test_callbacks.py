@@ -8,7 +8,7 @@ from conftest import run_python
 from sklearn.datasets import make_friedman1
 
 import archguide as ag
-from archguide.callbacks import LOG_KEYS
+from archguide.callbacks import LOG_KEYS, training_callbacks
 from archguide.exceptions import ArchguideWarning, ConfigError, DataError
 
 INFORMATIVE = [f"x{i}" for i in range(5)]
@@ -351,8 +351,6 @@ def test_smoothing_is_an_exponential_moving_average_of_the_raw_scores(plan50, fr
     ],
 )
 def test_min_improvement_restarts_the_patience_only_on_a_relative_fall(losses, ours, keras_own):
-    from archguide.callbacks import training_callbacks
-
     def stop_with(min_improvement):
         callbacks, _ = training_callbacks(
             None, method=None, every_n_epochs=1, l1_power=1.0, random_state=0,
