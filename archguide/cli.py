@@ -330,7 +330,7 @@ def _run_scoring(X, y, config, args) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from archguide.scoring import score_features
+    from archguide.scoring.score import score_features
 
     fmt = plot_format(args.plot) if args.plot else None  # refuse a bad extension before any work
     scores = score_features(X, y, verbose=int(args.verbose), **config["scoring"])
@@ -425,7 +425,7 @@ def _estimator_for(config, y):
     from archguide.config import SCHEMA, estimator_params
     from archguide.exceptions import ConfigError
     from archguide.schema import check_target
-    from archguide.scoring import resolve_task
+    from archguide.scoring.score import resolve_task
 
     ignored = [
         key
@@ -449,18 +449,9 @@ def _estimator_for(config, y):
 def _run_fit(args, config, *, tune: bool = False) -> int:
     import time
 
-    from archguide.exceptions import ConfigError
     from archguide.report import check_run_directory, save_run
 
-    role = None
-    if tune:  # fit ignores the tuning section (a tuned run's config.yaml refits with fit)
-        from archguide._distributed import distributed_role, oracle_address
-
-        if args.max_trials is not None:
-            config["tuning"]["max_trials"] = args.max_trials
-        if config["tuning"]["max_trials"] < 1:
-            raise ConfigError(f"--max-trials must be a positive integer. Received: {config['tuning']['max_trials']}")
-        role = distributed_role()
+    role = _tuning_role(args, config) if tune else None  # fit ignores the tuning section
     if role in (None, "chief"):  # a distributed search's workers write nothing
         inputs = [("input data file", args.data), ("config file", args.config)]
         check_run_directory(args.out, overwrite=args.overwrite, inputs=inputs)  # before the work, not after
@@ -477,6 +468,8 @@ def _run_fit(args, config, *, tune: bool = False) -> int:
         print(f"searching: {tuning['max_trials']} trials ({tuning['tuner']}), then the best is refitted on all rows")
         estimator.set_params(verbose=1 if args.verbose else 0)
         if role is not None:
+            from archguide._distributed import oracle_address
+
             print(f"distributed search: this process is {role!r} (chief at {oracle_address()})")
         estimator = estimator.tune(
             X, y, max_trials=tuning["max_trials"], tuner=tuning["tuner"], cv=tuning["cv"],
@@ -499,12 +492,33 @@ def _run_fit(args, config, *, tune: bool = False) -> int:
         estimator, args.out, X=X, y=y, config=config, data_path=args.data, target=target, fit_seconds=seconds,
         overwrite=args.overwrite,
     )  # fmt: skip
+    _print_fitted(estimator, Path(args.out), seconds, tune)
+    return 0
+
+
+def _tuning_role(args, config) -> str | None:
+    """Apply ``--max-trials``; the process's role in a distributed search (None: not distributed).
+
+    A tuned run's config.yaml refits with ``fit``, which ignores the tuning section.
+    """
+    from archguide._distributed import distributed_role
+    from archguide.exceptions import ConfigError
+
+    if args.max_trials is not None:
+        config["tuning"]["max_trials"] = args.max_trials
+    if config["tuning"]["max_trials"] < 1:
+        raise ConfigError(f"--max-trials must be a positive integer. Received: {config['tuning']['max_trials']}")
+    return distributed_role()
+
+
+def _print_fitted(estimator, out: Path, seconds: float, tune: bool) -> None:
+    """What ``fit`` and ``tune`` print once the run is written."""
     import json
 
-    info = json.loads((Path(args.out) / "run.json").read_text(encoding="utf-8"))
-    weak = [g for g, members in estimator.scores_.groups.items() if all(estimator.scores_.weak[f] for f in members)]
     from archguide.report import validation_metrics
 
+    info = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    weak = [g for g, members in estimator.scores_.groups.items() if all(estimator.scores_.weak[f] for f in members)]
     metrics = ", ".join(f"{k} {v:.4g}" for k, v in validation_metrics(info["metrics"]).items())
     if tune:
         results = estimator.tuning_results_
@@ -516,18 +530,16 @@ def _run_fit(args, config, *, tune: bool = False) -> int:
         f"{estimator.best_epoch_} of {estimator.n_epochs_} kept; validation {metrics}"
         + (" (first network: the saved one was refitted on every row, these included)" if info.get("refit") else "")
     )
-    print(f"run written to {args.out} (open {Path(args.out) / 'report.html'})")
-    return 0
+    print(f"run written to {out} (open {out / 'report.html'})")
 
 
 def _run_demo(args, config) -> int:
     """The main job on the diabetes table with known extras, against a plain MLP on the same split."""
     import time
 
-    from sklearn.metrics import mean_squared_error, r2_score
     from sklearn.model_selection import train_test_split
 
-    from archguide._baseline import plain_mlp
+    from archguide.estimators._baseline import plain_mlp
     from archguide.report import check_run_directory, save_run
 
     out = Path(args.out)
@@ -555,29 +567,14 @@ def _run_demo(args, config) -> int:
     mlp_seconds = time.perf_counter() - start
 
     scores = estimator.scores_
-    frame = scores.to_frame()[["importance", "std", "group", "weak"]]
-    print("\nFeature scores (forest proxy, held-out rows):")
-    print(frame.to_string(float_format=lambda v: f"{v:.4f}"))
-    print("\nPlan:")
-    for branch in estimator.plan_.branches:
-        strengths = sorted({f"{estimator.plan_.l1_strengths[f]:.3g}" for f in branch.features}, key=float)
-        l1 = strengths[0] if len(strengths) == 1 else f"{strengths[0]}..{strengths[-1]}"
-        units = " -> ".join(map(str, branch.units))
-        print(f"  {branch.name}: {units} units, L1 {l1}: {', '.join(branch.features)}")
-    print(f"  head: {' -> '.join(map(str, estimator.plan_.head_units))} units")
-
-    rows = {}
-    for name, model, fit_seconds, n_params in (
-        ("archguide", estimator, seconds, _trainable(estimator.network_)),
-        ("plain MLP 64-32", mlp, mlp_seconds, _trainable(mlp.model_)),
-    ):
-        predicted = model.predict(X_test)
-        rows[name] = {
-            "mse": float(mean_squared_error(y_test, predicted)),
-            "r2": float(r2_score(y_test, predicted)),
-            "parameters": n_params,
-            "seconds": fit_seconds,
-        }
+    _print_scores_and_plan(estimator)
+    rows = {
+        name: _test_row(model, X_test, y_test, fit_seconds, n_params)
+        for name, model, fit_seconds, n_params in (
+            ("archguide", estimator, seconds, _trainable(estimator.network_)),
+            ("plain MLP 64-32", mlp, mlp_seconds, _trainable(mlp.model_)),
+        )
+    }
     print(f"\nTest rows ({len(X_test)}):")
     print(f"  {'':18}{'MSE':>10}{'R2':>8}{'parameters':>12}{'seconds':>9}")
     for name, row in rows.items():
@@ -595,6 +592,31 @@ def _run_demo(args, config) -> int:
     )  # fmt: skip
     print(f"Report: {out / 'report.html'} (and report.md)")
     return 0
+
+
+def _print_scores_and_plan(estimator) -> None:
+    frame = estimator.scores_.to_frame()[["importance", "std", "group", "weak"]]
+    print("\nFeature scores (forest proxy, held-out rows):")
+    print(frame.to_string(float_format=lambda v: f"{v:.4f}"))
+    print("\nPlan:")
+    for branch in estimator.plan_.branches:
+        strengths = sorted({f"{estimator.plan_.l1_strengths[f]:.3g}" for f in branch.features}, key=float)
+        l1 = strengths[0] if len(strengths) == 1 else f"{strengths[0]}..{strengths[-1]}"
+        units = " -> ".join(map(str, branch.units))
+        print(f"  {branch.name}: {units} units, L1 {l1}: {', '.join(branch.features)}")
+    print(f"  head: {' -> '.join(map(str, estimator.plan_.head_units))} units")
+
+
+def _test_row(model, X_test, y_test, fit_seconds: float, n_params: int) -> dict:
+    from sklearn.metrics import mean_squared_error, r2_score
+
+    predicted = model.predict(X_test)
+    return {
+        "mse": float(mean_squared_error(y_test, predicted)),
+        "r2": float(r2_score(y_test, predicted)),
+        "parameters": n_params,
+        "seconds": fit_seconds,
+    }
 
 
 def _trainable(model) -> int:

@@ -4,7 +4,7 @@ A configuration is a nested dict of sections:
 
 - ``data``: where the target is and how the file is read: ``target``, ``sep``, ``drop`` (columns
   to leave out) and ``id`` (a row key, never a feature, that ``predict`` writes beside the predictions);
-- ``scoring``: the options of :func:`~archguide.scoring.score_features`;
+- ``scoring``: the options of :func:`~archguide.score_features`;
 - ``planning``: how the estimators plan the network (``total_units``, ``weak``, ...);
 - ``training``: how they train it (``epochs``, ``batch_size``, ...);
 - ``rescoring``: how they re-score while training (``method``, ``every_n_epochs``) and whether

@@ -1,6 +1,6 @@
 """Planning: from feature scores to an architecture. Pure arithmetic, no Keras.
 
-:func:`plan_architecture` turns :class:`~archguide.scoring.FeatureScores` into an
+:func:`plan_architecture` turns :class:`~archguide.FeatureScores` into an
 :class:`ArchitecturePlan`: which features each branch reads, how many units each
 branch's layers get, and the per-feature L1 strength of the model's input gate.
 
@@ -65,7 +65,7 @@ class Branch:
         categories: Blocks of one-hot level features (each a categorical
             column's levels that this branch reads) that enter the branch
             through a learned embedding of the given width
-            (:class:`~archguide.layers.CategoryEmbedding`) instead of a
+            (:class:`~archguide.model.layers.CategoryEmbedding`) instead of a
             kernel row each: ``((features, width), ...)``.
     """
 
@@ -103,7 +103,7 @@ class ArchitecturePlan:
         weak: Features the scores marked weak.
         options: The options the plan was made with (for the record).
         embeddings: Feature -> how many periodic frequencies its embedding
-            has (:class:`~archguide.layers.PeriodicEncoding`); a feature not
+            has (:class:`~archguide.model.layers.PeriodicEncoding`); a feature not
             listed enters its branch as it is.
 
     Plans compare equal when their content is equal, and hash by it.
@@ -132,7 +132,7 @@ class ArchitecturePlan:
         return [position[f] for f in branch.features]
 
     def n_params(self, n_outputs: int = 1) -> int:
-        """Trainable parameters of the model :func:`~archguide.builder.build_model` makes.
+        """Trainable parameters of the model :func:`~archguide.build_model` makes.
 
         Counts the input gate (one per feature), every Dense kernel and bias,
         the embeddings (each frequency, and its cosine's and sine's weights
@@ -253,10 +253,10 @@ class ArchitecturePlan:
         return cls.from_dict(data)
 
     def validate(self, scores=None) -> None:
-        """Check that the plan describes a model :func:`~archguide.builder.build_model` can build.
+        """Check that the plan describes a model :func:`~archguide.build_model` can build.
 
         Args:
-            scores: Optional :class:`~archguide.scoring.FeatureScores` the plan
+            scores: Optional :class:`~archguide.FeatureScores` the plan
                 is used with; its features must be the plan's inputs.
 
         Raises:
@@ -281,28 +281,7 @@ class ArchitecturePlan:
             raise DataError("The plan has no branch; a model needs at least one.")
         known = set(self.features)
         for b in self.branches:
-            if not _SAFE_NAME.fullmatch(b.name):
-                raise DataError(
-                    f"Branch name {b.name!r} cannot name Keras layers: use ASCII letters, digits and '_' "
-                    "(starting with a letter or digit)."
-                )
-            unknown = [f for f in b.features if f not in known]
-            if unknown:
-                raise DataError(f"Branch {b.name!r} reads features that are not plan inputs: {format_names(unknown)}.")
-            if not b.features or repeated(b.features):
-                raise DataError(f"Branch {b.name!r} must read at least one feature, each once. Received: {b.features}")
-            if not b.units or min(b.units) < 1:
-                raise DataError(f"Branch {b.name!r} has invalid units {b.units}; expected positive integers.")
-            in_blocks = [f for block, _ in b.categories for f in block]
-            if (
-                set(in_blocks) - set(b.features)
-                or repeated(in_blocks)
-                or any(not block or isinstance(w, bool) or int(w) != w or w < 1 for block, w in b.categories)
-            ):
-                raise DataError(
-                    f"Branch {b.name!r}: each category block must list features the branch reads, each in one "
-                    f"block, with a positive width. Received: {b.categories}"
-                )
+            _check_branch(b, known)
         names = repeated([b.name for b in self.branches])
         if names:
             raise DataError(f"Branch names {format_names(names)} are used more than once; each names its layers.")
@@ -366,6 +345,32 @@ class ArchitecturePlan:
 
     def __str__(self) -> str:
         return self.summary()
+
+
+def _check_branch(b: Branch, known: set) -> None:
+    """Raise DataError unless branch ``b`` is well formed and reads only the plan's features (``known``)."""
+    if not _SAFE_NAME.fullmatch(b.name):
+        raise DataError(
+            f"Branch name {b.name!r} cannot name Keras layers: use ASCII letters, digits and '_' "
+            "(starting with a letter or digit)."
+        )
+    unknown = [f for f in b.features if f not in known]
+    if unknown:
+        raise DataError(f"Branch {b.name!r} reads features that are not plan inputs: {format_names(unknown)}.")
+    if not b.features or repeated(b.features):
+        raise DataError(f"Branch {b.name!r} must read at least one feature, each once. Received: {b.features}")
+    if not b.units or min(b.units) < 1:
+        raise DataError(f"Branch {b.name!r} has invalid units {b.units}; expected positive integers.")
+    in_blocks = [f for block, _ in b.categories for f in block]
+    if (
+        set(in_blocks) - set(b.features)
+        or repeated(in_blocks)
+        or any(not block or isinstance(w, bool) or int(w) != w or w < 1 for block, w in b.categories)
+    ):
+        raise DataError(
+            f"Branch {b.name!r}: each category block must list features the branch reads, each in one "
+            f"block, with a positive width. Received: {b.categories}"
+        )
 
 
 def l1_strengths(
@@ -518,7 +523,7 @@ def plan_architecture(
     """Plan a multi-branch architecture from feature scores.
 
     Args:
-        scores: A :class:`~archguide.scoring.FeatureScores`.
+        scores: A :class:`~archguide.FeatureScores`.
         total_units: First-layer units of all branches together.
         grouping: ``"tiers"`` (importance tiers) or ``"groups"`` (one branch
             per feature group of the scores).
@@ -562,26 +567,11 @@ def plan_architecture(
     Warns:
         ArchguideWarning: every importance is zero (the plan is even).
     """
-    if not hasattr(scores, "importances") or not hasattr(scores, "weak"):
-        raise ConfigError(
-            "Received an invalid value for scores, expected a FeatureScores (what score_features returns). "
-            f"Received: {type(scores).__name__}"
-        )
-    for name, value in (("total_units", total_units), ("n_tiers", n_tiers), ("min_units", min_units), ("depth", depth)):
-        check_int(name, value)
-    check_choice("grouping", grouping, GROUPINGS)
-    check_choice("weak", weak, WEAK_MODES)
-    check_number("alpha", alpha)
-    check_number("shrink", shrink, high=1.0)
-    check_int("embedding", embedding, low=0)
-    check_int("category_embedding", category_embedding, low=0)
-    if category_embedding and categorical is None:
-        raise ConfigError(
-            "category_embedding needs categorical= (column -> its one-hot level features): without it no "
-            "block of levels is known."
-        )
-    head_units = check_units("head_units", (max(16, total_units // 4),) if head_units is None else head_units)
-
+    options = {
+        "total_units": total_units, "grouping": grouping, "n_tiers": n_tiers, "min_units": min_units, "depth": depth,
+        "shrink": shrink, "alpha": alpha, "l1": l1, "l1_power": l1_power, "weak": weak,
+    }  # fmt: skip
+    head_units = _check_plan_options(scores, options, head_units, embedding, category_embedding, categorical)
     features = list(scores.importances.index)
     importances = {f: float(v) for f, v in scores.importances.items()}
     weak_set = {f for f, is_weak in scores.weak.items() if is_weak}
@@ -592,16 +582,86 @@ def plan_architecture(
             ArchguideWarning,
             stacklevel=2,
         )
+    names, members = _branch_members(scores, features, importances, weak_set, grouping, n_tiers, weak)
+    position = {f: i for i, f in enumerate(features)}
+    members = [sorted(m, key=position.get) for m in members]
+    branch_importance = [_weight(importances, m) for m in members]
+    # Units follow the branches' rank: a tier's summed importance can exceed a stronger tier's
+    # (many weak features), but it never earns more units than the tiers ranked above it.
+    ranked = np.minimum.accumulate(np.asarray(branch_importance, dtype=float)) if members else []
+    widths = allocate_units([v**alpha if v > 0 else 0.0 for v in ranked], total_units, min_units=min_units)
+    _check_named("categorical", [f for levels in (categorical or {}).values() for f in levels], importances)
+    level_sets = [set(levels) for levels in (categorical or {}).values()] if category_embedding else None
+    branches = tuple(
+        Branch(
+            name=n,
+            features=tuple(m),
+            units=tuple(max(min_units, int(round(w * shrink**i))) if i else w for i in range(depth)),
+            importance=float(v),
+            categories=_category_blocks(m, category_embedding >> index, level_sets, weak_set),
+        )
+        for index, (n, m, w, v) in enumerate(zip(names, members, widths, branch_importance))
+    )
+    _check_named("embeddable", embeddable or [], importances)
+    allowed = set(features if embeddable is None else embeddable) - weak_set
+    embeddings = {
+        f: embedding >> i for i, b in enumerate(branches) for f in b.features if f in allowed and embedding >> i >= 2
+    }
+    # recorded only when used: a re-plan passes these options back to this function
+    if embedding:
+        options.update(embedding=embedding, embeddable=_listed(embeddable))
+    if category_embedding:
+        options.update(category_embedding=category_embedding, categorical={c: list(v) for c, v in categorical.items()})
+    plan = ArchitecturePlan(
+        features=tuple(features),
+        branches=branches,
+        l1_strengths=l1_strengths(importances, l1=l1, l1_power=l1_power, weak=sorted(weak_set)),
+        head_units=head_units,
+        importances=importances,
+        weak=tuple(f for f in features if f in weak_set),
+        options=options,
+        embeddings={f: embeddings[f] for f in features if f in embeddings},
+    )
+    plan.validate()
+    return plan
 
-    def weight(members) -> float:  # a branch's importance: negatives count as zero
-        return sum(max(importances[f], 0.0) for f in members)
 
+def _check_plan_options(scores, options, head_units, embedding, category_embedding, categorical) -> tuple[int, ...]:
+    """Check :func:`plan_architecture`'s options before any work; return the head's widths."""
+    if not hasattr(scores, "importances") or not hasattr(scores, "weak"):
+        raise ConfigError(
+            "Received an invalid value for scores, expected a FeatureScores (what score_features returns). "
+            f"Received: {type(scores).__name__}"
+        )
+    for name in ("total_units", "n_tiers", "min_units", "depth"):
+        check_int(name, options[name])
+    check_choice("grouping", options["grouping"], GROUPINGS)
+    check_choice("weak", options["weak"], WEAK_MODES)
+    check_number("alpha", options["alpha"])
+    check_number("shrink", options["shrink"], high=1.0)
+    check_int("embedding", embedding, low=0)
+    check_int("category_embedding", category_embedding, low=0)
+    if category_embedding and categorical is None:
+        raise ConfigError(
+            "category_embedding needs categorical= (column -> its one-hot level features): without it no "
+            "block of levels is known."
+        )
+    return check_units("head_units", (max(16, options["total_units"] // 4),) if head_units is None else head_units)
+
+
+def _weight(importances: Mapping[str, float], members) -> float:
+    """A branch's importance: its features' summed importance, negatives counting as zero."""
+    return sum(max(importances[f], 0.0) for f in members)
+
+
+def _branch_members(scores, features, importances, weak_set, grouping: str, n_tiers: int, weak: str):
+    """The branches' names and features, most important first (weak features left out with ``weak="drop"``)."""
     order = sorted(features, key=lambda f: -importances[f])  # stable: input order breaks ties
     if grouping == "tiers":
         members = _tiers(order, importances, weak_set, n_tiers)
         names = [f"tier_{i + 1}" for i in range(len(members))]
     else:
-        by_importance = sorted(scores.groups.items(), key=lambda kv: -weight(kv[1]))
+        by_importance = sorted(scores.groups.items(), key=lambda kv: -_weight(importances, kv[1]))
         used: set[str] = set()
         names = [_safe_name(g, used) for g, _ in by_importance]
         members = [list(m) for _, m in by_importance]
@@ -611,73 +671,18 @@ def plan_architecture(
         if not kept:
             raise DataError("weak='drop' would drop every feature: all are weak. Use weak='penalize'.")
         names, members = [n for n, _ in kept], [m for _, m in kept]
+    return names, members
 
-    position = {f: i for i, f in enumerate(features)}
-    members = [sorted(m, key=position.get) for m in members]
-    branch_importance = [weight(m) for m in members]
-    # Units follow the branches' rank: a tier's summed importance can exceed a stronger tier's
-    # (many weak features), but it never earns more units than the tiers ranked above it.
-    ranked = np.minimum.accumulate(np.asarray(branch_importance, dtype=float)) if members else []
-    widths = allocate_units([v**alpha if v > 0 else 0.0 for v in ranked], total_units, min_units=min_units)
-    if categorical:
-        unknown = [f for levels in categorical.values() for f in levels if f not in importances]
-        if unknown:
-            raise ConfigError(f"categorical names features that are not scored: {format_names(unknown)}.")
 
-    level_sets = [set(levels) for levels in (categorical or {}).values()]
+def _check_named(argument: str, named, importances) -> None:
+    unknown = [f for f in named if f not in importances]
+    if unknown:
+        raise ConfigError(f"{argument} names features that are not scored: {format_names(unknown)}.")
 
-    def blocks(m, i):  # the category blocks of the i-th branch, reading features m
-        width = category_embedding >> i
-        if width < 2:
-            return ()
-        found = [tuple(f for f in m if f in levels and f not in weak_set) for levels in level_sets]
-        return tuple((block, width) for block in found if len(block) > width)
 
-    branches = tuple(
-        Branch(
-            name=n,
-            features=tuple(m),
-            units=tuple(max(min_units, int(round(w * shrink**i))) if i else w for i in range(depth)),
-            importance=float(v),
-            categories=blocks(m, index) if category_embedding else (),
-        )
-        for index, (n, m, w, v) in enumerate(zip(names, members, widths, branch_importance))
-    )
-    if embeddable is not None:
-        unknown = [f for f in embeddable if f not in importances]
-        if unknown:
-            raise ConfigError(f"embeddable names features that are not scored: {format_names(unknown)}.")
-    allowed = set(features if embeddable is None else embeddable) - weak_set
-    embeddings = {
-        f: embedding >> i for i, b in enumerate(branches) for f in b.features if f in allowed and embedding >> i >= 2
-    }
-    plan = ArchitecturePlan(
-        features=tuple(features),
-        branches=branches,
-        l1_strengths=l1_strengths(importances, l1=l1, l1_power=l1_power, weak=sorted(weak_set)),
-        head_units=head_units,
-        importances=importances,
-        weak=tuple(f for f in features if f in weak_set),
-        options={
-            "total_units": total_units,
-            "grouping": grouping,
-            "n_tiers": n_tiers,
-            "min_units": min_units,
-            "depth": depth,
-            "shrink": shrink,
-            "alpha": alpha,
-            "l1": l1,
-            "l1_power": l1_power,
-            "weak": weak,
-            # recorded only when used: a re-plan passes these options back to this function
-            **({"embedding": embedding, "embeddable": _listed(embeddable)} if embedding else {}),
-            **(
-                {"category_embedding": category_embedding, "categorical": {c: list(v) for c, v in categorical.items()}}
-                if category_embedding
-                else {}
-            ),
-        },
-        embeddings={f: embeddings[f] for f in features if f in embeddings},
-    )
-    plan.validate()
-    return plan
+def _category_blocks(members, width: int, level_sets, weak_set) -> tuple:
+    """The category blocks a branch reading ``members`` embeds at ``width`` (none without ``level_sets``)."""
+    if level_sets is None or width < 2:
+        return ()
+    found = [tuple(f for f in members if f in levels and f not in weak_set) for levels in level_sets]
+    return tuple((block, width) for block in found if len(block) > width)

@@ -1,9 +1,10 @@
 """Plots of archguide's results: feature scores, plans and training histories.
 
 Each function takes a result object (or what a saved run holds) and returns
-matplotlib objects that users can restyle or save. This module depends on the
-result types, never the other way round (``FeatureScores.plot`` imports it
-only when called). matplotlib is imported inside the functions; no Keras.
+matplotlib objects that users can restyle or save. The functions read their
+arguments' public attributes and import no scores type, so that
+``FeatureScores.plot`` can call this module without an import cycle.
+matplotlib is imported inside the functions; no Keras.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from archguide.feature_scores import FeatureScores
     from archguide.planning import ArchitecturePlan
 
 __all__ = ["plot_history", "plot_plan", "plot_scores"]
@@ -21,7 +21,7 @@ _WEAK_COLOR = "#b0b0b0"
 _SINGLE_COLOR = "#1f77b4"
 
 
-def plot_scores(scores: FeatureScores, ax=None, *, top: int | None = None):
+def plot_scores(scores, ax=None, *, top: int | None = None):
     """Horizontal bar chart of feature importances.
 
     Bars carry the repeats' spread as error bars and are sorted, most
@@ -31,7 +31,7 @@ def plot_scores(scores: FeatureScores, ax=None, *, top: int | None = None):
     group's name follows theirs.
 
     Args:
-        scores: A :class:`~archguide.scoring.FeatureScores`.
+        scores: A :class:`~archguide.FeatureScores`.
         ax: A matplotlib Axes to draw on; a new figure when None.
         top: Show only the ``top`` most important features.
 
@@ -219,7 +219,6 @@ def plot_history(
         TypeError: ``source`` is neither.
     """
     import matplotlib.pyplot as plt
-    import numpy as np
 
     history, own_rescoring, own_strengths = _history_of(source)
     rescored = own_rescoring if rescoring_history is None else rescoring_history
@@ -232,24 +231,8 @@ def plot_history(
     for extra in axes[panels:]:
         extra.remove()
     axes = axes[:panels]
-    loss_ax, penalty_ax = axes[0], axes[1]
-    for key, label, style in (("data_loss", "training", "-"), ("val_data_loss", "validation", "-")):
-        if key in history:
-            values = history[key]
-            loss_ax.plot(np.arange(1, len(values) + 1), values, style, label=f"{label} data loss")
-    loss_ax.set_xlabel("epoch")
-    loss_ax.set_ylabel(_loss_label(source, task))
-    scaled = "standardised" in loss_ax.get_ylabel()  # the regressor's: say how to get the target's units
-    units = "\nin target units: x std(y)²" if scaled else ""
-    loss_ax.set_title(f"Data loss (without the penalty){units}", fontsize=10)
-    loss_ax.legend(fontsize=8)
-    if "loss" in history and "data_loss" in history:
-        penalty = np.asarray(history["loss"], dtype=float) - np.asarray(history["data_loss"], dtype=float)
-        penalty_ax.plot(np.arange(1, len(penalty) + 1), penalty, color="#b22222", label="L1 penalty")
-        penalty_ax.legend(fontsize=8)
-    penalty_ax.set_xlabel("epoch")
-    penalty_ax.set_ylabel("loss - data loss")
-    penalty_ax.set_title("Penalty (loss - data loss)", fontsize=10)
+    loss_ax = axes[0]
+    _plot_losses(loss_ax, axes[1], history, _loss_label(source, task))
     shown = None
     if _has_epochs(rescored):
         imp_ax = axes[2]
@@ -281,6 +264,29 @@ def plot_history(
         loss_ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def _plot_losses(loss_ax, penalty_ax, history: Mapping, loss_label: str) -> None:
+    """The first two panels of :func:`plot_history`: the data losses, and the penalty."""
+    import numpy as np
+
+    for key, label, style in (("data_loss", "training", "-"), ("val_data_loss", "validation", "-")):
+        if key in history:
+            values = history[key]
+            loss_ax.plot(np.arange(1, len(values) + 1), values, style, label=f"{label} data loss")
+    loss_ax.set_xlabel("epoch")
+    loss_ax.set_ylabel(loss_label)
+    scaled = "standardised" in loss_label  # the regressor's: say how to get the target's units
+    units = "\nin target units: x std(y)²" if scaled else ""
+    loss_ax.set_title(f"Data loss (without the penalty){units}", fontsize=10)
+    loss_ax.legend(fontsize=8)
+    if "loss" in history and "data_loss" in history:
+        penalty = np.asarray(history["loss"], dtype=float) - np.asarray(history["data_loss"], dtype=float)
+        penalty_ax.plot(np.arange(1, len(penalty) + 1), penalty, color="#b22222", label="L1 penalty")
+        penalty_ax.legend(fontsize=8)
+    penalty_ax.set_xlabel("epoch")
+    penalty_ax.set_ylabel("loss - data loss")
+    penalty_ax.set_title("Penalty (loss - data loss)", fontsize=10)
 
 
 def _replan_epochs(history: Mapping) -> list[float]:

@@ -42,9 +42,9 @@ import yaml
 
 from archguide._files import write_files
 from archguide.exceptions import ConfigError, DataError
-from archguide.feature_scores import FeatureScores
 from archguide.planning import ArchitecturePlan
 from archguide.plotting import plot_history, plot_plan, plot_scores
+from archguide.scoring.feature_scores import FeatureScores
 
 __all__ = ["Run", "check_run_directory", "load_run", "plot_scores", "save_run", "write_report"]
 
@@ -394,8 +394,27 @@ def _row_at(frame: pd.DataFrame, epoch) -> int:
 
 def _tables(run: Run) -> dict[str, pd.DataFrame]:
     """Every table of the report, as frames of strings (HTML and Markdown render the same ones)."""
-    info, data = run.info, run.info.get("data", {})
-    tables: dict[str, pd.DataFrame] = {}
+    tables = {"data": _data_table(run.info.get("data", {}))}
+    metrics = run.info.get("metrics", {})
+    if metrics:
+        tables["metrics"] = pd.DataFrame(metrics).T.map(_fmt).reset_index(names="rows")
+    tables["scores"] = run.scores.to_frame()[["importance", "std", "group", "weak"]].map(_fmt).reset_index()
+    tables["plan"] = _plan_table(run.plan)
+    if len(run.rescoring) and len(run.strengths):
+        tables["trajectories"] = _trajectories_table(run)
+    if len(run.sensitivity):
+        tables["sensitive"] = _sensitive_table(run)
+    if run.plans:
+        tables["replans"] = _replans_table(run.plans)
+    if run.tuning is not None and len(run.tuning):
+        top = run.tuning.head(10)
+        if "rescoring" in top:  # None (no re-scoring) is an empty cell in the CSV
+            top = top.fillna({"rescoring": "none"})
+        tables["tuning"] = top.map(_fmt)
+    return tables
+
+
+def _data_table(data: Mapping[str, Any]) -> pd.DataFrame:
     rows = [("rows", data.get("rows")), ("columns", data.get("columns"))]
     rows += [(f"{kind} columns", n) for kind, n in data.get("kinds", {}).items()]
     missing = data.get("missing", {})
@@ -405,17 +424,11 @@ def _tables(run: Run) -> dict[str, pd.DataFrame]:
         rows.append(("target classes (rows)", ", ".join(f"{c} ({n})" for c, n in target["classes"].items())))
     elif target:
         rows.append(("target", ", ".join(f"{k} {_fmt(v)}" for k, v in target.items())))
-    tables["data"] = pd.DataFrame(rows, columns=["", "value"]).map(_fmt)
+    return pd.DataFrame(rows, columns=["", "value"]).map(_fmt)
 
-    metrics = info.get("metrics", {})
-    if metrics:
-        frame = pd.DataFrame(metrics).T
-        tables["metrics"] = frame.map(_fmt).reset_index(names="rows")
 
-    scores = run.scores.to_frame()[["importance", "std", "group", "weak"]]
-    tables["scores"] = scores.map(_fmt).reset_index()
-
-    strengths = run.plan.l1_strengths
+def _plan_table(plan: ArchitecturePlan) -> pd.DataFrame:
+    strengths = plan.l1_strengths
 
     def strength_range(features) -> str:
         low, high = (f"{fn(strengths[f] for f in features):.3g}" for fn in (min, max))
@@ -423,61 +436,61 @@ def _tables(run: Run) -> dict[str, pd.DataFrame]:
 
     branch_rows = [
         (b.name, ", ".join(b.features), " -> ".join(str(u) for u in b.units), strength_range(b.features))
-        for b in run.plan.branches
+        for b in plan.branches
     ]
-    branch_rows.append(("head", "all branches", " -> ".join(str(u) for u in run.plan.head_units) or "-", ""))
-    tables["plan"] = pd.DataFrame(branch_rows, columns=["branch", "features", "units", "L1 strength"])
+    branch_rows.append(("head", "all branches", " -> ".join(str(u) for u in plan.head_units) or "-", ""))
+    return pd.DataFrame(branch_rows, columns=["branch", "features", "units", "L1 strength"])
 
-    if len(run.rescoring) and len(run.strengths):
-        features = [c for c in run.rescoring.columns if c != "epoch"]
-        kept = _row_at(run.rescoring, run.info.get("best_epoch"))  # the weights (and strengths) kept
-        first, last = run.rescoring.iloc[0], run.rescoring.iloc[kept]
-        s_first, s_last = run.strengths.iloc[0], run.strengths.iloc[_row_at(run.strengths, run.info.get("best_epoch"))]
-        frame = pd.DataFrame(
-            {
-                # the forest proxy's own figure: after a re-plan the final plan holds the network's importances
-                "proxy importance": [run.scores.importances.get(f, float("nan")) for f in features],
-                f"network importance, epoch {int(first['epoch'])}": [first[f] for f in features],
-                f"network importance, epoch {int(last['epoch'])}": [last[f] for f in features],
-                "L1 at plan": [strengths.get(f, float("nan")) for f in features],
-                f"L1, epoch {int(s_first['epoch'])}": [s_first[f] for f in features],
-                f"L1, epoch {int(s_last['epoch'])}": [s_last[f] for f in features],
-            },
-            index=pd.Index(features, name="feature"),
-        ).sort_values(f"network importance, epoch {int(last['epoch'])}", ascending=False)
-        tables["trajectories"] = frame.head(20).map(_fmt).reset_index()
 
-    if len(run.sensitivity):
-        flagged = run.sensitivity[run.sensitivity["flagged"].astype(bool)]
-        frame = flagged[["held_out", "training"]].rename(
-            columns={"held_out": "importance on held-out rows", "training": "importance on training rows"}
+def _trajectories_table(run: Run) -> pd.DataFrame:
+    """The 20 features of highest network importance: where importance and L1 strength began and ended."""
+    strengths = run.plan.l1_strengths
+    features = [c for c in run.rescoring.columns if c != "epoch"]
+    kept = _row_at(run.rescoring, run.info.get("best_epoch"))  # the weights (and strengths) kept
+    first, last = run.rescoring.iloc[0], run.rescoring.iloc[kept]
+    s_first, s_last = run.strengths.iloc[0], run.strengths.iloc[_row_at(run.strengths, run.info.get("best_epoch"))]
+    frame = pd.DataFrame(
+        {
+            # the forest proxy's own figure: after a re-plan the final plan holds the network's importances
+            "proxy importance": [run.scores.importances.get(f, float("nan")) for f in features],
+            f"network importance, epoch {int(first['epoch'])}": [first[f] for f in features],
+            f"network importance, epoch {int(last['epoch'])}": [last[f] for f in features],
+            "L1 at plan": [strengths.get(f, float("nan")) for f in features],
+            f"L1, epoch {int(s_first['epoch'])}": [s_first[f] for f in features],
+            f"L1, epoch {int(s_last['epoch'])}": [s_last[f] for f in features],
+        },
+        index=pd.Index(features, name="feature"),
+    ).sort_values(f"network importance, epoch {int(last['epoch'])}", ascending=False)
+    return frame.head(20).map(_fmt).reset_index()
+
+
+def _sensitive_table(run: Run) -> pd.DataFrame:
+    flagged = run.sensitivity[run.sensitivity["flagged"].astype(bool)]
+    frame = flagged[["held_out", "training"]].rename(
+        columns={"held_out": "importance on held-out rows", "training": "importance on training rows"}
+    )
+    weak = run.scores.weak
+    groups = run.scores.groups
+    frame["forest proxy"] = [
+        ("weak" if all(weak[f] for f in groups[c]) else "important") if c in groups else "" for c in frame.index
+    ]
+    return frame.map(_fmt).reset_index()
+
+
+def _replans_table(plans) -> pd.DataFrame:
+    rows = [
+        (
+            r["epoch"],
+            "the forest proxy's scores" if r["reason"] == "scores" else r["reason"],
+            ", ".join(r["moved"]) or "-",
+            "; ".join(
+                f"{b['name']}: {', '.join(b['features'][:6])}{' ...' if len(b['features']) > 6 else ''}"
+                for b in r["plan"]["branches"]
+            ),  # fmt: skip
         )
-        weak = run.scores.weak
-        groups = run.scores.groups
-        frame["forest proxy"] = [
-            ("weak" if all(weak[f] for f in groups[c]) else "important") if c in groups else "" for c in frame.index
-        ]
-        tables["sensitive"] = frame.map(_fmt).reset_index()
-    if run.plans:
-        rows = [
-            (
-                r["epoch"],
-                "the forest proxy's scores" if r["reason"] == "scores" else r["reason"],
-                ", ".join(r["moved"]) or "-",
-                "; ".join(
-                    f"{b['name']}: {', '.join(b['features'][:6])}{' ...' if len(b['features']) > 6 else ''}"
-                    for b in r["plan"]["branches"]
-                ),  # fmt: skip
-            )
-            for r in run.plans
-        ]
-        tables["replans"] = pd.DataFrame(rows, columns=["after epoch", "planned from", "moved", "branches"]).map(_fmt)
-    if run.tuning is not None and len(run.tuning):
-        top = run.tuning.head(10)
-        if "rescoring" in top:  # None (no re-scoring) is an empty cell in the CSV
-            top = top.fillna({"rescoring": "none"})
-        tables["tuning"] = top.map(_fmt)
-    return tables
+        for r in plans
+    ]
+    return pd.DataFrame(rows, columns=["after epoch", "planned from", "moved", "branches"]).map(_fmt)
 
 
 def _summary(run: Run) -> str:

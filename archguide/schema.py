@@ -29,7 +29,16 @@ from pandas.api import types as ptypes
 
 from archguide.exceptions import DataError
 
-__all__ = ["Table", "as_table", "check_target", "column_mismatch", "format_names", "repeated", "unique_name"]
+__all__ = [
+    "Table",
+    "as_table",
+    "check_target",
+    "column_mismatch",
+    "format_names",
+    "encoded_table",
+    "repeated",
+    "unique_name",
+]
 
 KINDS = ("numeric", "boolean", "categorical")
 
@@ -133,7 +142,7 @@ def as_table(X, *, argument: str = "X", allow_missing_columns: bool = False) -> 
 
     Args:
         X: A pandas DataFrame or a 2-D array-like of shape
-            ``(n_samples, n_features)``.
+            ``(n_samples, n_features)``; a :class:`Table` is returned as it is.
         argument: The argument's name, used in error messages.
         allow_missing_columns: Accept a column with no value at all (a few
             rows to predict may all lack one value); such columns are listed
@@ -147,6 +156,8 @@ def as_table(X, *, argument: str = "X", allow_missing_columns: bool = False) -> 
             a column that is complex, nested, of an unsupported dtype,
             entirely missing, or contains infinite values.
     """
+    if isinstance(X, Table):  # typed at the door already
+        return X
     if isinstance(X, pd.Series):
         raise DataError(
             f"Expected {argument} to be 2-D (a DataFrame or an array of shape (n_samples, n_features)). "
@@ -401,3 +412,12 @@ def check_target(y, n_rows: int, *, argument: str = "y") -> np.ndarray:
                 f"{argument} has {int(inf.sum())} infinite values, first at rows {np.flatnonzero(inf)[:5].tolist()}."
             )
     return np.array(values, copy=True)
+
+
+def encoded_table(matrix: np.ndarray, features) -> Table:
+    """A :class:`Table` over a matrix archguide encoded itself (finite numbers, one column per feature).
+
+    The data was validated at the door, as the user's columns; its encoding is not validated again.
+    """
+    names = tuple(str(f) for f in features)
+    return Table(names, dict.fromkeys(names, "numeric"), {}, matrix.shape[0], matrix, None)

@@ -228,13 +228,13 @@ def proxy_study():
     """The default regressor with the default scoring proxy and with extremely randomized trees.
 
     bench_power.py --only proxy measures the weak flag's power; this measures the network built from the
-    scores. The alternative proxy replaces ``archguide._proxy.default_proxy`` for the run.
+    scores. The alternative proxy replaces ``archguide.scoring._proxy.default_proxy`` for the run.
     """
     from unittest import mock
 
     variants = {
         "random forest, leaf 3 (default)": None,
-        "extra trees, leaf 5": lambda: mock.patch("archguide._proxy.default_proxy", _extra_trees),
+        "extra trees, leaf 5": lambda: mock.patch("archguide.scoring._proxy.default_proxy", _extra_trees),
     }
     datasets = {"Friedman #1": friedman, "diabetes + 10 noise": diabetes_noise}
     scoring_downstream("Scoring proxy downstream: the default regressor", variants, datasets)
@@ -251,7 +251,7 @@ def companion_study():
     variants = {
         "forest and linear companion (default)": None,
         "forest alone (companion=None)": lambda: mock.patch(
-            "archguide.estimators.score_features", partial(ag.score_features, companion=None)
+            "archguide.estimators.estimator.score_features", partial(ag.score_features, companion=None)
         ),
     }
     datasets = {
@@ -368,7 +368,7 @@ def _misled_fit(name, seed, n_train, n_test):
         pred = predict(X_te[:, columns])
     else:
         params, scorer = variant
-        with mock.patch("archguide.estimators.score_features", scorer):
+        with mock.patch("archguide.estimators.estimator.score_features", scorer):
             est = ag.ImportanceGuidedRegressor(random_state=seed, **params).fit(X_tr, y_tr)
         pred = est.predict(X_te)
         pair_weak = float(est.scores_.weak[["x2", "x3"]].any())

@@ -52,7 +52,7 @@ def fit_once(data, seed, variant):
     import keras
 
     import archguide as ag
-    from archguide import estimators
+    from archguide.estimators import _training as estimators
 
     compile_ = keras.Model.compile
 

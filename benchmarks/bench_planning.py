@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 
 from archguide.planning import plan_architecture
-from archguide.scoring import FeatureScores
+from archguide.scoring.score import FeatureScores
 
 
 def synthetic_scores(n_features: int) -> FeatureScores:

@@ -48,7 +48,7 @@ trees on the class indicators (``indicators``, 10 seeds), the weak test's linear
 against the forest alone (``companion``, 30 seeds), trees per forest
 (``n_estimators="auto"``), number of folds (``cv="auto"``, 14 seeds), shuffles per group
 (``n_repeats``, 14 seeds) and the fold-correlation study that chose
-``archguide._weak_test.FOLD_VARIANCE``.)
+``archguide.scoring._weak_test.FOLD_VARIANCE``.)
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ from scipy.special import expit
 from scipy.stats import false_discovery_control
 
 import archguide as ag
-from archguide._weak_test import FOLD_VARIANCE
+from archguide.scoring._weak_test import FOLD_VARIANCE
 
 N_FEATURES = 30
 INFORMATIVE = list(range(6))
@@ -306,7 +306,7 @@ def proxy_study(seeds: list[int]) -> pd.DataFrame:
     """
     from sklearn import ensemble
 
-    from archguide._proxy import default_proxy
+    from archguide.scoring._proxy import default_proxy
 
     rows = []
     for task in ("regression", "classification"):
@@ -351,8 +351,8 @@ def companion_study(seeds: list[int], sizes: tuple[int, ...] = (500, 1000)) -> p
     """
     from unittest import mock
 
-    import archguide.scoring as scoring
-    from archguide._companion import linear_proxy
+    import archguide.scoring.score as scoring
+    from archguide.scoring._companion import linear_proxy
 
     def doubled(p_first, p_second):
         return np.minimum(1.0, 2.0 * np.minimum(p_first, p_second))
@@ -398,7 +398,7 @@ def indicator_study(seeds: list[int]) -> pd.DataFrame:
     from sklearn.datasets import make_classification
     from sklearn.ensemble import RandomForestClassifier
 
-    from archguide import _proxy
+    from archguide.scoring import _proxy
 
     default_proxy = _proxy.default_proxy  # bound before the patch below puts gini_forest in its place
 
@@ -448,7 +448,7 @@ def fold_correlation_study(n_runs: int, folds: tuple[int, ...] = (5, 4, 3)) -> p
     1, and the pooled statistic's variance is 1 + (K - 1) * correlation; "widening" is what the weak test
     divides the squared t statistic by (the same for every K).
     """
-    import archguide.scoring as scoring
+    import archguide.scoring.score as scoring
 
     seen = {"calls": []}
     row_p_values, row_splits = scoring.row_p_values, scoring.row_splits

@@ -69,7 +69,7 @@ def mixed_frame():
 
 def make_scores(importances, weak=(), groups=None, task="regression"):
     """FeatureScores with chosen importances, without running the scorer."""
-    from archguide.scoring import FeatureScores
+    from archguide.scoring.score import FeatureScores
 
     features = list(importances)
     groups = groups or {f: [f] for f in features}

@@ -6,9 +6,9 @@ import pytest
 from conftest import make_scores, run_python
 
 import archguide as ag
-from archguide.builder import DATA_LOSS_METRIC
 from archguide.exceptions import ConfigError, DataError
-from archguide.layers import (
+from archguide.model.builder import DATA_LOSS_METRIC
+from archguide.model.layers import (
     CategoryEmbedding,
     ColumnSelector,
     EnsembleAdapter,
@@ -407,7 +407,7 @@ def test_category_embedding_returns_each_levels_vector():
 
 
 def test_a_category_embedded_plan_builds_what_it_counts_and_weight_importance_reads_each_level():
-    from archguide.network import network_importance
+    from archguide.model.importance import network_importance
 
     levels = [f"c={i}" for i in range(12)]
     importances = {"a": 0.6, **{f: 0.1 for f in levels}, "b": 0.05}

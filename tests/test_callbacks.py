@@ -8,8 +8,8 @@ from conftest import run_python
 from sklearn.datasets import make_friedman1
 
 import archguide as ag
-from archguide.callbacks import LOG_KEYS, training_callbacks
 from archguide.exceptions import ArchguideWarning, ConfigError, DataError
+from archguide.model.callbacks import LOG_KEYS, training_callbacks
 
 INFORMATIVE = [f"x{i}" for i in range(5)]
 NOISE = [f"x{i}" for i in range(5, 50)]

@@ -130,7 +130,7 @@ def test_an_unexpected_error_is_one_line_too(csv_path, capsys, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("something\ndeep inside")
 
-    monkeypatch.setattr("archguide.scoring.score_features", broken)
+    monkeypatch.setattr("archguide.scoring.score.score_features", broken)
     assert main(["score", str(csv_path), "--target", "price"]) == 1
     err = capsys.readouterr().err
     assert err == "archguide: error: unexpected RuntimeError: something deep inside (run with -v for the traceback)\n"

@@ -6,7 +6,7 @@ import yaml
 
 from archguide.config import SCHEMA, apply_override, default_config, estimator_params, load_config, validate
 from archguide.exceptions import ConfigError
-from archguide.scoring import score_features
+from archguide.scoring.score import score_features
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -20,7 +20,7 @@ def test_scoring_defaults_are_the_functions_defaults():
 
 
 def test_tuning_defaults_are_tunes_defaults():
-    from archguide.estimators import ImportanceGuidedRegressor
+    from archguide.estimators.estimator import ImportanceGuidedRegressor
 
     params = inspect.signature(ImportanceGuidedRegressor.tune).parameters
     for key, value in default_config()["tuning"].items():

@@ -17,7 +17,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import archguide as ag
 from archguide import ConfigError, DataError, NotFittedError, TrainingError
-from archguide.callbacks import cosine_schedule
+from archguide.model.callbacks import cosine_schedule
 
 keras = pytest.importorskip("keras")
 
@@ -90,6 +90,25 @@ def test_fit_keeps_the_weights_of_the_lowest_penalty_free_validation_loss(fitted
     assert error == pytest.approx(min(losses), rel=1e-4)
     assert error == pytest.approx(losses[est.best_epoch_ - 1], rel=1e-4)
     assert est.n_epochs_ <= 60
+
+
+def test_fit_validates_the_users_columns_once_and_scores_the_encoded_table(monkeypatch):
+    # The raw table is checked and typed at the door; scoring (the first scores and the residual check) reads
+    # the encoding of it without checking it again.
+    import archguide.schema as schema
+    import archguide.scoring.score as score
+
+    typed, scored = [], []
+    real_typing, real_scoring = schema._frame_table, score.score_features
+    monkeypatch.setattr(schema, "_frame_table", lambda *a, **k: typed.append(a[0].shape) or real_typing(*a, **k))
+    monkeypatch.setattr(
+        "archguide.estimators.estimator.score_features", lambda X, *a, **k: scored.append(X) or real_scoring(X, *a, **k)
+    )
+    X, y = _frame(120)
+    ag.ImportanceGuidedRegressor(random_state=0, epochs=2, n_repeats=2, total_units=16).fit(X, y)
+    assert typed == [X.shape]
+    assert [type(t).__name__ for t in scored] == ["Table"]
+    assert scored[0].names[:2] == ("num", "num=<missing>")
 
 
 def test_predict_matches_a_frame_by_column_name(fitted):
@@ -643,7 +662,7 @@ def test_scikit_learn_estimator_checks(estimator, check):
 
 
 def test_sensitive_not_important_flags_training_only_importance():
-    from archguide.estimators import sensitive_not_important
+    from archguide.estimators._sensitivity import sensitive_not_important
 
     held_out = pd.Series({"strong": 0.40, "noisy_strong": 0.05, "overfit": 0.001, "tiny": 0.0, "negative": -0.01})
     training = pd.Series({"strong": 0.50, "noisy_strong": 1.45, "overfit": 0.10, "tiny": 0.004, "negative": 0.05})
@@ -656,7 +675,7 @@ def test_sensitive_not_important_flags_training_only_importance():
 
 
 def test_the_fitted_sensitivity_follows_the_rule(fitted):
-    from archguide.estimators import sensitive_not_important
+    from archguide.estimators._sensitivity import sensitive_not_important
 
     est, _, _ = fitted
     sens = est.sensitivity_
@@ -669,7 +688,7 @@ def test_the_fitted_sensitivity_follows_the_rule(fitted):
 def test_training_pipeline_shows_every_row_once_per_epoch_in_a_new_order():
     """The fit's data pipeline is built once: each epoch's batches still hold every training row once,
     shuffled anew each epoch, the same way for the same seed; every held-out row is evaluated once."""
-    from archguide.estimators import _fit_data
+    from archguide.estimators._training import _fit_data
 
     X = np.arange(70, dtype="float32").reshape(-1, 1) * [1.0, -1.0]
     y = np.arange(70, dtype="float32")
@@ -696,7 +715,7 @@ def test_training_pipeline_shows_every_row_once_per_epoch_in_a_new_order():
 def test_several_steps_per_execution_still_show_every_row_once_per_epoch():
     """Keras runs ``steps_per_execution`` steps per call; on the fit's repeated pipeline the estimator
     picks a divisor of the steps per epoch, so no call runs into the next epoch's rows."""
-    from archguide.estimators import _fit_data, _steps_per_execution
+    from archguide.estimators._training import _fit_data, _steps_per_execution
 
     assert [_steps_per_execution(n, 64) for n in (64 * 100, 64 * 13, 1000, 100)] == [10, 13, 16, 2]
 

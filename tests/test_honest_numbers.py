@@ -11,9 +11,9 @@ import pytest
 from sklearn.datasets import make_friedman1
 
 import archguide as ag
-import archguide.estimators as estimators_module
+import archguide.estimators.estimator as estimators_module
 from archguide.exceptions import DataError
-from archguide.tuning import FoldedHyperModel, ImportanceHyperModel
+from archguide.tuning.hypermodel import FoldedHyperModel, ImportanceHyperModel
 
 FAST = {"epochs": 15, "n_repeats": 2, "total_units": 32, "patience": 5}
 
@@ -36,8 +36,8 @@ def test_tune_never_encodes_or_scores_the_rows_a_trial_is_validated_on(cv, monke
     scored, folds = [], []
     real_score, real_init = estimators_module.score_features, FoldedHyperModel.__init__
 
-    def spy_score(X_scored, *args, **kwargs):
-        scored.append(np.asarray(X_scored, dtype=np.float32))
+    def spy_score(X_scored, *args, **kwargs):  # the estimator scores a typed table of its encoded rows
+        scored.append(X_scored.encode())
         return real_score(X_scored, *args, **kwargs)
 
     def spy_init(self, given, **kwargs):

@@ -251,7 +251,7 @@ def test_permutation_and_ablation_measure_the_compiled_loss():
 
 
 def test_gradient_runs_in_batches_of_batch_size(mlp):
-    from archguide import network
+    from archguide.model import importance as network
 
     model, X, _ = mlp
     whole = ag.network_importance(model, X, method="gradient")

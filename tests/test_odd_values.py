@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 import archguide as ag
+from archguide.estimators.preprocessing import ColumnEncoding
 from archguide.exceptions import ConfigError, DataError
-from archguide.preprocessing import ColumnEncoding
 from archguide.schema import as_table
 
 

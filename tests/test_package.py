@@ -50,7 +50,7 @@ def test_scoring_and_planning_modules_do_not_import_keras():
         spec = importlib.util.find_spec("archguide")
         pkg = types.ModuleType("archguide"); pkg.__path__ = spec.submodule_search_locations
         sys.modules["archguide"] = pkg
-        import archguide.scoring, archguide.config, archguide.report, archguide.schema
+        import archguide.scoring.score, archguide.config, archguide.report, archguide.schema
         print("keras" in sys.modules, "tensorflow" in sys.modules)
         """
     )

@@ -344,7 +344,7 @@ def test_embeddings_are_richer_for_important_features_and_absent_for_weak_ones()
 
 
 def test_a_replan_keeps_the_embedding_options():
-    from archguide.replanning import replan_from
+    from archguide.model.replanning import replan_from
 
     plan = plan_architecture(make_scores(FRIEDMAN_LIKE, weak=NOISE), embedding=8, embeddable=["a", "c", "n0"])
     moved = {**FRIEDMAN_LIKE, "n0": 0.5}  # n0 turns out strong: a re-plan embeds it, "b" stays plain
@@ -385,7 +385,7 @@ def test_category_embeddings_block_a_columns_levels_per_branch_and_leave_small_a
     # A plan saved before category embeddings has none, and a re-plan keeps the option.
     old = plan_architecture(scores).to_dict()
     assert all("categories" not in b for b in old["branches"])
-    from archguide.replanning import replan_from
+    from archguide.model.replanning import replan_from
 
     assert [b.categories for b in replan_from(plan, scores).branches] == [b.categories for b in plan.branches]
 

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from archguide.estimators.preprocessing import CategoryEncoder, ColumnEncoding, NumericEncoder
 from archguide.exceptions import ConfigError, DataError
-from archguide.preprocessing import CategoryEncoder, ColumnEncoding, NumericEncoder
 from archguide.schema import as_table
 
 keras = pytest.importorskip("keras")

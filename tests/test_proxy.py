@@ -7,7 +7,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import archguide as ag
-from archguide._proxy import IndicatorForestClassifier, default_proxy
+from archguide.scoring._proxy import IndicatorForestClassifier, default_proxy
 
 
 @parametrize_with_checks([IndicatorForestClassifier(n_estimators=5, random_state=0)])

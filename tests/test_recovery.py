@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 import archguide as ag
-from archguide._companion import LinearCompanion, linear_proxy
-from archguide._weak_test import either_p_value
-from archguide.replanning import missing_features
+from archguide.model.replanning import missing_features
+from archguide.scoring._companion import LinearCompanion, linear_proxy
+from archguide.scoring._weak_test import either_p_value
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -85,7 +85,7 @@ def _pair_called_weak(scores):
 
 def _fit_misled(X, y, **params):
     real = ag.score_features
-    with mock.patch("archguide.estimators.score_features", lambda *a, **k: _pair_called_weak(real(*a, **k))):
+    with mock.patch("archguide.estimators.estimator.score_features", lambda *a, **k: _pair_called_weak(real(*a, **k))):
         return ag.ImportanceGuidedRegressor(random_state=0, **{**FAST, **params}).fit(X, y)
 
 

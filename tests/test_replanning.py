@@ -9,7 +9,7 @@ import pytest
 
 import archguide as ag
 from archguide import ConfigError
-from archguide.replanning import ReplanTrigger, moved_features, network_scores, replan_from, warm_start
+from archguide.model.replanning import ReplanTrigger, moved_features, network_scores, replan_from, warm_start
 
 keras = pytest.importorskip("keras")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -204,7 +204,7 @@ def replanned():
     def misleading(*args, **kwargs):
         return _misled(real(*args, **kwargs))
 
-    with mock.patch("archguide.estimators.score_features", misleading):
+    with mock.patch("archguide.estimators.estimator.score_features", misleading):
         est = ag.ImportanceGuidedRegressor(random_state=0, replan="residuals", max_replans=2, **FAST).fit(X, y)
     return est, X, y
 
@@ -233,7 +233,7 @@ def test_a_misled_plan_without_replan_stays_misled_and_fits_worse(replanned):
 
     est, X, y = replanned
     real = ag.score_features
-    with mock.patch("archguide.estimators.score_features", lambda *a, **k: _misled(real(*a, **k))):
+    with mock.patch("archguide.estimators.estimator.score_features", lambda *a, **k: _misled(real(*a, **k))):
         stuck = ag.ImportanceGuidedRegressor(random_state=0, replan=False, **FAST).fit(X, y)
     assert len(stuck.plans_) == 1 and "x0" in stuck.plan_.weak
     X_new, y_new = _data(400, seed=1)
@@ -277,7 +277,7 @@ def test_the_networks_importance_moves_the_noise_the_proxy_put_first_and_frees_n
 
     X, y = _data()
     real = ag.score_features
-    with mock.patch("archguide.estimators.score_features", lambda *a, **k: _misled(real(*a, **k))):
+    with mock.patch("archguide.estimators.estimator.score_features", lambda *a, **k: _misled(real(*a, **k))):
         est = ag.ImportanceGuidedRegressor(random_state=0, replan=True, max_replans=1, **FAST).fit(X, y)
     assert [p["reason"] for p in est.plans_] == ["scores", "network importance"]
     assert "x7" in est.plans_[0]["plan"].branches[0].features  # the proxy's misled first tier

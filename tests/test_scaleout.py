@@ -24,10 +24,11 @@ SEARCH = textwrap.dedent(
     import os, sys
     from sklearn.datasets import make_friedman1
     import archguide as ag
-    import archguide.tuning
+    import archguide.tuning.hypermodel
 
     if os.environ.get("DIE_IN_TRIAL"):  # a worker that dies in its first trial
-        archguide.tuning.FoldedHyperModel.fit = lambda *args, **kwargs: os._exit(3)  # what tune searches with
+        # FoldedHyperModel is what tune searches with.
+        archguide.tuning.hypermodel.FoldedHyperModel.fit = lambda *args, **kwargs: os._exit(3)
     X, y = make_friedman1(300, n_features=8, noise=1.0, random_state=0)
     estimator = ag.ImportanceGuidedRegressor(epochs=3, patience=2, random_state=0, verbose=1)
     estimator.tune(X, y, max_trials=int(sys.argv[2]), tuner="random", directory=sys.argv[1], overwrite=True,
@@ -81,7 +82,7 @@ def test_a_dead_worker_does_not_leave_the_chief_waiting(tmp_path):
 
 
 def test_serve_chief_outside_a_chief_is_refused(monkeypatch):
-    from archguide.tuning import distributed_role, serve_chief
+    from archguide.tuning.hypermodel import distributed_role, serve_chief
 
     monkeypatch.delenv("KERASTUNER_ORACLE_IP", raising=False)
     assert distributed_role() is None
@@ -216,7 +217,7 @@ def test_the_chief_ends_a_search_at_its_timeout_with_one_warning(tmp_path, monke
     from sklearn.datasets import make_friedman1
 
     from archguide.exceptions import ArchguideWarning
-    from archguide.tuning import ImportanceHyperModel, serve_chief
+    from archguide.tuning.hypermodel import ImportanceHyperModel, serve_chief
 
     port = _free_port()
     for name, value in {"KERASTUNER_TUNER_ID": "chief", "KERASTUNER_ORACLE_IP": "127.0.0.1",

@@ -10,7 +10,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 
 import archguide as ag
 from archguide.exceptions import ConfigError, DataError
-from archguide.scoring import MIN_ROWS, permutation_scores, resolve_task
+from archguide.scoring.score import MIN_ROWS, permutation_scores, resolve_task
 
 INFORMATIVE = [f"x{i}" for i in range(5)]
 
@@ -456,7 +456,7 @@ def test_options_are_checked_before_any_work(friedman, options, match, monkeypat
     def no_work(*args, **kwargs):
         raise AssertionError("the data was touched before the options were checked")
 
-    monkeypatch.setattr("archguide.scoring.as_table", no_work)
+    monkeypatch.setattr("archguide.scoring.score.as_table", no_work)
     X, y = friedman
     with pytest.raises(ConfigError, match=match):
         ag.score_features(X, y, **options)
@@ -523,7 +523,7 @@ def test_columns_no_tree_reads_are_weak_with_p_value_one():
 
 
 def test_cross_fitting_holds_every_row_out_once_and_keeps_every_class():
-    from archguide.scoring import row_splits
+    from archguide.scoring.score import row_splits
 
     y = np.r_[np.zeros(90), np.ones(40), np.full(6, 2)].astype(int)
     splits = row_splits(
@@ -541,7 +541,7 @@ def test_cross_fitting_holds_every_row_out_once_and_keeps_every_class():
 
 
 def test_folds_follow_cv_rows_and_the_smallest_class(friedman):
-    from archguide.scoring import n_folds_for
+    from archguide.scoring.score import n_folds_for
 
     assert n_folds_for("auto", 4999, 0.2) == 5 and n_folds_for("auto", 5000, 0.2) == 1
     assert n_folds_for("auto", 1000, 0.25) == 4 and n_folds_for(3, 50_000, 0.2) == 3
@@ -557,7 +557,7 @@ def test_folds_follow_cv_rows_and_the_smallest_class(friedman):
      ("neg_log_loss", 1.0)],
 )  # fmt: skip
 def test_per_row_loss_increases_average_to_the_score_drop(friedman, classification, metric, scale):
-    from archguide._permutation import permutation_drops
+    from archguide.scoring._permutation import permutation_drops
 
     X, y = classification if metric in ("accuracy", "neg_brier_score", "neg_log_loss") else friedman
     task = "binary" if metric in ("accuracy", "neg_brier_score", "neg_log_loss") else "regression"
@@ -573,7 +573,7 @@ def test_weak_test_helpers():
     from scipy.stats import false_discovery_control, ttest_1samp
     from scipy.stats import t as student_t
 
-    from archguide._weak_test import FOLD_VARIANCE, discoveries, row_p_values
+    from archguide.scoring._weak_test import FOLD_VARIANCE, discoveries, row_p_values
 
     rng = np.random.RandomState(0)
     deltas = np.vstack([np.zeros(100), np.full(100, -0.5), rng.randn(100) + 1.0, rng.randn(100)])
@@ -595,7 +595,7 @@ def test_weak_test_helpers():
 
 
 def test_either_p_value_is_simes_combination_of_the_two_tests():
-    from archguide._weak_test import either_p_value
+    from archguide.scoring._weak_test import either_p_value
 
     first = np.array([0.01, 0.01, 0.6, 0.9, 0.0, 1.0, 0.03])
     second = np.array([0.015, 0.9, 0.7, 0.2, 0.5, 1.0, 0.02])
@@ -613,7 +613,7 @@ def test_either_p_value_is_simes_combination_of_the_two_tests():
 
 @pytest.mark.parametrize("n_repeats", [2, 30])
 def test_the_companion_shuffles_at_least_companion_repeats_times(n_repeats, monkeypatch):
-    import archguide.scoring as scoring
+    import archguide.scoring.score as scoring
 
     seen = []
     measure = scoring._measure
@@ -653,7 +653,7 @@ def test_scores_record_their_decisions_and_p_values(friedman):
 
 def test_the_linear_companion_keeps_faint_linear_effects_the_forest_alone_misses():
     # Two faint linear effects at 400 rows: the forest's held-out losses barely move when they are shuffled.
-    # With the per-test widenings for cross-fitted folds (archguide._weak_test) the companions keep both
+    # With the per-test widenings for cross-fitted folds (archguide.scoring._weak_test) the companions keep both
     # in four of these six seeds, the forest alone in three.
     misses, misses_forest = 0, 0
     for seed in range(6):
@@ -680,7 +680,7 @@ def test_a_companion_that_cannot_be_fitted_is_skipped_and_said(friedman, monkeyp
         def fit(self, X, y):
             raise ValueError("cannot fit this")
 
-    monkeypatch.setattr("archguide.scoring.linear_proxy", lambda task, pairwise=False: Unfittable())
+    monkeypatch.setattr("archguide.scoring.score.linear_proxy", lambda task, pairwise=False: Unfittable())
     X, y = friedman
     scores = ag.score_features(X[:300], y[:300], random_state=0)
     alone = ag.score_features(X[:300], y[:300], random_state=0, companion=None)
@@ -696,9 +696,9 @@ def test_a_companion_that_cannot_be_fitted_is_skipped_and_said(friedman, monkeyp
 )  # fmt: skip
 @pytest.mark.parametrize("per_chunk", [None, 4])
 def test_the_linear_companions_shortcut_gives_the_shuffled_copies_numbers(task, metric, per_chunk, monkeypatch):
-    from archguide import _permutation
-    from archguide._companion import LinearCompanion, linear_proxy
-    from archguide._permutation import permutation_drops
+    from archguide.scoring import _permutation
+    from archguide.scoring._companion import LinearCompanion, linear_proxy
+    from archguide.scoring._permutation import permutation_drops
 
     if per_chunk is not None:  # several chunks of copies share the rows' own predictions, computed once
         monkeypatch.setattr(_permutation, "copies_per_chunk", lambda X: per_chunk)
@@ -732,7 +732,7 @@ def test_n_shadow_is_deprecated(friedman):
 
 @pytest.mark.parametrize("companion", ["linear", None])
 def test_the_progress_bar_counts_every_shuffled_copy(companion, monkeypatch):
-    import archguide.scoring as scoring
+    import archguide.scoring.score as scoring
 
     bars = []
 
@@ -786,7 +786,7 @@ def test_a_scorer_outside_the_batched_ones_scores_with_the_companions_on(scoring
 def test_grouping_a_long_table_reads_a_bounded_spread_of_its_rows(monkeypatch):
     """Past MAX_CORRELATION_ROWS rows the correlations come from that many rows, spread through the
     table (here sorted by its first column, so the first rows alone would see a narrow slice)."""
-    from archguide import grouping
+    from archguide.scoring import grouping
 
     rng = np.random.default_rng(0)
     a = np.sort(rng.normal(size=250_000))

@@ -13,8 +13,8 @@ import pytest
 
 import archguide as ag
 from archguide.exceptions import ConfigError, DataError
-from archguide.layers import CategoryEmbedding
-from archguide.tuning import ImportanceHyperModel, ObjectiveError
+from archguide.model.layers import CategoryEmbedding
+from archguide.tuning.hypermodel import ImportanceHyperModel, ObjectiveError
 
 
 @pytest.fixture(scope="module")

@@ -3,13 +3,13 @@
 The source notes suggest "regularly re-evaluating feature importance after a
 few epochs ... and adjust the network accordingly". :class:`ImportanceRescoring`
 does that: every ``every_n_epochs`` epochs it measures importance on held-out
-rows with :func:`~archguide.network.network_importance`, smooths it, and sets
-the model's :class:`~archguide.layers.FeatureGate` strengths with the same rule
+rows with :func:`~archguide.network_importance`, smooths it, and sets
+the model's :class:`~archguide.FeatureGate` strengths with the same rule
 as the plan (:func:`~archguide.planning.l1_strengths`).
 
 Because the callback moves the penalty, ``val_loss`` (which includes it) moves
 too. Watch the data loss instead: models compiled by
-:func:`~archguide.builder.build_model` report it as ``data_loss`` /
+:func:`~archguide.build_model` report it as ``data_loss`` /
 ``val_data_loss``::
 
     keras.callbacks.EarlyStopping(monitor="val_data_loss", restore_best_weights=True)
@@ -27,9 +27,9 @@ from scipy.stats import kendalltau
 
 from archguide._backend import import_keras
 from archguide._checks import check_choice, check_int, check_number, check_seed
-from archguide.builder import DATA_LOSS_METRIC
 from archguide.exceptions import ArchguideWarning, ConfigError, DataError
-from archguide.network import METHODS, aligned_input, input_gate, network_importance
+from archguide.model.builder import DATA_LOSS_METRIC
+from archguide.model.importance import METHODS, aligned_input, input_gate, network_importance
 from archguide.planning import l1_strengths
 
 keras = import_keras()
@@ -47,15 +47,15 @@ class ImportanceRescoring(keras.callbacks.Callback):
 
     Every ``every_n_epochs`` epochs, on at most ``max_rows`` validation rows:
 
-    1. score the features with ``method`` (see :func:`~archguide.network.network_importance`);
+    1. score the features with ``method`` (see :func:`~archguide.network_importance`);
        predictions that are not finite skip the re-scoring with a warning;
     2. smooth: ``s = smoothing * s_previous + (1 - smoothing) * score``;
-    3. if the model has a :class:`~archguide.layers.FeatureGate` and
+    3. if the model has a :class:`~archguide.FeatureGate` and
        ``update_penalties``, set its strengths to
        ``l1_strengths(s, l1=l1, l1_power=l1_power)``.
 
     The scale ``l1=None`` resolves, when training begins, to: the ``l1`` the
-    gate was built with (:func:`~archguide.builder.build_model` keeps the
+    gate was built with (:func:`~archguide.build_model` keeps the
     plan's ``l1`` in the gate); for a gate made without one, the smallest
     *positive* strength it holds. A gate with neither leaves nothing to scale
     by: pass ``l1``, or ``update_penalties=False``. The scale used is kept in
@@ -83,7 +83,7 @@ class ImportanceRescoring(keras.callbacks.Callback):
         validation_data: ``(X_val, y_val)`` held-out rows: an array in the
             model's input order, or a DataFrame matched to the gate's
             feature names by column name.
-        method: A :func:`~archguide.network.network_importance` method.
+        method: A :func:`~archguide.network_importance` method.
         every_n_epochs: Re-score every this many epochs (at least 1).
         update_penalties: Set the gate's strengths from the scores.
         smoothing: Weight of the previous smoothed scores, in [0, 1).

@@ -51,7 +51,7 @@ class LinearCompanion:
     """A fitted :func:`linear_proxy` pipeline that predicts edited copies of rows without building them.
 
     ``predict`` and ``predict_proba`` are the pipeline's; :meth:`edited_predictor`
-    gives what :func:`archguide._permutation.permutation_drops` calls instead of
+    gives what :func:`archguide.scoring._permutation.permutation_drops` calls instead of
     stacking copies.
     """
 

@@ -49,7 +49,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from archguide._backend import import_keras
 from archguide._checks import check_choice, check_int
@@ -68,7 +67,6 @@ __all__ = [
     "SCALINGS",
     "check_pooling",
     "dict_keys_not_names",
-    "frame_of",
     "infrequent_mask",
     "model_label",
 ]
@@ -298,6 +296,20 @@ class ColumnEncoding:
     @property
     def groups(self) -> dict[str, list[str]]:
         return {c.name: list(c.features) for c in self.columns}
+
+    @property
+    def embeddable(self) -> list[str]:
+        """The features an embedding may encode: numeric columns' values (not flags, levels or booleans)."""
+        return [c.features[0] for c in self.columns if c.kind == "numeric"]
+
+    @property
+    def levels(self) -> dict[str, list[str]]:
+        """Categorical column -> its level features (the pooled one included, the missing flag not)."""
+        return {
+            c.name: list(c.features[: len(c.features) - c.missing_indicator])
+            for c in self.columns
+            if c.kind == "categorical"
+        }
 
     @classmethod
     def fit(
@@ -542,8 +554,3 @@ def infrequent_mask(
         pooled = np.ones(counts.shape, dtype=bool)
         pooled[frequent[: max_categories - 1]] = False
     return pooled
-
-
-def frame_of(matrix: np.ndarray, features) -> pd.DataFrame:
-    """The feature matrix as a DataFrame named by feature (no copy of the data)."""
-    return pd.DataFrame(matrix, columns=pd.Index(list(features), dtype=object), copy=False)

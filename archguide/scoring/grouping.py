@@ -2,7 +2,7 @@
 
 Near-copies hide each other when shuffled one at a time (the forest reads the
 other copy), so :func:`correlation_groups` clusters strongly correlated
-numeric features and :func:`~archguide.scoring.score_features` shuffles each
+numeric features and :func:`~archguide.score_features` shuffles each
 cluster jointly. Hand-made groups (``groups={"name": [features]}``) are checked
 here too. No Keras, no forests.
 """

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from archguide._backend import import_keras
 from archguide._checks import check_choice, check_int, check_number, check_units
 from archguide.exceptions import ConfigError
-from archguide.layers import (
+from archguide.model.layers import (
     CategoryEmbedding,
     ColumnSelector,
     DataLoss,
@@ -128,11 +128,11 @@ def build_model(
         activation: Activation of the hidden Dense layers.
         ensemble_size: Members of a TabM-mini ensemble (1: none). With
             ``k > 1`` the gated input is copied ``k`` times, each copy scaled
-            feature by feature (:class:`~archguide.layers.EnsembleAdapter`),
+            feature by feature (:class:`~archguide.model.layers.EnsembleAdapter`),
             the branches and the head are shared by the copies, each member
             has its own output layer, and the model predicts their mean; each
             member is trained on its own loss (see
-            :class:`~archguide.layers.EnsembleMean`). The model's input and
+            :class:`~archguide.model.layers.EnsembleMean`). The model's input and
             output shapes do not change.
         compile: Compile with the task's loss, the optimizer, and metrics: the
             loss again as ``"data_loss"`` (without the gate's penalty, weighted
@@ -149,7 +149,7 @@ def build_model(
             their own L1 penalty). 0: Adam.
         label_smoothing: For classes, train against labels smoothed towards
             the uniform distribution by this much
-            (:class:`~archguide.layers.SmoothedCrossentropy`); ``data_loss``
+            (:class:`~archguide.model.layers.SmoothedCrossentropy`); ``data_loss``
             stays the plain cross-entropy (the log loss, what early stopping
             reads), so it is no longer ``loss - penalty``. 0: none.
         steps_per_execution: Training steps per call of the compiled step
@@ -169,6 +169,39 @@ def build_model(
             another option out of range.
         DataError: the plan is inconsistent (see ``ArchitecturePlan.validate``).
     """
+    _check_build_options(task, n_outputs, dropout, learning_rate, weight_decay, label_smoothing, seed)
+    check_int("ensemble_size", ensemble_size)
+    check_int("steps_per_execution", steps_per_execution)
+    if not isinstance(plan, ArchitecturePlan):
+        raise ConfigError(f"build_model expects an ArchitecturePlan. Received: {type(plan).__name__}")
+    plan.validate()
+    head = check_units("head_units", plan.head_units if head_units is None else head_units)
+
+    layers = _Layers(seed, dropout, activation)
+    inputs = keras.Input(shape=(len(plan.features),), name="features")
+    l1 = plan.options.get("l1")
+    gated = FeatureGate(
+        strengths=[plan.l1_strengths[f] for f in plan.features],
+        feature_names=list(plan.features),
+        l1=float(l1) if isinstance(l1, numbers.Real) and not isinstance(l1, bool) else None,
+        name="gate",
+    )(inputs)
+    if ensemble_size > 1:
+        gated = EnsembleAdapter(ensemble_size, seed=layers.next_seed(), name="ensemble_adapter")(gated)
+    outputs_of_branches = [layers.branch(gated, plan, branch) for branch in plan.branches]
+    if len(outputs_of_branches) > 1:
+        x = keras.layers.Concatenate(name="merge")(outputs_of_branches)
+    else:
+        x = outputs_of_branches[0]
+    for i, units in enumerate(head, start=1):
+        x = layers.hidden(x, units, "head", i)
+    model = keras.Model(inputs, layers.output(x, task, n_outputs, ensemble_size), name=name)
+    if compile:
+        _compile(model, task, optimizer, learning_rate, weight_decay, label_smoothing, steps_per_execution)
+    return model
+
+
+def _check_build_options(task, n_outputs, dropout, learning_rate, weight_decay, label_smoothing, seed) -> None:
     check_choice("task", task, MODEL_TASKS)
     check_int("n_outputs", n_outputs)
     if task == "binary" and n_outputs != 1:
@@ -186,88 +219,74 @@ def build_model(
     if label_smoothing > 0 and task == "regression":
         raise ConfigError(f"label_smoothing applies to classes; task='regression'. Received: {label_smoothing}")
     check_int("seed", seed, low=0, allow_none=True)
-    check_int("ensemble_size", ensemble_size)
-    check_int("steps_per_execution", steps_per_execution)
-    if not isinstance(plan, ArchitecturePlan):
-        raise ConfigError(f"build_model expects an ArchitecturePlan. Received: {type(plan).__name__}")
-    plan.validate()
-    head = check_units("head_units", plan.head_units if head_units is None else head_units)
 
-    counter = iter(range(10**6))
 
-    def next_seed():  # every layer its own seed: equal widths must not mean equal draws
-        return None if seed is None else seed + next(counter)
+class _Layers:
+    """Makes the model's layers, each with its own seed (equal widths must not mean equal draws)."""
 
-    def dense(units: int, layer_name: str, act):
-        init = keras.initializers.GlorotUniform(seed=next_seed())
+    def __init__(self, seed: int | None, dropout: float, activation: str):
+        self.seed, self.dropout, self.activation = seed, dropout, activation
+        self._counter = iter(range(10**6))
+
+    def next_seed(self):
+        return None if self.seed is None else self.seed + next(self._counter)
+
+    def dense(self, units: int, layer_name: str, act):
+        init = keras.initializers.GlorotUniform(seed=self.next_seed())
         return keras.layers.Dense(units, activation=act, kernel_initializer=init, name=layer_name)
 
-    def hidden(x, units: int, prefix: str, i: int, embedded=None):
+    def hidden(self, x, units: int, prefix: str, i: int, embedded=None):
         if embedded is None:
-            x = dense(units, f"{prefix}_dense_{i}", activation)(x)
+            x = self.dense(units, f"{prefix}_dense_{i}", self.activation)(x)
         else:  # act(W x + V [cos, sin] + b): the kernel W keeps one row per feature, as without an embedding
-            x = dense(units, f"{prefix}_dense_{i}", None)(x)
-            init = keras.initializers.GlorotUniform(seed=next_seed())
+            x = self.dense(units, f"{prefix}_dense_{i}", None)(x)
+            init = keras.initializers.GlorotUniform(seed=self.next_seed())
             extra = keras.layers.Dense(units, use_bias=False, kernel_initializer=init, name=f"{prefix}_embed")
             x = keras.layers.Add(name=f"{prefix}_sum_{i}")([x, extra(embedded)])
-            x = keras.layers.Activation(activation, name=f"{prefix}_activation_{i}")(x)
-        if dropout > 0:
-            x = keras.layers.Dropout(dropout, seed=next_seed(), name=f"{prefix}_dropout_{i}")(x)
+            x = keras.layers.Activation(self.activation, name=f"{prefix}_activation_{i}")(x)
+        if self.dropout > 0:
+            x = keras.layers.Dropout(self.dropout, seed=self.next_seed(), name=f"{prefix}_dropout_{i}")(x)
         return x
 
-    inputs = keras.Input(shape=(len(plan.features),), name="features")
-    l1 = plan.options.get("l1")
-    gated = FeatureGate(
-        strengths=[plan.l1_strengths[f] for f in plan.features],
-        feature_names=list(plan.features),
-        l1=float(l1) if isinstance(l1, numbers.Real) and not isinstance(l1, bool) else None,
-        name="gate",
-    )(inputs)
-    if ensemble_size > 1:
-        gated = EnsembleAdapter(ensemble_size, seed=next_seed(), name="ensemble_adapter")(gated)
-    outputs_of_branches = []
-    for branch in plan.branches:
+    def branch(self, gated, plan: ArchitecturePlan, branch):
+        """One branch: its features of the gated input, their embeddings, and its dense layers."""
         prefix = f"branch_{branch.name}"
         x = ColumnSelector(plan.feature_indices(branch), name=f"{prefix}_select")(gated)
         embedded = [j for j, f in enumerate(branch.features) if f in plan.embeddings]
+        periodic = None
         if embedded:
             selected = ColumnSelector(embedded, name=f"{prefix}_embed_select")(x)
             frequencies = [plan.embeddings[branch.features[j]] for j in embedded]
-            periodic = PeriodicEncoding(frequencies, seed=next_seed(), name=f"{prefix}_periodic")(selected)
+            periodic = PeriodicEncoding(frequencies, seed=self.next_seed(), name=f"{prefix}_periodic")(selected)
         if branch.categories:  # the first layer reads branch.first_layer_rows: other features, then embeddings
-            x = _with_category_embeddings(x, branch, prefix, next_seed)
+            x = _with_category_embeddings(x, branch, prefix, self.next_seed)
         for i, units in enumerate(branch.units, start=1):
-            x = hidden(x, units, prefix, i, periodic if embedded and i == 1 else None)
-        outputs_of_branches.append(x)
-    if len(outputs_of_branches) > 1:
-        x = keras.layers.Concatenate(name="merge")(outputs_of_branches)
-    else:
-        x = outputs_of_branches[0]
-    for i, units in enumerate(head, start=1):
-        x = hidden(x, units, "head", i)
-    out_activation = {"regression": "linear", "binary": "sigmoid", "multiclass": "softmax"}[task]
-    if ensemble_size > 1:
-        members = EnsembleHead(n_outputs, seed=next_seed(), name="output")(x)
+            x = self.hidden(x, units, prefix, i, periodic if i == 1 else None)
+        return x
+
+    def output(self, x, task: str, n_outputs: int, ensemble_size: int):
+        out_activation = {"regression": "linear", "binary": "sigmoid", "multiclass": "softmax"}[task]
+        if ensemble_size == 1:
+            return self.dense(n_outputs, "output", out_activation)(x)
+        members = EnsembleHead(n_outputs, seed=self.next_seed(), name="output")(x)
         spread = {"regression": "squared", "binary": "sigmoid", "multiclass": "softmax"}[task]
         outputs = EnsembleMean(spread, name="ensemble_mean")(members)
         if task != "regression":
             outputs = keras.layers.Activation(out_activation, name="output_activation")(outputs)
-    else:
-        outputs = dense(n_outputs, "output", out_activation)(x)
-    model = keras.Model(inputs, outputs, name=name)
+        return outputs
 
-    if compile:
-        if optimizer == "adam" and weight_decay > 0:
-            optimizer = keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay)
-            optimizer.exclude_from_weight_decay(var_names=list(_NOT_DECAYED))
-        elif isinstance(optimizer, str):
-            optimizer = keras.optimizers.get({"class_name": optimizer, "config": {"learning_rate": learning_rate}})
-        model.compile(
-            optimizer=optimizer, steps_per_execution=steps_per_execution, **_compile_arguments(task, label_smoothing)
-        )
-        if not model.optimizer.built:
-            # Keras builds an optimizer inside the first training step when no distribution strategy is
-            # in scope; a tf.function that creates variables is traced twice, so every fit paid for two
-            # traces of its training step. Built here, it is traced once.
-            model.optimizer.build(model.trainable_variables)
-    return model
+
+def _compile(model, task, optimizer, learning_rate, weight_decay, label_smoothing, steps_per_execution) -> None:
+    if optimizer == "adam" and weight_decay > 0:
+        optimizer = keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay)
+        optimizer.exclude_from_weight_decay(var_names=list(_NOT_DECAYED))
+    elif isinstance(optimizer, str):
+        optimizer = keras.optimizers.get({"class_name": optimizer, "config": {"learning_rate": learning_rate}})
+    model.compile(
+        optimizer=optimizer, steps_per_execution=steps_per_execution, **_compile_arguments(task, label_smoothing)
+    )
+    if not model.optimizer.built:
+        # Keras builds an optimizer inside the first training step when no distribution strategy is
+        # in scope; a tf.function that creates variables is traced twice, so every fit paid for two
+        # traces of its training step. Built here, it is traced once.
+        model.optimizer.build(model.trainable_variables)

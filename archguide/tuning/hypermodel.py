@@ -38,10 +38,10 @@ from sklearn.model_selection import KFold, StratifiedKFold, StratifiedShuffleSpl
 from archguide._backend import import_keras
 from archguide._checks import check_choice, check_int, check_number
 from archguide._distributed import distributed_role, oracle_address
-from archguide.builder import DATA_LOSS_METRIC, build_model
-from archguide.callbacks import LOG_KEYS, LR_SCHEDULES, training_callbacks
 from archguide.exceptions import ArchguideWarning, ConfigError, DataError
-from archguide.network import METHODS
+from archguide.model.builder import DATA_LOSS_METRIC, build_model
+from archguide.model.callbacks import LOG_KEYS, LR_SCHEDULES, training_callbacks
+from archguide.model.importance import METHODS
 from archguide.planning import GROUPINGS, WEAK_MODES, plan_architecture
 from archguide.schema import column_mismatch
 
@@ -168,7 +168,7 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
     ``grouping="groups"``, a budget below 4 units per group is raised to that minimum.
 
     Args:
-        scores: The :class:`~archguide.scoring.FeatureScores` to plan from.
+        scores: The :class:`~archguide.FeatureScores` to plan from.
         task: ``"regression"``, ``"binary"`` or ``"multiclass"``.
         n_outputs: Regression targets, or classes for ``"multiclass"``.
         total_units: Range of the first-layer unit budget (log scale).
@@ -189,7 +189,7 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
         category_embedding, categorical: The plans' category embeddings,
             fixed (see :func:`~archguide.planning.plan_architecture`; default none).
         ensemble_size: Members of each trial's TabM-mini ensemble, fixed (see
-            :func:`~archguide.builder.build_model`; default 1, none).
+            :func:`~archguide.build_model`; default 1, none).
         weight_decay: AdamW's decoupled weight decay, fixed (default 0: Adam).
         label_smoothing: Label smoothing for classes, fixed (default 0: none).
         patience: Epochs without improvement of the validation data loss before a trial stops.
@@ -216,7 +216,7 @@ class ImportanceHyperModel(keras_tuner.HyperModel):
     Raises:
         ConfigError: a range that is malformed, inverted or outside its domain; a choice
             that is empty or unknown; a bad ``task``, ``cv`` or patience.
-        DataError: ``scores`` are not :class:`~archguide.scoring.FeatureScores`.
+        DataError: ``scores`` are not :class:`~archguide.FeatureScores`.
     """
 
     objective = OBJECTIVE

@@ -67,12 +67,12 @@ class FeatureGate(keras.layers.Layer):
     Args:
         strengths: Initial L1 strength per feature (floats >= 0), or None for 0.
         feature_names: Optional names of the input features: they label the
-            scores of :func:`~archguide.network.network_importance`, and a
+            scores of :func:`~archguide.network_importance`, and a
             DataFrame given there is matched to them by column name.
         l1: Optional scale the strengths were made with (the plan's ``l1``:
             the most important feature's strength). Re-scoring callbacks
             rescale the strengths by it; see
-            :class:`~archguide.callbacks.ImportanceRescoring`.
+            :class:`~archguide.ImportanceRescoring`.
         **kwargs: Base layer keyword arguments (``name``, ``dtype``, ...).
 
     Raises:

@@ -1,7 +1,7 @@
 """Adaptive re-planning: the network's shape follows the evidence while it trains.
 
 The source notes end with "regularly re-evaluating feature importance after a
-few epochs ... and adjust the network accordingly". :class:`~archguide.callbacks.ImportanceRescoring`
+few epochs ... and adjust the network accordingly". :class:`~archguide.ImportanceRescoring`
 moves the penalties; this module moves the architecture, on two kinds of evidence:
 
 1. **The residual check** (:func:`missing_features`), after a network has
@@ -32,7 +32,7 @@ times and keep each plan in ``plans_``.
 
 The network's importance is put in the plan's terms by rank: the feature the
 network ranks ``k``-th gets the ``k``-th largest importance of the scores the
-first plan was made from. The methods of :func:`~archguide.network.network_importance`
+first plan was made from. The methods of :func:`~archguide.network_importance`
 measure on different scales (a gradient is about linear in an effect's size, a
 permutation drop of R² about quadratic); ranks do not depend on the scale, so
 a re-plan changes which features get the units, not how the units are shared
@@ -53,8 +53,8 @@ import pandas as pd
 from archguide._backend import import_keras
 from archguide._checks import check_int, check_number
 from archguide.exceptions import ArchguideWarning, ConfigError
-from archguide.feature_scores import FeatureScores
 from archguide.planning import ArchitecturePlan, plan_architecture
+from archguide.scoring.feature_scores import FeatureScores
 
 keras = import_keras()
 
@@ -101,7 +101,7 @@ def network_scores(
             either way, and :func:`missing_features` decides instead.
 
     Returns:
-        A :class:`~archguide.feature_scores.FeatureScores` whose importances
+        A :class:`~archguide.FeatureScores` whose importances
         are the values of ``scores.importances`` re-assigned by the network's
         ranking (ties keep the input order), whose weak flags are the
         network's, and whose groups are those of ``scores`` (a group is weak
@@ -177,7 +177,7 @@ def replan_from(plan: ArchitecturePlan, scores: FeatureScores) -> ArchitecturePl
 class ReplanTrigger(keras.callbacks.Callback):
     """Stop training when the network's own importance would plan another network.
 
-    Put it after an :class:`~archguide.callbacks.ImportanceRescoring` in the
+    Put it after an :class:`~archguide.ImportanceRescoring` in the
     callbacks list. At each epoch the rescoring measured, it plans again from
     the rescoring's smoothed importance (:func:`network_scores`, then
     :func:`replan_from`) and compares with ``plan`` (:func:`moved_features`).
@@ -295,7 +295,7 @@ def missing_features(
     its network importance stays small whether the data needs it or not. The
     residuals ``y - prediction`` on the rows the network trained on, predicted
     with every weak feature held at its mean, carry what the network learned
-    without the weak features; :func:`~archguide.scoring.score_features` scores them
+    without the weak features; :func:`~archguide.score_features` scores them
     (a regression for each residual: one, or one per class indicator, the
     false discovery rate shared among them), with the same groups, forest,
     companions and weak test as the first scores. A weak feature whose group
@@ -314,7 +314,7 @@ def missing_features(
         n_repeats: Shuffles per group of the residual scoring's forest.
         random_state: Seed of the residual scoring.
 
-    With fewer than :data:`~archguide.scoring.MIN_ROWS` rows nothing can be
+    With fewer than :data:`~archguide.scoring.score.MIN_ROWS` rows nothing can be
     scored, and nothing is reported missing.
 
     Returns:
@@ -322,15 +322,15 @@ def missing_features(
         each one's importance in the residual, in the scores' units (a share of
         the target's variance for regression, a Brier-score drop for classes).
     """
-    from archguide.preprocessing import frame_of
-    from archguide.scoring import MIN_ROWS, score_features
+    from archguide.schema import encoded_table
+    from archguide.scoring.score import MIN_ROWS, score_features
 
     weak = set(weak)
     if not weak or len(X) < MIN_ROWS:  # too few rows to score: nothing can be shown missing
         return [], {}
     held = [j for j, f in enumerate(scores.features) if f in weak]
     residuals = _residual_targets(network, X, y_net, task, held)
-    frame = frame_of(X, list(scores.features))
+    table = encoded_table(X, scores.features)
     groups = {g: list(m) for g, m in scores.groups.items()}
     scale = float(np.var(np.asarray(y_net, dtype=np.float64))) if task == "regression" else 1.0
     found: dict[str, float] = {}
@@ -340,7 +340,7 @@ def missing_features(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ArchguideWarning)
             result = score_features(
-                frame, r, task="regression", groups=groups, noise_alpha=scores.noise_alpha / len(residuals),
+                table, r, task="regression", groups=groups, noise_alpha=scores.noise_alpha / len(residuals),
                 n_repeats=n_repeats, random_state=random_state,
             )  # fmt: skip
         share = float(np.var(r)) / (scale if scale > 0 else 1.0)

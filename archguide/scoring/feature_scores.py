@@ -1,4 +1,4 @@
-"""The result of :func:`~archguide.scoring.score_features`: a plain value object.
+"""The result of :func:`~archguide.score_features`: a plain value object.
 
 No Keras, no forests: scores load from JSON (:meth:`FeatureScores.from_dict`)
 and feed :func:`~archguide.planning.plan_architecture` on their own.
@@ -39,7 +39,7 @@ class FeatureScores:
             whole group is shuffled jointly.
         group_std: Spread of ``group_importances`` over the repeats.
         weak: pd.Series[bool]: the feature's group cannot be told apart from
-            noise: the weak test (see :func:`~archguide.scoring.score_features`)
+            noise: the weak test (see :func:`~archguide.score_features`)
             did not reject "no effect" for it at false discovery rate ``noise_alpha``.
         task: ``"regression"``, ``"binary"`` or ``"multiclass"``.
         metric: The score whose drop is measured (``"r2"``, ``"accuracy"``, ...).

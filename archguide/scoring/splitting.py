@@ -1,6 +1,6 @@
 """Which rows fit each proxy forest and which are held out: one split, or K folds (cross-fitting).
 
-Below ``CROSS_FIT_BELOW`` rows :func:`~archguide.scoring.score_features`
+Below ``CROSS_FIT_BELOW`` rows :func:`~archguide.score_features`
 cross-fits: K forests, each fitted on the other folds and scored on its own,
 so that every row is held out once. Classification splits are stratified,
 and a class that a subsample rounds away gets a row back. No Keras.

@@ -5,17 +5,17 @@ each in the module that owns it:
 
 1. check the options, then the data (:mod:`archguide.schema`);
 2. split the rows: one held-out part on large data, K folds on small data so
-   that every row is held out once (cross-fitting; :mod:`archguide.splitting`);
-3. group correlated features (:mod:`archguide.grouping`);
-4. fit a random forest per split (:mod:`archguide._proxy`) and shuffle each
+   that every row is held out once (cross-fitting; :mod:`archguide.scoring.splitting`);
+3. group correlated features (:mod:`archguide.scoring.grouping`);
+4. fit a random forest per split (:mod:`archguide.scoring._proxy`) and shuffle each
    feature and each group on its held-out rows, batched
-   (:mod:`archguide._permutation`, with the metrics of :mod:`archguide._metrics`);
+   (:mod:`archguide.scoring._permutation`, with the metrics of :mod:`archguide.scoring._metrics`);
 5. share a group's importance among its members;
 6. test each group's per-row loss increases against zero, for the forest
    and for a linear companion scored on the same rows, and control the
-   false discovery rate (:mod:`archguide._weak_test`);
+   false discovery rate (:mod:`archguide.scoring._weak_test`);
 
-and returns a :class:`~archguide.feature_scores.FeatureScores`.
+and returns a :class:`~archguide.FeatureScores`.
 
 How it stays fast on large tables: each forest is fitted on at most
 ``max_train_samples`` rows and importance is measured on at most
@@ -44,11 +44,13 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import get_scorer_names
 
 from archguide._checks import check_choice, check_int, check_number, check_seed
-from archguide._companion import MAX_PAIRWISE_FEATURES, LinearCompanion, linear_proxy
-from archguide._metrics import BATCHED_METRICS, default_metric
-from archguide._permutation import permutation_drops
-from archguide._proxy import columns_read, fit_proxy
-from archguide._weak_test import (
+from archguide.exceptions import ArchguideWarning, ConfigError, DataError
+from archguide.schema import as_table, check_target, format_names
+from archguide.scoring._companion import MAX_PAIRWISE_FEATURES, LinearCompanion, linear_proxy
+from archguide.scoring._metrics import BATCHED_METRICS, default_metric
+from archguide.scoring._permutation import permutation_drops
+from archguide.scoring._proxy import columns_read, fit_proxy
+from archguide.scoring._weak_test import (
     FOLD_VARIANCE,
     LINEAR_FOLD_VARIANCE,
     PAIRWISE_FOLD_VARIANCE,
@@ -56,11 +58,9 @@ from archguide._weak_test import (
     either_p_value,
     row_p_values,
 )
-from archguide.exceptions import ArchguideWarning, ConfigError, DataError
-from archguide.feature_scores import FeatureScores
-from archguide.grouping import correlation_groups, named_correlation_groups, resolve_groups
-from archguide.schema import as_table, check_target, format_names
-from archguide.splitting import n_folds_for, row_splits
+from archguide.scoring.feature_scores import FeatureScores
+from archguide.scoring.grouping import correlation_groups, named_correlation_groups, resolve_groups
+from archguide.scoring.splitting import n_folds_for, row_splits
 
 __all__ = [
     "FeatureScores",
@@ -155,7 +155,7 @@ def permutation_scores(
 ) -> tuple[float, np.ndarray]:
     """Score drops when each set of columns is shuffled jointly, batched.
 
-    The arguments are :func:`archguide._permutation.permutation_drops`'s
+    The arguments are :func:`archguide.scoring._permutation.permutation_drops`'s
     (the per-row loss follows from whether ``estimator`` is a classifier);
     ``verbose`` shows a progress bar when positive.
 
@@ -493,7 +493,7 @@ def score_features(
     ``"r2"``, the Brier score for classification) is tested against zero
     with a one-sided Student-t test (with folds, its statistic is divided by
     the square root of the folds' measured dependence, per proxy:
-    :mod:`archguide._weak_test`),
+    :mod:`archguide.scoring._weak_test`),
     and the groups' p-values go through the
     Benjamini-Hochberg procedure at false discovery rate ``noise_alpha``: a
     group it does not reject is weak. On pure noise (no group matters) that
@@ -509,7 +509,7 @@ def score_features(
     on the features and all their pairwise products (up to
     ``MAX_PAIRWISE_FEATURES`` = 50 features; beyond, the first alone), with
     ``"linear"`` the first alone. A group's p-value is Simes' combination of
-    the proxies' (:func:`archguide._weak_test.either_p_value`), so a group
+    the proxies' (:func:`archguide.scoring._weak_test.either_p_value`), so a group
     that any proxy needs is kept: a forest on few rows sees a faint linear
     effect poorly and misses a pure interaction (``x_a * x_b``, no main
     effect) when stronger effects take its splits; a linear model cannot see
@@ -540,7 +540,7 @@ def score_features(
             the forest (None: a random forest with ``min_samples_leaf=3``,
             for classes grown as regression trees on the class indicators,
             which split as a Gini classifier and fit faster; see
-            :class:`archguide._proxy.IndicatorForestClassifier`). It is
+            :class:`archguide.scoring._proxy.IndicatorForestClassifier`). It is
             cloned and fitted on a float matrix in which categoricals are
             integer codes and missing values are NaN (wrap it in a Pipeline
             with a SimpleImputer if it cannot take NaN).
@@ -624,31 +624,15 @@ def score_features(
         n_shadow=n_shadow, companion=companion,
     )  # fmt: skip
     rng = check_seed(random_state)
-    table = as_table(X)
-    y_values = check_target(y, table.n_rows)
-    # Groups given by hand are checked against the columns now; "auto" needs the training rows.
-    group_map = None if groups == "auto" else resolve_groups(groups, table, None, None, correlation_threshold)
-    if table.n_rows < MIN_ROWS:
-        raise DataError(
-            f"score_features needs at least {MIN_ROWS} rows (to fit the proxy and hold some out). "
-            f"Received {table.n_rows} rows."
-        )
-    decisions = []
-
-    def decide(message: str) -> None:
-        decisions.append(message)
-        logger.info("score_features: %s", message)
-        if verbose:
-            print(f"score_features: {message}")
-
+    table, group_map, y_values = _checked_data(X, y, groups, correlation_threshold)
+    log = _Decisions(verbose)
     asked = task
     task = resolve_task(task, y_values)
     if asked != task:
-        decide(f"task={asked!r} resolved to {task!r} from y.")
+        log.decide(f"task={asked!r} resolved to {task!r} from y.")
     metric = scoring if scoring is not None else default_metric(task)
     _check_metric(metric, task)
     y_fit, class_labels = _encode_target(y_values, task)
-    n_classes = None if class_labels is None else len(class_labels)
 
     counts = None if class_labels is None else np.bincount(y_fit)
     n_folds = n_folds_for(cv, table.n_rows, test_size, counts)
@@ -660,86 +644,165 @@ def score_features(
         y_fit, task, table.n_rows, n_folds=n_folds, test_size=test_size, max_train_samples=max_train_samples,
         max_eval_samples=max_eval_samples, seed=split_seed,
     )  # fmt: skip
-    X_rows, position = _encode_rows(table, splits)
-    evaluated = np.concatenate([evaluate for _, evaluate in splits])
-    _warn_if_few_rows(y_fit[evaluated], class_labels)
-    n_train = max(len(train) for train, _ in splits)
-    if n_folds > 1:
-        decide(
-            f"{n_folds} folds (cv={cv!r}, {table.n_rows:,} rows): a forest per fold, fitted on up to {n_train:,} "
-            f"rows; every one of {len(evaluated):,} held-out rows scored once."
-        )
-    else:
-        decide(f"one split (cv={cv!r}): proxy fitted on {n_train:,} rows, scored on {len(evaluated):,} held-out rows.")
-    if estimator is None:
-        grown = "" if task == "regression" else ", regression trees on the class indicators (Gini's splits)"
-        decide(f"proxy: random forest of {trees} trees{grown} (n_estimators={n_estimators!r}).")
-
-    names = list(table.names)
-    p = len(names)
-    first_train = X_rows[position[splits[0][0]]]
+    rows = _Rows(table, y_fit, splits)
+    _warn_if_few_rows(y_fit[rows.evaluated], class_labels)
+    _decide_rows(log, cv, table.n_rows, n_folds, rows, estimator is None, task, trees, n_estimators)
     if group_map is None:
+        first_train = rows.X[rows.position[splits[0][0]]]
         group_map = resolve_groups(groups, table, first_train, _constant_columns(first_train), correlation_threshold)
+    shuffled = _ShuffledSets(table.names, group_map, _constant_columns(rows.X[rows.position[rows.evaluated]]))
 
-    constant = _constant_columns(X_rows[position[evaluated]])
-    name_at = {n: j for j, n in enumerate(names)}
-    solo = [j for j in range(p) if not constant[j]]
-    joint = [[name_at[f] for f in m] for m in group_map.values() if len(m) > 1]
-    column_sets = [[j] for j in solo] + joint
     companion_repeats = 0 if companion is None else max(n_repeats, COMPANION_REPEATS)
-    total = n_folds * len(column_sets) * (n_repeats + companion_repeats)
+    total = n_folds * len(shuffled.column_sets) * (n_repeats + companion_repeats)
     progress = _progress(total=total, verbose=verbose, desc="permutation")
-    measure = dict(n_repeats=n_repeats, metric=metric, task=task, n_classes=n_classes, progress=progress)
+    measure = {
+        "n_repeats": n_repeats, "metric": metric, "task": task, "n_classes": None if class_labels is None else
+        len(class_labels), "progress": progress,
+    }  # fmt: skip
+    args = (splits, rows.X, rows.position, y_fit, shuffled.column_sets)
     baseline, means, spread, row_deltas = _measure(
-        splits, X_rows, position, y_fit, column_sets,
-        lambda seed, X_fit, y_fit_: fit_proxy(estimator, task, trees, n_jobs, seed, X_fit, y_fit_),
+        *args, lambda seed, X_fit, y_fit_: fit_proxy(estimator, task, trees, n_jobs, seed, X_fit, y_fit_),
         seeds=seeds, **measure,
     )  # fmt: skip
-    companion_deltas = []  # per-row loss increases of each companion: the linear one, then the pairwise one
-    if companion is not None:
-        pairwise = companion == "pairwise" and p <= MAX_PAIRWISE_FEATURES
-        if companion == "pairwise" and not pairwise:
-            decide(f"companion='pairwise': {p} features, more than {MAX_PAIRWISE_FEATURES}; the linear one alone.")
-        own = {"n_repeats": companion_repeats, "metric": _companion_metric(task, metric)}
-        for products in (False, True) if pairwise else (False,):
-            deltas, failed = _companion_deltas(
-                companion_seeds, products, splits, X_rows, position, y_fit, column_sets, **{**measure, **own}
-            )  # fmt: skip
-            if failed:
-                which = "pairwise" if products else "linear"
-                decide(f"companion={which!r} skipped, its model could not be scored: {failed}")
-            else:
-                companion_deltas.append((deltas, PAIRWISE_FOLD_VARIANCE if products else LINEAR_FOLD_VARIANCE))
+    measure.update(n_repeats=companion_repeats, metric=_companion_metric(task, metric))
+    companion_deltas = _all_companion_deltas(log, companion, companion_seeds, len(table.names), args, measure)
     progress.close()
 
-    n_solo = len(solo)
-    solo_mean, solo_std = np.zeros(p), np.zeros(p)  # constant columns keep 0: shuffling them changes nothing
-    solo_mean[solo], solo_std[solo] = means[:n_solo], spread[:n_solo]
-    joint_stats = {tuple(cols): (means[n_solo + i], spread[n_solo + i]) for i, cols in enumerate(joint)}
-    importances, std, group_imp, group_std = _share_group_credit(group_map, name_at, solo_mean, solo_std, joint_stats)
+    group_p = _weak_test(shuffled, row_deltas, companion_deltas, n_folds)
+    weak_group = {g: not kept for g, kept in zip(group_p, discoveries(np.array(list(group_p.values())), noise_alpha))}
+    log.decide(
+        _weak_test_decision(len(rows.evaluated), n_folds, n_repeats, companion_repeats, len(companion_deltas), task)
+        + f" Benjamini-Hochberg at false discovery rate {noise_alpha:g}: {sum(weak_group.values())} of "
+        f"{len(group_map)} groups weak."
+    )
+    return _feature_scores(
+        shuffled, means, spread, group_p, weak_group, table=table, task=task, metric=metric, baseline=baseline,
+        noise_alpha=noise_alpha, n_train=rows.n_train, n_eval=len(rows.evaluated), n_repeats=n_repeats,
+        n_folds=n_folds, decisions=tuple(log.decisions),
+    )  # fmt: skip
 
-    group_p = _group_p_values(group_map, name_at, solo, joint, row_deltas, n_folds)
-    if companion_deltas:  # kept if any proxy needs it (Simes' combination of the p-values)
-        others = [_group_p_values(group_map, name_at, solo, joint, d, n_folds, v) for d, v in companion_deltas]
+
+def _checked_data(X, y, groups, correlation_threshold):
+    """``(table, groups by hand or None for "auto", y)``, checked (the groups against the columns)."""
+    table = as_table(X)
+    y_values = check_target(y, table.n_rows)
+    # Groups given by hand are checked against the columns now; "auto" needs the training rows.
+    group_map = None if groups == "auto" else resolve_groups(groups, table, None, None, correlation_threshold)
+    if table.n_rows < MIN_ROWS:
+        raise DataError(
+            f"score_features needs at least {MIN_ROWS} rows (to fit the proxy and hold some out). "
+            f"Received {table.n_rows} rows."
+        )
+    return table, group_map, y_values
+
+
+class _Decisions:
+    """The decisions ``score_features`` takes, logged, kept for ``FeatureScores.decisions``, printed if verbose."""
+
+    def __init__(self, verbose: int):
+        self.verbose, self.decisions = verbose, []
+
+    def decide(self, message: str) -> None:
+        self.decisions.append(message)
+        logger.info("score_features: %s", message)
+        if self.verbose:
+            print(f"score_features: {message}")
+
+
+class _Rows:
+    """The encoded rows the splits use (others are never encoded), each row's position among them, the
+    held-out rows of every split, and the most rows a proxy is fitted on."""
+
+    def __init__(self, table, y_fit, splits):
+        self.X, self.position = _encode_rows(table, splits)
+        self.evaluated = np.concatenate([evaluate for _, evaluate in splits])
+        self.n_train = max(len(train) for train, _ in splits)
+
+
+def _decide_rows(log: _Decisions, cv, n_rows: int, n_folds: int, rows: _Rows, forest: bool, task, trees, n_estimators):
+    """Log how the rows were split, and the forest's size."""
+    if n_folds > 1:
+        log.decide(
+            f"{n_folds} folds (cv={cv!r}, {n_rows:,} rows): a forest per fold, fitted on up to "
+            f"{rows.n_train:,} rows; every one of {len(rows.evaluated):,} held-out rows scored once."
+        )
+    else:
+        log.decide(
+            f"one split (cv={cv!r}): proxy fitted on {rows.n_train:,} rows, scored on {len(rows.evaluated):,} "
+            "held-out rows."
+        )
+    if forest:
+        grown = "" if task == "regression" else ", regression trees on the class indicators (Gini's splits)"
+        log.decide(f"proxy: random forest of {trees} trees{grown} (n_estimators={n_estimators!r}).")
+
+
+class _ShuffledSets:
+    """What is shuffled: each non-constant feature alone (``solo``), then each group of several jointly."""
+
+    def __init__(self, names, group_map, constant):
+        self.names, self.group_map = list(names), group_map
+        self.name_at = {n: j for j, n in enumerate(self.names)}
+        self.solo = [j for j in range(len(self.names)) if not constant[j]]
+        self.joint = [[self.name_at[f] for f in m] for m in group_map.values() if len(m) > 1]
+        self.column_sets = [[j] for j in self.solo] + self.joint
+
+    def p_values(self, row_deltas, n_folds: int, fold_variance=FOLD_VARIANCE) -> dict[str, float]:
+        return _group_p_values(self.group_map, self.name_at, self.solo, self.joint, row_deltas, n_folds, fold_variance)
+
+
+def _all_companion_deltas(log: _Decisions, companion, seeds, p: int, args, measure) -> list:
+    """``(per-row loss increases, fold variance)`` of each companion that could be scored: the linear one,
+    then the pairwise one."""
+    if companion is None:
+        return []
+    pairwise = companion == "pairwise" and p <= MAX_PAIRWISE_FEATURES
+    if companion == "pairwise" and not pairwise:
+        log.decide(f"companion='pairwise': {p} features, more than {MAX_PAIRWISE_FEATURES}; the linear one alone.")
+    found = []
+    for products in (False, True) if pairwise else (False,):
+        deltas, failed = _companion_deltas(seeds, products, *args, **measure)
+        if failed:
+            which = "pairwise" if products else "linear"
+            log.decide(f"companion={which!r} skipped, its model could not be scored: {failed}")
+        else:
+            found.append((deltas, PAIRWISE_FOLD_VARIANCE if products else LINEAR_FOLD_VARIANCE))
+    return found
+
+
+def _weak_test(shuffled: _ShuffledSets, row_deltas, companion_deltas: list, n_folds: int) -> dict[str, float]:
+    """Each group's p-value: the forest's, or with companions Simes' combination (kept if any proxy needs it)."""
+    group_p = shuffled.p_values(row_deltas, n_folds)
+    if companion_deltas:
+        others = [shuffled.p_values(d, n_folds, v) for d, v in companion_deltas]
         combined = either_p_value(np.array(list(group_p.values())), *[[q[g] for g in group_p] for q in others])
         group_p = dict(zip(group_p, combined.tolist()))
-    kept = dict(zip(group_map, discoveries(np.array(list(group_p.values())), noise_alpha)))
-    weak_group = {g: not kept[g] for g in group_map}
-    weak_imp = [group_imp[g] for g in group_map if weak_group[g]]
+    return group_p
+
+
+def _weak_test_decision(n_eval: int, n_folds: int, n_repeats: int, companion_repeats: int, n_companions: int, task):
+    """The weak test as applied, in words (the start of its decision)."""
     widened = f" (t widened for {n_folds} cross-fitted folds)" if n_folds > 1 else ""
-    named = ("the linear companion", "the pairwise companion")[: len(companion_deltas)]
+    named = ("the linear companion", "the pairwise companion")[:n_companions]
     both = (
         f" for the forest ({n_repeats} shuffles per group) and {' and '.join(named)} "
         f"({companion_repeats} each{'' if task == 'regression' else ', on log loss'}), combined by Simes,"
-        if companion_deltas
+        if n_companions
         else ""
     )
-    decide(
-        f"weak test: one-sided t-test of {len(evaluated):,} held-out rows' loss increases per group{widened}{both} "
-        f"Benjamini-Hochberg at false discovery rate {noise_alpha:g}: {sum(weak_group.values())} of "
-        f"{len(group_map)} groups weak."
-    )
+    return f"weak test: one-sided t-test of {n_eval:,} held-out rows' loss increases per group{widened}{both}"
 
+
+def _feature_scores(shuffled: _ShuffledSets, means, spread, group_p, weak_group, *, table, metric, **fields):
+    """The :class:`FeatureScores` of the measured drops: group credit shared, weak flags per feature."""
+    names, group_map, p = shuffled.names, shuffled.group_map, len(shuffled.names)
+    n_solo = len(shuffled.solo)
+    solo_mean, solo_std = np.zeros(p), np.zeros(p)  # constant columns keep 0: shuffling them changes nothing
+    solo_mean[shuffled.solo], solo_std[shuffled.solo] = means[:n_solo], spread[:n_solo]
+    joint_stats = {tuple(cols): (means[n_solo + i], spread[n_solo + i]) for i, cols in enumerate(shuffled.joint)}
+    importances, std, group_imp, group_std = _share_group_credit(
+        group_map, shuffled.name_at, solo_mean, solo_std, joint_stats
+    )
+    weak_imp = [group_imp[g] for g in group_map if weak_group[g]]
     group_of = {f: g for g, m in group_map.items() for f in m}
     index = pd.Index(names, dtype=object)
     group_index = pd.Index(list(group_map), dtype=object)
@@ -750,17 +813,12 @@ def score_features(
         group_importances=pd.Series([group_imp[g] for g in group_map], index=group_index, name="group_importance"),
         group_std=pd.Series([group_std[g] for g in group_map], index=group_index, name="group_std"),
         weak=pd.Series([weak_group[group_of[n]] for n in names], index=index, name="weak", dtype=bool),
-        task=task,
         metric=metric if isinstance(metric, str) else getattr(metric, "__name__", repr(metric)),
-        baseline_score=baseline,
+        baseline_score=fields.pop("baseline"),
         noise_threshold=float(max(weak_imp)) if weak_imp else 0.0,
         individual_importances=pd.Series(solo_mean, index=index, name="individual_importance"),
         feature_types=dict(table.kinds),
         group_p_values=pd.Series(list(group_p.values()), index=group_index, name="p_value"),
-        noise_alpha=float(noise_alpha),
-        n_train=n_train,
-        n_eval=len(evaluated),
-        n_repeats=n_repeats,
-        n_folds=n_folds,
-        decisions=tuple(decisions),
+        noise_alpha=float(fields.pop("noise_alpha")),
+        **fields,
     )

@@ -39,7 +39,7 @@ def plain_mlp(X, y, training: Mapping[str, Any], *, seed: int, units=(64, 32), v
         units: Hidden layer widths.
         verbose: 1 shows a progress bar over epochs.
     """
-    from archguide.estimators import _batch_size, _EpochProgress
+    from archguide.estimators._training import _batch_size, _EpochProgress
 
     columns = list(X.columns) if hasattr(X, "columns") else list(range(np.shape(X)[1]))
     values = np.asarray(X, dtype=np.float32)

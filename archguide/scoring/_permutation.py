@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.metrics import get_scorer
 from sklearn.utils import check_random_state
 
-from archguide._metrics import BATCHED_METRICS, row_loss_for
+from archguide.scoring._metrics import BATCHED_METRICS, row_loss_for
 
 # A predict call gets at most this many matrix cells (about 64 MB of float32).
 CHUNK_CELLS = 16_000_000
@@ -65,7 +65,7 @@ class PermutationResult(NamedTuple):
         drops: ``(n_sets, n_repeats)``: baseline minus the shuffled score.
         row_deltas: ``(n_sets, n_rows)``: each row's loss increase when its
             set is shuffled, averaged over the repeats (the per-row loss of
-            the metric; see :func:`archguide._metrics.row_loss_for`).
+            the metric; see :func:`archguide.scoring._metrics.row_loss_for`).
     """
 
     baseline: float

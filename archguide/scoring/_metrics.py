@@ -4,7 +4,7 @@ Each batched metric takes the true targets and the predictions of ``k``
 stacked copies of the held-out rows and returns ``k`` scores, the same numbers
 scikit-learn's scorer of that name gives copy by copy. Each also has a per-row
 loss, whose increase under shuffling is what the weak test of
-:func:`~archguide.scoring.score_features` averages and tests row by row.
+:func:`~archguide.score_features` averages and tests row by row.
 No Keras.
 """
 

@@ -43,10 +43,10 @@ import pandas as pd
 
 from archguide._backend import import_keras
 from archguide._checks import check_choice, check_int, check_seed
-from archguide._permutation import copies_per_chunk, effective_permutations, stacked_copies
 from archguide.exceptions import ConfigError, DataError
-from archguide.layers import EnsembleAdapter, FeatureGate
+from archguide.model.layers import EnsembleAdapter, FeatureGate
 from archguide.schema import column_mismatch, format_names, repeated
+from archguide.scoring._permutation import copies_per_chunk, effective_permutations, stacked_copies
 
 keras = import_keras()
 
@@ -100,7 +100,7 @@ def check_model_input(model, *, argument: str = "model") -> int:
 
 
 def input_gate(model) -> FeatureGate | None:
-    """The model's :class:`~archguide.layers.FeatureGate` at its input, if it has one."""
+    """The model's :class:`~archguide.FeatureGate` at its input, if it has one."""
     n = check_model_input(model)
     for layer in model.layers:
         if isinstance(layer, FeatureGate):
