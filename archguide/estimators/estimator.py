@@ -598,8 +598,8 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
             still the lowest-loss epoch's. A larger value stops sooner on a
             loss that creeps down: 0.01 cut the suite's mean fit time by 21%
             with noise columns and 27% as published, at a geometric-mean
-            error / best of 1.032 against 1.030 and 1.179 against 1.171
-            (0.003: as fast, 1.030 and 1.177; README, "Real tables"), so
+            error / best of 1.035 against 1.033 and 1.179 against 1.171
+            (0.003: as fast, 1.034 and 1.177; benchmarks, "Real tables"), so
             the default stays 0.
         lr_patience: Epochs without improvement of the validation data loss
             before the learning rate is halved (Keras' ``ReduceLROnPlateau``);
@@ -662,7 +662,7 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
             important (training above 3 times held-out, and above 1% of the
             largest): what the network overfits. With ``refit``, measured on
             the first network (the one with held-out rows).
-        n_epochs_: Epochs trained; best_epoch_: the epoch whose weights were kept.
+        n_epochs_: Epochs trained; ``best_epoch_``: the epoch whose weights were kept.
         batch_size_: Rows per gradient step (``batch_size``, or what ``"auto"`` chose).
         validation_indices_: Positions (rows of ``X``) of the validation rows: held out for early
             stopping and re-scoring, and the rows of ``history_``'s ``val_`` figures. Not kept in

@@ -104,7 +104,7 @@ class ImportanceRescoring(keras.callbacks.Callback):
         history_: pd.DataFrame, one row per re-scoring: ``epoch`` and one
             column per feature (the smoothed importance).
         importance_: The latest smoothed importance (pd.Series by feature),
-            None before the first re-scoring; n_rescorings_: how many so far.
+            None before the first re-scoring; ``n_rescorings_``: how many so far.
         raw_history_: The same, before smoothing.
         strengths_history_: The strengths set at each re-scoring.
         training_history_: With ``training_data``: training-row importance.
