@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-peers clean
+.PHONY: demo test lint docs bench bench-peers clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ lint: $(STAMP)
 
 test: lint
 	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python -m pytest -n logical --dist worksteal --durations=20
+
+# The documentation site, warnings as errors; the gallery's examples run. Open docs/_build/html/index.html.
+docs: $(STAMP)
+	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
 
 $(VENV)/.bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[cpu,dev,bench]"
@@ -46,4 +50,4 @@ bench-peers: $(VENV)/.peers
 	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python -m benchmarks.bench_fit_time
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info docs/_build docs/auto_examples docs/generated

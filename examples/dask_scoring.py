@@ -1,4 +1,8 @@
-"""Score features on a dask cluster: scikit-learn's forests run their trees through joblib's dask backend.
+"""
+Score features on a dask cluster
+================================
+
+scikit-learn's forests run their trees through joblib's dask backend.
 
     pip install "archguide[dask]"
     python examples/dask_scoring.py                          # a local cluster of 2 worker processes

@@ -1,4 +1,8 @@
-"""One call: fit an importance-guided network on a table of raw columns, save it, load it.
+"""
+One call: fit, save and load an estimator on raw columns
+========================================================
+
+Fit an importance-guided network on a table of raw columns, save it, load it.
 
 The table has a numeric column with gaps, a categorical column, a boolean column
 and a noise column; the target depends on the first three. The saved file takes
@@ -34,6 +38,11 @@ print(est.scores_.group_importances.sort_values(ascending=False).round(3).to_str
 print("weak:", [g for g, members in est.scores_.groups.items() if est.scores_.weak[members].all()])
 print(est.plan_.summary())
 print(f"R^2 on the training table: {est.score(table, price):.3f}")
+
+# The plan as a drawing (branch widths follow importance), and how training went: the data loss, the
+# penalty, the network's own importance and the L1 strengths it moved.
+ag.plot_plan(est.plan_)
+ag.plot_history(est)
 
 with tempfile.TemporaryDirectory() as folder:
     path = os.path.join(folder, "price.keras")

@@ -1,4 +1,8 @@
-"""Data-parallel training with tf.distribute.MirroredStrategy: the gate and its re-scoring callback included.
+"""
+Data-parallel training with MirroredStrategy
+============================================
+
+tf.distribute.MirroredStrategy trains the network, the gate and its re-scoring callback included.
 
     python examples/mirrored_training.py
 
@@ -6,7 +10,7 @@ Here the machine's CPU is split into two logical devices so that the example run
 machine with GPUs, drop those two lines and MirroredStrategy() takes every GPU. Build (and compile)
 the model inside ``strategy.scope()``; ``model.fit`` then splits each batch across the replicas, and
 ImportanceRescoring's new penalties reach every replica's copy of the gate. (Keras 3 does not support
-MultiWorkerMirroredStrategy; for several machines, distribute the search instead: README, "Scaling out".)
+MultiWorkerMirroredStrategy; for several machines, distribute the search instead: the user guide, "Scaling out".)
 
 The training rows come as a repeated ``tf.data`` pipeline with ``steps_per_epoch``, and the held-out
 rows go to the callback and to one ``evaluate`` at the end rather than to ``fit(validation_data=...)``

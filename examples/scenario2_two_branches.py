@@ -1,4 +1,8 @@
-"""Source notes, scenario 2: a wider path for the important pair, a narrower one for the rest.
+"""
+Source notes, scenario 2: a wider path for the important pair
+=============================================================
+
+A narrower one for the rest.
 
 The notes hand-build two branches, Dense(16) for feature1/feature2 and Dense(8) for
 feature3/feature4, concatenated into a shared Dense(32) and a linear output. Here the

@@ -1,4 +1,6 @@
-"""Source notes, scenario 3: L1 regularisation on the features that are not important.
+"""
+Source notes, scenario 3: L1 on the features that are not important
+===================================================================
 
 The notes apply one L1 strength to a whole Dense layer and wish for "a stronger
 regularization on the less important features". archguide's input gate holds one L1

@@ -1,4 +1,8 @@
-"""Score the features of a table with a known truth, and see what archguide finds.
+"""
+Score the features of a table with a known truth
+================================================
+
+See what archguide finds.
 
 Friedman #1: y = 10 sin(pi x0 x1) + 20 (x2 - 0.5)^2 + 10 x3 + 5 x4 + noise, plus
 15 features y ignores. We add a near-copy of x3, which permutation importance
@@ -33,3 +37,6 @@ print(
     scores.importances[["x0", "x1", "x2", "x3", "x4", "x3_copy"]].min()
     > scores.importances.drop(["x0", "x1", "x2", "x3", "x4", "x3_copy"]).max(),
 )
+
+# The scores as bars: weak features grey and hatched, the largest weak importance a dashed line.
+scores.plot()

@@ -116,3 +116,15 @@ def run_python(code: str, *args: str, check: bool = True, timeout: float = 600):
             f"\n--- stderr (end) ---\n{result.stderr[-6000:]}"
         )
     return result
+
+
+def chromium():
+    """A headless-capable Chromium on this machine, or None (Debian: apt-get install chromium)."""
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+#: Chromium's flags for a closed network: no background connections, no sandbox as root.
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip

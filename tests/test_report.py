@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import CHROMIUM_FLAGS, chromium
 
 import archguide as ag
 from archguide.config import load_config
@@ -126,15 +127,7 @@ def test_a_failing_write_leaves_no_directory_behind(run_dir, tmp_path, monkeypat
     assert list(tmp_path.iterdir()) == []
 
 
-def _chromium():
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-
-
-_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-          "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
-
-
-@pytest.mark.skipif(_chromium() is None, reason="no Chromium installed (Debian: apt-get install chromium)")
+@pytest.mark.skipif(chromium() is None, reason="no Chromium installed (Debian: apt-get install chromium)")
 def test_the_report_renders_in_a_headless_browser(run_dir, tmp_path):
     out, _ = run_dir
     # A copy of the page with a script that writes what the browser made of it into the DOM.
@@ -146,7 +139,7 @@ def test_the_report_renders_in_a_headless_browser(run_dir, tmp_path):
     )
     page = tmp_path / "page.html"
     page.write_text((out / "report.html").read_text().replace("</body>", probe + "</body>"))
-    common = [_chromium(), *_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,3000"]
+    common = [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,3000"]
     dom = subprocess.run(
         [*common, "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
         capture_output=True, text=True, timeout=120, check=True,

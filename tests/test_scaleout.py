@@ -168,7 +168,7 @@ def test_a_chief_without_workers_returns(tmp_path):
 
 
 def test_archguide_tune_as_a_chief_and_two_workers(tmp_path):
-    """The command line, as README "Scaling out" runs it: the trials are shared, none twice."""
+    """The command line, as the user guide's "Scaling out" runs it: the trials are shared, none twice."""
     import pandas as pd
     from sklearn.datasets import make_friedman1
 

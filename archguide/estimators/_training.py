@@ -49,7 +49,7 @@ def _steps_per_execution(n_rows: int, batch_size: int) -> int:
     """The largest divisor of the steps per epoch up to ``_MAX_STEPS_PER_EXECUTION``.
 
     Keras runs ``steps_per_execution`` steps per call of its compiled step function, saving a trip
-    through Python per step (a 5-epoch fit on 10^5 rows: 14.9 s against 24.1, README "Fit time"). The training
+    through Python per step (a 5-epoch fit on 10^5 rows: 14.9 s against 24.1, benchmarks "Fit time"). The training
     pipeline repeats (``_fit_data``), so a call that ran past the epoch's last step would eat into the
     next epoch's rows: a divisor keeps every epoch one pass over the rows.
     """

@@ -503,7 +503,7 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
     and 6): geometric-mean error / best 1.053 against 1.089 with noise
     columns and 1.187 against 1.238 as published for the batch size; 1.021
     against 1.053 and 1.165 against 1.187 for ``lr_patience=10`` (the cosine
-    1.027 and 1.179). The figures are in the README.
+    1.027 and 1.179). The figures are in the documentation's benchmarks.
 
     Args:
         total_units: First-layer units of all branches together (the budget).
@@ -515,7 +515,7 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
             1e-4 with ``scaling="robust"`` (the defaults) against the former
             1e-3 with standard scaling on the suite of eleven real tables:
             geometric-mean error / best 1.089 against 1.170 with noise columns,
-            1.238 against 1.308 as published (README, "Real tables").
+            1.238 against 1.308 as published (benchmarks, "Real tables").
         l1_power: How steeply the strength follows importance.
         weak: ``"penalize"`` or ``"drop"`` the features the scores call weak.
         dropout: Dropout rate after every hidden layer.
@@ -531,7 +531,7 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
             prediction then sets it too. None (the default): every category
             seen in training has a feature of its own (an unseen one sets
             none); on a table with a 200-level column pooling lost to it
-            (test MSE 1.98 at ``min_frequency=5`` against 1.50; README, "A
+            (test MSE 1.98 at ``min_frequency=5`` against 1.50; benchmarks, "A
             high-cardinality column").
         max_categories: The most features a categorical column becomes (its
             missing-value flag aside): past it, only the most frequent
@@ -575,7 +575,7 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
             with scores made wrong on purpose it reached 1.075 of the oracle
             MLP's test MSE against the gradient's 1.175 (six seeds), and the
             same figures within their spread where the scores are right
-            (README, "When the first guess is wrong").
+            (benchmarks, "The first guess made wrong on purpose").
         rescoring_period: Re-score every this many epochs.
         epochs: The most epochs to train one plan (a re-planned network may
             train as many again).
@@ -624,7 +624,7 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
             importance would move features between branches or into the weak
             set at three re-scorings in a row (after at least ten epochs; it
             needs ``rescoring``, and it frees no weak feature: that takes the
-            residuals). ``False``: never. See the README's "When the first
+            residuals). ``False``: never. See the user guide's "When the first
             guess is wrong" for the measurements.
         max_replans: The most re-plans in one fit.
         random_state: Seed (int), ``numpy.random.RandomState`` or None. An

@@ -91,7 +91,7 @@ COMPANIONS = ("pairwise", "linear", None)
 COMPANION_REPEATS = 25
 #: The companions' per-row loss for classes: log loss, which logistic regression is fitted to minimise
 #: (the forest keeps ``metric``). With the Brier score instead, the pairwise companion found truth set 2's
-#: product in 0.667 of 30 runs at 1,000 rows (``benchmarks/bench_power.py``; README, "Power of the weak flag").
+#: product in 0.667 of 30 runs at 1,000 rows (``benchmarks/bench_power.py``; benchmarks, "Power of the weak flag").
 COMPANION_CLASS_METRIC = "neg_log_loss"
 # An integer-valued target with at most this many distinct values is taken as class labels.
 MAX_AUTO_CLASSES = 20
@@ -579,7 +579,7 @@ def score_features(
             features and their pairwise products (standardised again).
             None: the forest alone. The pairwise companion's figures are in
             ``benchmarks/bench_power.py``'s power tables (truth sets 1 and
-            2; README). As first measured, the linear one alone: On the known-truth data of
+            2; the documentation's benchmarks). As first measured, the linear one alone: On the known-truth data of
             ``benchmarks/bench_power.py`` at 1,000 rows (30 seeds) the
             linear companion raised the share of informative features kept
             from 0.928 to 0.983 (regression) and 0.867 to 0.922
