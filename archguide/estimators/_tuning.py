@@ -72,7 +72,7 @@ class _Tuning:
                 resuming it. In a distributed search only the chief does; workers never
                 delete the project directory.
             worker_timeout, timeout: Bounds of the chief's waits in a distributed search
-                (see :func:`~archguide.tuning.hypermodel.serve_chief`), in seconds.
+                (see :func:`~archguide.tuning.distributed.serve_chief`), in seconds.
 
         Distributed search: KerasTuner's own chief/worker mode. Run the same call in
         every process, with the same data and an integer ``random_state``, and
@@ -174,7 +174,7 @@ class _Tuning:
 
     def _run_search(self, search, role, splits, worker_timeout, timeout) -> bool:
         """Run the trials (the chief serves them to the workers); False in a distributed search's worker."""
-        from archguide.tuning.hypermodel import serve_chief
+        from archguide.tuning.distributed import serve_chief
 
         if role == "chief":
             serve_chief(search, worker_timeout=worker_timeout, timeout=timeout)
