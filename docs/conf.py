@@ -32,13 +32,7 @@ extensions = [
     "myst_parser",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
-exclude_patterns = [
-    "_build",
-    "auto_examples/*.ipynb",
-    "auto_examples/*.py",
-    "auto_examples/*.zip",
-    "sg_execution_times.rst",
-]
+exclude_patterns = ["_build", "auto_examples/*.ipynb", "auto_examples/*.py", "auto_examples/*.zip"]
 myst_heading_anchors = 3
 suppress_warnings = ["myst.xref_missing"]  # prose names sections of other pages in words, not links
 

@@ -34,7 +34,7 @@ from archguide._checks import check_choice, check_int, check_number, check_seed,
 from archguide.estimators._sensitivity import sensitivity
 from archguide.estimators._training import NETWORK, PREDICT_BATCH, _batch_size, _Training
 from archguide.estimators._tuning import _Tuning
-from archguide.estimators.artifact import _Artifact, load
+from archguide.estimators.artifact import _Artifact
 from archguide.estimators.preprocessing import SCALINGS, ColumnEncoding, check_pooling
 from archguide.exceptions import ArchguideWarning, ConfigError, DataError, NotFittedError
 from archguide.model.builder import DATA_LOSS_METRIC
@@ -47,7 +47,7 @@ from archguide.scoring.score import MIN_ROWS, named_correlation_groups, score_fe
 
 keras = import_keras()
 
-__all__ = ["ImportanceGuidedClassifier", "ImportanceGuidedRegressor", "load"]
+__all__ = ["ImportanceGuidedClassifier", "ImportanceGuidedRegressor"]
 
 #: What ``replan`` accepts: the residual check, re-planning from the network's importance, or neither.
 REPLANS = ("residuals", True, False)

@@ -428,18 +428,6 @@ def _encode_rows(table, splits):
     return table.encode(used), position
 
 
-def _group_p_values(group_map, name_at, solo, joint, row_deltas, n_folds, fold_variance=FOLD_VARIANCE):
-    """The weak test's p-value per group: from its joint shuffle, or its single feature's (1 if never shuffled)."""
-    set_of = {j: i for i, j in enumerate(solo)}
-    set_of.update({tuple(cols): len(solo) + i for i, cols in enumerate(joint)})
-    set_p = row_p_values(row_deltas, n_folds, fold_variance)
-    group_p = {}
-    for g, members in group_map.items():
-        key = name_at[members[0]] if len(members) == 1 else tuple(name_at[f] for f in members)
-        group_p[g] = float(set_p[set_of[key]]) if key in set_of else 1.0
-    return group_p
-
-
 # ---------------------------------------------------------------- the scorer
 
 
@@ -747,7 +735,15 @@ class _ShuffledSets:
         self.column_sets = [[j] for j in self.solo] + self.joint
 
     def p_values(self, row_deltas, n_folds: int, fold_variance=FOLD_VARIANCE) -> dict[str, float]:
-        return _group_p_values(self.group_map, self.name_at, self.solo, self.joint, row_deltas, n_folds, fold_variance)
+        """The weak test's p-value per group: from its joint shuffle, or its single feature's (1 if never shuffled)."""
+        set_of = {j: i for i, j in enumerate(self.solo)}
+        set_of.update({tuple(cols): len(self.solo) + i for i, cols in enumerate(self.joint)})
+        set_p = row_p_values(row_deltas, n_folds, fold_variance)
+        group_p = {}
+        for g, members in self.group_map.items():
+            key = self.name_at[members[0]] if len(members) == 1 else tuple(self.name_at[f] for f in members)
+            group_p[g] = float(set_p[set_of[key]]) if key in set_of else 1.0
+        return group_p
 
 
 def _all_companion_deltas(log: _Decisions, companion, seeds, p: int, args, measure) -> list:
