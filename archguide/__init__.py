@@ -40,6 +40,7 @@ _PUBLIC = {
     "ImportanceGuidedClassifier": "archguide.estimators",
     "ImportanceGuidedRegressor": "archguide.estimators",
     "load": "archguide.estimators",
+    "write_predictions": "archguide.estimators",
     # KerasTuner is imported on first use: ``import archguide`` does not pay for it.
     "ImportanceHyperModel": "archguide.tuning",
 }

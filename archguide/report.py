@@ -201,7 +201,9 @@ def save_run(
     Args:
         estimator: A fitted ImportanceGuidedRegressor or ImportanceGuidedClassifier.
         directory: Where the run goes.
-        X, y: The data it was fitted on (for the data summary).
+        X, y: The data it was fitted on (for the data summary). With a streamed fit (a
+            dataset: Parquet files, a dask DataFrame) pass None for both: the summary is the one
+            the fit's pass over the data gathered.
         config: The resolved configuration (written as ``config.yaml``).
         data_path, target: Named in the report.
         fit_seconds: How long the fit took.
@@ -213,11 +215,13 @@ def save_run(
         The directory.
 
     Raises:
-        ConfigError: as :func:`check_run_directory`.
+        ConfigError: as :func:`check_run_directory`; X is None but the estimator was fitted in memory.
     """
     from archguide import __version__
 
     directory = check_run_directory(directory, overwrite=overwrite)
+    if X is None and getattr(estimator, "_data_summary", None) is None:
+        raise ConfigError("save_run needs X and y, unless the estimator was fitted on a dataset (streamed).")
     info = {
         "archguide_version": __version__,
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -225,7 +229,7 @@ def save_run(
         "task": _task(estimator),
         "data_path": data_path,
         "target": target,
-        "data": _data_summary(pd.DataFrame(X), y, estimator),
+        "data": _data_summary(pd.DataFrame(X), y, estimator) if X is not None else estimator._data_summary,
         "metrics": {**_metrics(estimator), **{k: dict(v) for k, v in (metrics or {}).items()}},
         "n_epochs": estimator.n_epochs_,
         "best_epoch": estimator.best_epoch_,

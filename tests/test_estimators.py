@@ -688,14 +688,14 @@ def test_the_fitted_sensitivity_follows_the_rule(fitted):
 def test_training_pipeline_shows_every_row_once_per_epoch_in_a_new_order():
     """The fit's data pipeline is built once: each epoch's batches still hold every training row once,
     shuffled anew each epoch, the same way for the same seed; every held-out row is evaluated once."""
-    from archguide.estimators._training import _fit_data
+    from archguide.estimators._training import ArrayRows, _validation_arguments
 
     X = np.arange(70, dtype="float32").reshape(-1, 1) * [1.0, -1.0]
     y = np.arange(70, dtype="float32")
     val = (X[:9] + 0.5, y[:9] + 0.5)
 
     def epochs(seed, n=3):
-        data = _fit_data(X, y, batch_size=16, seed=seed, validation_data=val)
+        data = {**ArrayRows(X, y).fit_arguments(16, seed), **_validation_arguments(val, 16)}
         batches = iter(data["x"])
         return data, [
             np.concatenate([next(batches)[1].numpy() for _ in range(data["steps_per_epoch"])]) for _ in range(n)
@@ -715,7 +715,7 @@ def test_training_pipeline_shows_every_row_once_per_epoch_in_a_new_order():
 def test_several_steps_per_execution_still_show_every_row_once_per_epoch():
     """Keras runs ``steps_per_execution`` steps per call; on the fit's repeated pipeline the estimator
     picks a divisor of the steps per epoch, so no call runs into the next epoch's rows."""
-    from archguide.estimators._training import _fit_data, _steps_per_execution
+    from archguide.estimators._training import ArrayRows, _steps_per_execution
 
     assert [_steps_per_execution(n, 64) for n in (64 * 100, 64 * 13, 1000, 100)] == [10, 13, 16, 2]
 
@@ -735,7 +735,7 @@ def test_several_steps_per_execution_still_show_every_row_once_per_epoch():
         seen = Seen()
         model = keras.Model(inputs, keras.layers.Dense(1)(seen(inputs)))
         model.compile(loss="mean_squared_error", steps_per_execution=steps_per_execution)
-        model.fit(**_fit_data(X, y, batch_size=8, seed=0), epochs=3, verbose=0)
+        model.fit(**ArrayRows(X, y).fit_arguments(8, 0), epochs=3, verbose=0)
         counts = keras.ops.convert_to_numpy(seen.seen)
         if expected == "overrun":  # 10 steps an epoch in calls of 3: 12 steps an epoch, 36 batches in all
             assert counts.sum() == 36 * 8

@@ -6,7 +6,8 @@ network (:mod:`~archguide.estimators.preprocessing`), score, plan, build and tra
 save a ``.keras`` file that :func:`load` reads back.
 """
 
+from archguide.estimators._streaming import write_predictions
 from archguide.estimators.artifact import load
 from archguide.estimators.estimator import ImportanceGuidedClassifier, ImportanceGuidedRegressor
 
-__all__ = ["ImportanceGuidedClassifier", "ImportanceGuidedRegressor", "load"]
+__all__ = ["ImportanceGuidedClassifier", "ImportanceGuidedRegressor", "load", "write_predictions"]

@@ -56,7 +56,8 @@ def plain_mlp(X, y, training: Mapping[str, Any], *, seed: int, units=(64, 32), v
     model.compile(optimizer=keras.optimizers.Adam(training["learning_rate"]), loss="mse")
     callbacks = [keras.callbacks.EarlyStopping(patience=training["patience"], restore_best_weights=True)]
     if verbose == 1:
-        callbacks.append(_EpochProgress(training["epochs"], "plain MLP", monitor="val_loss"))
+        n_train = len(values) - int(round(training["validation_fraction"] * len(values)))
+        callbacks.append(_EpochProgress(training["epochs"], "plain MLP", n_train, monitor="val_loss"))
     model.fit(
         values,
         ((target - mean) / scale).astype(np.float32),

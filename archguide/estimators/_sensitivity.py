@@ -12,8 +12,10 @@ from archguide.model.importance import network_importance
 SENSITIVITY_RATIO = 3.0
 
 
-def sensitivity(network, scores, X_enc, y_net, train, val, seed: int) -> pd.DataFrame:
+def sensitivity(network, scores, validation, training, seed: int) -> pd.DataFrame:
     """Permutation importance of each source column on training rows and on the held-out rows.
+
+    ``validation`` and ``training`` are ``(X, y)`` pairs of encoded rows (at most 2,000 of each are read).
 
     A column the network leans on for its training rows but not for the held-out ones is
     *sensitive* without being *important*: the network fits noise through it (see
@@ -22,8 +24,8 @@ def sensitivity(network, scores, X_enc, y_net, train, val, seed: int) -> pd.Data
     rng = np.random.RandomState(seed)
     groups = {g: list(f) for g, f in scores.groups.items()}
     kwargs = {"method": "permutation", "groups": groups, "n_repeats": 3, "max_rows": 2000}
-    held_out = network_importance(network, X_enc[val], y_net[val], random_state=rng, **kwargs)
-    training = network_importance(network, X_enc[train], y_net[train], random_state=rng, **kwargs)
+    held_out = network_importance(network, *validation, random_state=rng, **kwargs)
+    training = network_importance(network, *training, random_state=rng, **kwargs)
     flagged = sensitive_not_important(held_out, training)
     return pd.DataFrame({"held_out": held_out, "training": training, "flagged": flagged})
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import math
 import random
+import time
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,7 +37,7 @@ NETWORK = "archguide_network"
 PREDICT_BATCH = 4096
 #: Most training steps per call of Keras' compiled step (``steps_per_execution``); see ``_steps_per_execution``.
 _MAX_STEPS_PER_EXECUTION = 16
-_FEED = "dataset"  # how _fit_data feeds Keras: "dataset" (one iterator per fit) or "arrays" (Keras' own, per epoch)
+_FEED = "dataset"  # how ArrayRows feeds Keras: "dataset" (one iterator per fit) or "arrays" (Keras' own, per epoch)
 
 
 def _batch_size(batch_size: int | str, n_rows: int) -> int:
@@ -50,38 +53,94 @@ def _steps_per_execution(n_rows: int, batch_size: int) -> int:
 
     Keras runs ``steps_per_execution`` steps per call of its compiled step function, saving a trip
     through Python per step (a 5-epoch fit on 10^5 rows: 14.9 s against 24.1, benchmarks "Fit time"). The training
-    pipeline repeats (``_fit_data``), so a call that ran past the epoch's last step would eat into the
+    pipeline repeats (``ArrayRows.fit_arguments``), so a call that ran past the epoch's last step would eat into the
     next epoch's rows: a divisor keeps every epoch one pass over the rows.
     """
     steps = math.ceil(n_rows / batch_size)
     return max(d for d in range(1, min(steps, _MAX_STEPS_PER_EXECUTION) + 1) if steps % d == 0)
 
 
-def _fit_data(X, y, batch_size: int, seed: int, validation_data=None) -> dict[str, Any]:
-    """The data arguments of ``Model.fit``, as ``tf.data`` pipelines built once per fit.
+@dataclass
+class Prepared:
+    """What a fit trains from, however the data came (a table in memory or a streamed dataset).
 
-    Given arrays, Keras builds a new ``tf.data`` pipeline for every epoch and for every validation pass
-    (about 50 ms of CPU each on a small table, more than the pass itself). Here the training rows are one
-    repeated pipeline, iterated once per fit with ``steps_per_epoch``: each epoch still sees every row
-    once, in a new order (a full shuffle, seeded by ``seed``). The held-out rows are one pipeline in
-    batches of up to ``PREDICT_BATCH`` rows (the mean loss is the same, in fewer steps).
+    Attributes:
+        encoding, scores, task: The fitted encoding, the first scores and the task.
+        seeds: The split, scoring, model and re-scoring seeds.
+        rows: The training rows (:class:`ArrayRows` or a dataset's).
+        validation: ``(X_val, y_val)``, encoded, in memory.
+        validation_indices: The validation rows' positions.
+        every_row: Returns the rows a refit trains on (training and validation rows).
+        n_features: Source columns.
+        feature_names: Their names (an object array), or None for an array without names.
     """
+
+    encoding: Any
+    scores: Any
+    task: str
+    seeds: tuple[int, int, int, int]
+    rows: Any
+    validation: tuple[np.ndarray, np.ndarray]
+    validation_indices: np.ndarray
+    every_row: Callable[[], Any]
+    n_features: int
+    feature_names: np.ndarray | None
+
+
+class ArrayRows:
+    """Training rows held in memory: the encoded features and the network's target.
+
+    The estimators train on an object like this one or like
+    :class:`~archguide.estimators._streaming.StreamedRows` (a dataset read piece by piece): ``n``
+    rows, :meth:`fit_arguments` for ``Model.fit`` and :meth:`sample`, the rows the residual check
+    and the sensitivity check read.
+    """
+
+    failure = None  # a streamed pipeline's error, raised after Model.fit; arrays never fail
+
+    def __init__(self, X: np.ndarray, y: np.ndarray):
+        self.X, self.y = X, y
+
+    @property
+    def n(self) -> int:
+        return len(self.X)
+
+    def sample(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.X, self.y
+
+    def fit_arguments(self, batch_size: int, seed: int) -> dict[str, Any]:
+        """The training-data arguments of ``Model.fit``, as one ``tf.data`` pipeline built once per fit.
+
+        Given arrays, Keras builds a new ``tf.data`` pipeline for every epoch (about 50 ms of CPU each on a
+        small table, more than the pass itself). Here the training rows are one repeated pipeline, iterated
+        once per fit with ``steps_per_epoch``: each epoch still sees every row once, in a new order (a full
+        shuffle, seeded by ``seed``).
+        """
+        if _FEED != "dataset" or keras.backend.backend() != "tensorflow":
+            return {"x": self.X, "y": self.y, "batch_size": batch_size, "shuffle": True}
+        import tensorflow as tf
+
+        rows = tf.data.Dataset.from_tensor_slices((self.X, self.y))
+        rows = rows.shuffle(len(self.X), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+        return {
+            "x": rows.repeat().prefetch(tf.data.AUTOTUNE),
+            "steps_per_epoch": math.ceil(len(self.X) / batch_size),
+            "shuffle": False,  # shuffled above, anew each epoch
+        }
+
+
+def _validation_arguments(validation_data, batch_size: int) -> dict[str, Any]:
+    """``validation_data`` for ``Model.fit``: one cached pipeline in batches of up to ``PREDICT_BATCH`` rows
+    (the mean loss is the same as Keras' own, in fewer steps)."""
+    if validation_data is None:
+        return {}
     if _FEED != "dataset" or keras.backend.backend() != "tensorflow":
-        return {"x": X, "y": y, "batch_size": batch_size, "shuffle": True, "validation_data": validation_data}
+        return {"validation_data": validation_data}
     import tensorflow as tf
 
-    rows = tf.data.Dataset.from_tensor_slices((X, y))
-    rows = rows.shuffle(len(X), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
-    data = {
-        "x": rows.repeat().prefetch(tf.data.AUTOTUNE),
-        "steps_per_epoch": math.ceil(len(X) / batch_size),
-        "shuffle": False,  # shuffled above, anew each epoch
-    }
-    if validation_data is not None:
-        X_val, y_val = validation_data
-        val_batch = min(PREDICT_BATCH, max(batch_size, len(X_val)))
-        data["validation_data"] = tf.data.Dataset.from_tensor_slices((X_val, y_val)).batch(val_batch).cache()
-    return data
+    X_val, y_val = validation_data
+    val_batch = min(PREDICT_BATCH, max(batch_size, len(X_val)))
+    return {"validation_data": tf.data.Dataset.from_tensor_slices((X_val, y_val)).batch(val_batch).cache()}
 
 
 class _StopOnNonFinite(keras.callbacks.Callback):
@@ -103,17 +162,21 @@ class _StopOnNonFinite(keras.callbacks.Callback):
 
 
 class _EpochProgress(keras.callbacks.Callback):
-    """One progress bar over epochs (``verbose=1``), with the validation data loss and the best so far."""
+    """One progress bar over epochs (``verbose=1``): the validation data loss, the best so far and the
+    training rows per second of the last epoch."""
 
-    def __init__(self, epochs: int, description: str, monitor: str = "val_" + DATA_LOSS_METRIC):
+    def __init__(self, epochs: int, description: str, n_rows: int, monitor: str = "val_" + DATA_LOSS_METRIC):
         super().__init__()
-        self.epochs, self.description, self.monitor = epochs, description, monitor
+        self.epochs, self.description, self.n_rows, self.monitor = epochs, description, n_rows, monitor
 
     def on_train_begin(self, logs=None):
         from tqdm.auto import tqdm
 
         self._bar = tqdm(total=self.epochs, desc=self.description, unit="epoch", mininterval=0.5, leave=True)
         self._best = float("inf")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -122,6 +185,7 @@ class _EpochProgress(keras.callbacks.Callback):
         if val is not None:
             self._best = min(self._best, float(val))
             postfix = {self.monitor: f"{float(val):.4g}", "best": f"{self._best:.4g}"}
+        postfix["rows/s"] = f"{self.n_rows / max(time.perf_counter() - self._started, 1e-9):,.0f}"
         self._bar.set_postfix(postfix, refresh=False)
         self._bar.update(1)
 
@@ -150,8 +214,9 @@ class _Training:
             name=NETWORK,
         )
 
-    def _keras_fit(self, network, X, y, callbacks, seed: int, **kwargs):
-        """``network.fit`` with Keras' seeds set for the run, and NumPy's and Python's global states restored."""
+    def _keras_fit(self, network, rows, callbacks, seed: int, **kwargs):
+        """``network.fit`` on ``rows`` (:class:`ArrayRows` or a dataset's) with Keras' seeds set for the run,
+        and NumPy's and Python's global states restored."""
         stopper = _StopOnNonFinite()
         numpy_state, python_state = np.random.get_state(), random.getstate()  # noqa: NPY002
         try:
@@ -159,11 +224,17 @@ class _Training:
             with warnings.catch_warnings(record=True) as caught:  # only what the caller's filters let through
                 warnings.simplefilter("always", ArchguideWarning)  # ours are decided on below
                 if self.verbose == 1:
-                    callbacks = [*callbacks, _EpochProgress(kwargs["epochs"], "training")]
-                data = _fit_data(X, y, self.batch_size_, seed, kwargs.pop("validation_data", None))
-                fitted = network.fit(
-                    **data, verbose=2 if self.verbose == 2 else 0, callbacks=[*callbacks, stopper], **kwargs
-                )
+                    callbacks = [*callbacks, _EpochProgress(kwargs["epochs"], "training", rows.n)]
+                data = rows.fit_arguments(self.batch_size_, seed)
+                data.update(_validation_arguments(kwargs.pop("validation_data", None), self.batch_size_))
+                try:
+                    fitted = network.fit(
+                        **data, verbose=2 if self.verbose == 2 else 0, callbacks=[*callbacks, stopper], **kwargs
+                    )
+                except Exception:
+                    if rows.failure is not None:  # the dataset's own error, not the pipeline's wrapping of it
+                        raise rows.failure from None
+                    raise
         finally:
             np.random.set_state(numpy_state)  # noqa: NPY002
             random.setstate(python_state)
@@ -179,7 +250,7 @@ class _Training:
             )
         return {k: [float(v) for v in values] for k, values in fitted.history.items()}
 
-    def _train(self, plan, scores, task, X_enc, y_net, train, val, *, model_seed: int, rescoring_seed: int):
+    def _train(self, plan, scores, task, rows, validation, *, model_seed: int, rescoring_seed: int):
         """Train the planned network; with ``replan``, re-plan from its importance at most ``max_replans`` times.
 
         Returns ``(network, history, the ImportanceRescoring of each segment, plans, kept)``: ``history``
@@ -188,12 +259,11 @@ class _Training:
         network is the one of ``plans[kept]``, the segment with the lowest held-out data loss (a re-plan
         that does no better than the network it replaced is discarded).
         """
-        X_tr, y_tr, validation = X_enc[train], y_net[train], (X_enc[val], y_net[val])
         plans = [plan_record(0, plan, scores, [], "scores")]
         history: dict[str, list[float]] = {}
         rescorings, old, kept = [], None, None  # kept: (best held-out data loss, network, its plan's index)
         while True:
-            network = self._network(plan, task, model_seed, len(X_tr))
+            network = self._network(plan, task, model_seed, rows.n)
             if old is not None:
                 warm_start(network, old, plan, plans[-2]["plan"])
             done = len(history.get(DATA_LOSS_METRIC, []))
@@ -201,7 +271,7 @@ class _Training:
                 validation, plan, scores, len(plans), done, rescoring_seed
             )
             segment = self._keras_fit(
-                network, X_tr, y_tr, callbacks, model_seed + done, validation_data=validation,
+                network, rows, callbacks, model_seed + done, validation_data=validation,
                 epochs=done + self.epochs, initial_epoch=done,
             )  # fmt: skip
             n_run = _extend(history, segment, done, len(plans) - 1 if self.replan else None)
@@ -214,7 +284,7 @@ class _Training:
             step = (
                 None
                 if len(plans) > self.max_replans
-                else self._next_plan(trigger, network, plan, scores, X_tr, y_tr, task, model_seed)
+                else self._next_plan(trigger, network, plan, scores, *rows.sample(), task, model_seed)
             )
             if step is None:
                 break
@@ -271,15 +341,16 @@ class _Training:
         new_plan = replan_from(plan, new_scores)
         return new_plan, new_scores, moved_features(plan, new_plan) or missing
 
-    def _refit(self, plan, task, X_enc, y_net, strengths, rates, *, model_seed: int):
-        """A fresh network trained on every row for the best epoch count, with the final strengths held fixed.
+    def _refit(self, plan, task, rows, strengths, rates, *, model_seed: int):
+        """A fresh network trained on ``rows`` (every row) for the best epoch count, with the final strengths
+        held fixed.
 
         It replays the first run's learning rate, epoch by epoch (``rates``).
         """
-        network = self._network(plan, task, model_seed, len(X_enc))
+        network = self._network(plan, task, model_seed, rows.n)
         network.get_layer("gate").set_strengths(strengths)
         replay = keras.callbacks.LearningRateScheduler(lambda epoch, _: float(rates[epoch]))
-        history = self._keras_fit(network, X_enc, y_net, [replay], model_seed, epochs=len(rates))
+        history = self._keras_fit(network, rows, [replay], model_seed, epochs=len(rates))
         return network, history
 
 

@@ -15,7 +15,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from archguide._checks import check_choice, check_int
 from archguide.estimators._training import _batch_size
-from archguide.exceptions import ConfigError, TrainingError
+from archguide.exceptions import ConfigError, DataError, TrainingError
 
 
 class _Tuning:
@@ -89,15 +89,23 @@ class _Tuning:
             search's worker.
 
         Raises:
-            DataError, ConfigError: as ``fit``; a search-space bound that is malformed,
+            DataError, ConfigError: as ``fit``, and a dataset (tune takes a table in memory);
+                a search-space bound that is malformed,
                 inverted or empty; a ``search_space`` key that is not searched.
         """
         import tempfile
         from contextlib import nullcontext
 
+        from archguide.datasets import is_dataset
         from archguide.tuning.hypermodel import distributed_role
 
         self._check_params()
+        if is_dataset(X):
+            raise DataError(
+                "tune takes a table in memory: its trials train many networks on folds of the rows. For a dataset "
+                "bigger than memory, tune on a sample that fits (pandas.read_parquet on a few files), then fit the "
+                f"best parameters on the dataset. Received X of type {type(X).__name__}."
+            )
         role = distributed_role()
         check_int("max_trials", max_trials)
         check_choice("tuner", tuner, tuple(_TUNERS))

@@ -31,8 +31,9 @@ from sklearn.utils.multiclass import type_of_target
 
 from archguide._backend import import_keras
 from archguide._checks import check_choice, check_int, check_number, check_seed, check_units
+from archguide.datasets import is_dataset
 from archguide.estimators._sensitivity import sensitivity
-from archguide.estimators._training import NETWORK, PREDICT_BATCH, _batch_size, _Training
+from archguide.estimators._training import NETWORK, PREDICT_BATCH, ArrayRows, Prepared, _batch_size, _Training
 from archguide.estimators._tuning import _Tuning
 from archguide.estimators.artifact import _Artifact
 from archguide.estimators.preprocessing import SCALINGS, ColumnEncoding, check_pooling
@@ -214,31 +215,68 @@ class _ImportanceGuidedEstimator(_Training, _Tuning, _Artifact, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
 
-    def fit(self, X, y):
+    def fit(self, X, y=None, *, target: str | None = None):
         """Score, plan, build and train on ``X`` and ``y``.
 
         Args:
             X: A DataFrame (its column names are the feature names; numeric,
                 boolean and categorical columns, missing values allowed) or a
-                2-D array. Read only, never modified.
+                2-D array. Or a dataset bigger than memory, streamed (see the
+                user guide's "Tables bigger than memory"): a directory of Parquet
+                files, a Parquet file or a list of them, a
+                ``pyarrow.dataset.Dataset``, or a ``dask.dataframe.DataFrame``.
+                Read only, never modified.
             y: One value per row: a 1-D array, a list, a pandas Series (any
-                index), or a column vector.
+                index), or a column vector. With a dataset: the target column's
+                name, or with a dask DataFrame a dask Series of the same
+                partitions.
+            target: With a dataset, the target column's name (the same as
+                passing it as ``y``).
 
         Returns:
             self.
 
         Raises:
             DataError: ``X`` or ``y`` cannot be used (the message names the
-                argument or columns), or fewer than 10 rows.
+                argument or columns, and with a dataset the file or partition),
+                or fewer than 10 rows.
             ConfigError: a parameter is out of range.
             TrainingError: the loss became NaN or infinite during training.
         """
         self._check_params()
         for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("_")]:
             delattr(self, name)  # a failed refit must not leave a half-updated estimator
+        self._data_summary = None
+        if is_dataset(X):
+            from archguide.estimators._streaming import streamed
+
+            prepared = streamed(self, X, y, target)
+        elif target is not None:
+            raise DataError(
+                "target= names the target column of a dataset (Parquet files or a dask DataFrame); with a table in "
+                f"memory pass y. Received X of type {type(X).__name__} and target={target!r}."
+            )
+        else:
+            prepared = self._prepared(X, y)
+        return self._fit_prepared(prepared)
+
+    def _prepared(self, X, y) -> Prepared:
+        """Validate, encode, score and split a table in memory."""
         table, task, y_score, y_net, seeds = self._validated(X, y)
         encoding, X_enc, scores = self._encode_and_score(table, task, y_score, seeds[1])
-        split_seed, _, model_seed, rescoring_seed = seeds
+        train, val = self._split(y_score, task, table.n_rows, seeds[0])
+        names = None
+        if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
+            names = np.asarray(X.columns, dtype=object)
+        return Prepared(
+            encoding, scores, task, seeds, ArrayRows(X_enc[train], y_net[train]), (X_enc[val], y_net[val]), val,
+            lambda: ArrayRows(X_enc, y_net), table.n_features, names,
+        )  # fmt: skip
+
+    def _fit_prepared(self, prepared: Prepared):
+        """Plan, build and train on prepared data (a table in memory or a streamed dataset)."""
+        encoding, scores, task = prepared.encoding, prepared.scores, prepared.task
+        _, _, model_seed, rescoring_seed = prepared.seeds
         plan = plan_architecture(
             scores,
             total_units=self.total_units,
@@ -256,11 +294,11 @@ class _ImportanceGuidedEstimator(_Training, _Tuning, _Artifact, BaseEstimator):
         )
         self._say(f"plan: {len(plan.branches)} branches, {plan.n_params(self._n_outputs(task))} parameters; training")
 
-        train, val = self._split(y_score, task, table.n_rows, split_seed)
-        self.batch_size_ = _batch_size(self.batch_size, len(train))
+        self.batch_size_ = _batch_size(self.batch_size, prepared.rows.n)
         network, history, rescorings, plans, kept = self._train(
-            plan, scores, task, X_enc, y_net, train, val, model_seed=model_seed, rescoring_seed=rescoring_seed
-        )
+            plan, scores, task, prepared.rows, prepared.validation, model_seed=model_seed,
+            rescoring_seed=rescoring_seed,
+        )  # fmt: skip
         if len(plans) == 1:
             history.pop("plan", None)  # one plan trained every epoch
         plans = [{**record, "kept": i == kept} for i, record in enumerate(plans)]
@@ -268,16 +306,18 @@ class _ImportanceGuidedEstimator(_Training, _Tuning, _Artifact, BaseEstimator):
         start = plans[kept]["epoch"]  # the kept network's weights are the best of its own segment
         end = plans[kept + 1]["epoch"] if kept + 1 < len(plans) else len(history[DATA_LOSS_METRIC])
         best_epoch = start + int(np.argmin(history["val_" + DATA_LOSS_METRIC][start:end])) + 1
-        sensitivity_ = sensitivity(network, scores, X_enc, y_net, train, val, rescoring_seed)
+        sensitivity_ = sensitivity(network, scores, prepared.validation, prepared.rows.sample(), rescoring_seed)
         refit_history = None
         if self.refit:
             strengths = network.get_layer("gate").get_strengths()
             rates = history.get("learning_rate", [self.learning_rate] * best_epoch)[:best_epoch]
-            network, refit_history = self._refit(plan, task, X_enc, y_net, strengths, rates, model_seed=model_seed)
+            network, refit_history = self._refit(
+                plan, task, prepared.every_row(), strengths, rates, model_seed=model_seed
+            )
 
         self.n_epochs_ = len(history[DATA_LOSS_METRIC])
         self.best_epoch_ = best_epoch
-        self.validation_indices_ = val
+        self.validation_indices_ = prepared.validation_indices
         self.refit_history_ = refit_history
 
         self.encoding_ = encoding
@@ -288,9 +328,9 @@ class _ImportanceGuidedEstimator(_Training, _Tuning, _Artifact, BaseEstimator):
         self.rescoring_history_ = _stacked([r.history_ for r in rescorings])
         self.strengths_history_ = _stacked([r.strengths_history_ for r in rescorings])
         self.sensitivity_ = sensitivity_
-        self.n_features_in_ = table.n_features
-        if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
-            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.n_features_in_ = prepared.n_features
+        if prepared.feature_names is not None:
+            self.feature_names_in_ = prepared.feature_names
         self.model_ = self._assemble(encoding, network, task)
         return self
 
@@ -335,10 +375,14 @@ class _ImportanceGuidedEstimator(_Training, _Tuning, _Artifact, BaseEstimator):
         X_enc = encoding.encode(encoding.raw_inputs(table))
         self._say(f"{table.n_features} columns -> {X_enc.shape[1]} features; scoring")
         X_fit, y_fit = (X_enc, y_score) if rows is None else (X_enc[rows], y_score[rows])
+        return encoding, X_enc, self._score(encoding, X_fit, y_fit, task, seed)
+
+    def _score(self, encoding: ColumnEncoding, X_fit: np.ndarray, y_fit: np.ndarray, task: str, seed: int):
+        """:func:`~archguide.score_features` on encoded rows; ``y_fit`` as :meth:`_target`'s ``y_score``."""
         kept, test_size = self._scoring_rows(y_fit, task)
         # the user's labels (in classes_ order, the scorer's too), so that its messages name them
         y_labels = y_fit if task == "regression" else self.classes_[y_fit]
-        scores = score_features(
+        return score_features(
             encoded_table(X_fit if kept is None else X_fit[kept], encoding.features),
             y_labels if kept is None else y_labels[kept],
             task=task if task == "regression" else "classification",
@@ -347,7 +391,6 @@ class _ImportanceGuidedEstimator(_Training, _Tuning, _Artifact, BaseEstimator):
             test_size=test_size,
             random_state=seed,
         )
-        return encoding, X_enc, scores
 
     def _say(self, message: str) -> None:
         if self.verbose:
@@ -452,7 +495,13 @@ class _ImportanceGuidedEstimator(_Training, _Tuning, _Artifact, BaseEstimator):
         CPU kernels may round a row's sums differently by its position in a batch (a last float32
         digit); rows are predicted in an order fixed by their content and put back, so that a row's
         prediction does not depend on where the user's table has it.
+
+        A dataset (Parquet files, a dask DataFrame) is predicted batch by batch, in its order.
         """
+        if is_dataset(X):
+            from archguide.estimators._streaming import predicted_batches
+
+            return np.concatenate([out for out, _ in predicted_batches(self, X)])
         raw = self._raw_inputs(X)
         order = np.argsort(pd.util.hash_pandas_object(pd.DataFrame(raw), index=False).to_numpy(), kind="stable")
         out = np.asarray(
@@ -694,6 +743,21 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
         self.target_mean_, self.target_scale_ = mean, std if std > 0 else 1.0
         return "regression", values, ((values - mean) / self.target_scale_).astype(np.float32)
 
+    def _stream_target(self, moments) -> str:
+        """Set the target's attributes from a dataset's pass (its moments); returns the task."""
+        if not math.isfinite(moments.std):
+            raise DataError(
+                f"y has values as large as {max(abs(moments.minimum), abs(moments.maximum)):.3g}; rescale it."
+            )
+        self.target_mean_, self.target_scale_ = moments.mean, moments.std if moments.std > 0 else 1.0
+        return "regression"
+
+    def _y_score(self, values: np.ndarray) -> np.ndarray:
+        return np.asarray(values, dtype=np.float64)
+
+    def _y_net(self, values: np.ndarray) -> np.ndarray:
+        return ((np.asarray(values, dtype=np.float64) - self.target_mean_) / self.target_scale_).astype(np.float32)
+
     def _output_layers(self, outputs, task):
         return keras.layers.Rescaling(self.target_scale_, offset=self.target_mean_, name="archguide_target_scale")(
             outputs
@@ -709,7 +773,10 @@ class ImportanceGuidedRegressor(RegressorMixin, _ImportanceGuidedEstimator):
         """Predicted values, one per row (1-D float64).
 
         ``X`` is matched to the fitted columns by name if it is a DataFrame
-        and the estimator was fitted on one; otherwise by position.
+        and the estimator was fitted on one; otherwise by position. ``X``
+        may also be a dataset as ``fit`` takes it (Parquet files, a dask
+        DataFrame; columns by name, others ignored), predicted batch by batch;
+        :func:`~archguide.write_predictions` writes them to a file instead.
 
         Raises:
             NotFittedError: before ``fit``.
@@ -738,6 +805,12 @@ class ImportanceGuidedClassifier(ClassifierMixin, _ImportanceGuidedEstimator):
                 raise DataError(
                     f"y mixes labels of types {types}: labels of one type are needed (for example all strings)."
                 )
+        task = self._set_classes(values)
+        y_index = np.searchsorted(self.classes_, values)
+        return task, y_index, self._y_net(values)
+
+    def _set_classes(self, values: np.ndarray) -> str:
+        """Check the labels and set ``classes_``; returns the task."""
         kind = type_of_target(values)
         if kind not in ("binary", "multiclass"):
             raise DataError(
@@ -745,12 +818,27 @@ class ImportanceGuidedClassifier(ClassifierMixin, _ImportanceGuidedEstimator):
                 f"{kind} values (for example {values[:3].tolist()}). For a continuous target use "
                 "ImportanceGuidedRegressor."
             )
-        self.classes_, y_index = np.unique(values, return_inverse=True)
+        self.classes_ = np.unique(values)
         if len(self.classes_) < 2:
             raise DataError(f"y has a single class ({self.classes_[0]!r}); a classifier needs at least 2 classes.")
-        task = "binary" if len(self.classes_) == 2 else "multiclass"
-        y_net = y_index.astype(np.float32 if task == "binary" else np.int32)
-        return task, y_index, y_net
+        return "binary" if len(self.classes_) == 2 else "multiclass"
+
+    def _stream_target(self, counts) -> str:
+        """Set ``classes_`` from a dataset's pass (each label's rows); returns the task."""
+        labels = list(counts)
+        strings = any(isinstance(v, str) for v in labels)
+        if strings and not all(isinstance(v, str) for v in labels):
+            types = sorted({type(v).__name__ for v in labels})
+            raise DataError(
+                f"y mixes labels of types {types}: labels of one type are needed (for example all strings)."
+            )
+        return self._set_classes(np.asarray(labels, dtype=object if strings else None))
+
+    def _y_score(self, values: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.classes_, values)
+
+    def _y_net(self, values: np.ndarray) -> np.ndarray:
+        return self._y_score(values).astype(np.float32 if len(self.classes_) == 2 else np.int32)
 
     def _n_outputs(self, task):
         return 1 if task == "binary" else len(self.classes_)

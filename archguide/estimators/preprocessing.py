@@ -52,6 +52,7 @@ import numpy as np
 
 from archguide._backend import import_keras
 from archguide._checks import check_choice, check_int
+from archguide._statistics import ColumnStatistics
 from archguide.exceptions import ConfigError, DataError
 from archguide.schema import Table, unique_name
 
@@ -61,6 +62,7 @@ ops = keras.ops
 __all__ = [
     "CategoryEncoder",
     "Column",
+    "ColumnStatistics",
     "ColumnEncoding",
     "MISSING_LABEL",
     "NumericEncoder",
@@ -73,8 +75,6 @@ __all__ = [
 
 #: How :meth:`ColumnEncoding.fit` scales numeric columns: by mean and standard deviation, or robustly.
 SCALINGS = ("standard", "robust")
-#: With ``scaling="robust"`` values beyond the training rows' ``TAIL`` and ``1 - TAIL`` quantiles are clamped to them.
-TAIL = 0.001
 #: The smooth clip's bound for ``scaling="robust"``: ``z / sqrt(1 + (z / CLIP)^2)`` stays within ±CLIP.
 CLIP = 3.0
 
@@ -339,43 +339,65 @@ class ColumnEncoding:
         check_choice("scaling", scaling, SCALINGS)
         check_pooling(min_frequency, max_categories)
         encoded = table.encode(rows, dtype=np.float64)
-        used = set(table.names)
-        columns = []
+        statistics = {}
         for j, name in enumerate(table.names):
-            kind = table.kinds[name]
-            values = encoded[:, j]
-            missing = bool(np.isnan(values).any())
-            indicator = unique_name(f"{name}=<missing>", used) if missing else None
+            kind, values = table.kinds[name], encoded[:, j]
+            present = values[~np.isnan(values)]
             if kind == "categorical":
-                codes, counts = np.unique(values[~np.isnan(values)].astype(int), return_counts=True)
-                pooled = infrequent_mask(counts, len(values), min_frequency, max_categories)
-                categories = tuple(table.categories[name][i] for i in codes[~pooled])
-                infrequent = tuple(table.categories[name][i] for i in codes[pooled])
+                codes, counts = np.unique(present.astype(int), return_counts=True)
+                labels = table.categories[name]
+                statistics[name] = ColumnStatistics.categorical(
+                    len(values), {labels[i]: int(n) for i, n in zip(codes, counts)}
+                )
+            else:
+                statistics[name] = ColumnStatistics.numbers(kind, len(values), present, robust=scaling == "robust")
+        return cls.from_statistics(
+            statistics, scaling=scaling, min_frequency=min_frequency, max_categories=max_categories
+        )
+
+    @classmethod
+    def from_statistics(
+        cls,
+        statistics: Mapping[str, ColumnStatistics],
+        scaling: str = "standard",
+        min_frequency: int | float | None = None,
+        max_categories: int | None = None,
+    ) -> ColumnEncoding:
+        """The encoding of columns described by their :class:`ColumnStatistics`, in the mapping's order.
+
+        :meth:`fit` computes the statistics from a table in memory; a streamed fit
+        (:mod:`archguide.datasets`) gathers the same ones in one pass over the files.
+        """
+        check_choice("scaling", scaling, SCALINGS)
+        check_pooling(min_frequency, max_categories)
+        used = set(statistics)
+        columns = []
+        for name, stats in statistics.items():
+            indicator = unique_name(f"{name}=<missing>", used) if stats.missing else None
+            if stats.kind == "categorical":
+                labels = sorted(stats.counts)
+                counts = np.asarray([stats.counts[label] for label in labels], dtype=np.int64)
+                pooled = infrequent_mask(counts, stats.n_rows, min_frequency, max_categories)
+                categories = tuple(label for label, p in zip(labels, pooled) if not p)
+                infrequent = tuple(label for label, p in zip(labels, pooled) if p)
                 features = tuple(unique_name(f"{name}={c}", used) for c in categories)
                 if infrequent:
                     features += (unique_name(f"{name}=<infrequent>", used),)
+                features += (indicator,) if indicator else ()
                 columns.append(
-                    Column(
-                        name,
-                        kind,
-                        features + ((indicator,) if indicator else ()),
-                        categories=categories,
-                        missing_indicator=missing,
-                        infrequent=infrequent,
-                    )
-                )
+                    Column(name, "categorical", features, categories=categories, missing_indicator=stats.missing,
+                           infrequent=infrequent)
+                )  # fmt: skip
                 continue
-            present = values[~np.isnan(values)]
-            robust = scaling == "robust" and kind == "numeric" and present.size > 0
+            robust = scaling == "robust" and stats.kind == "numeric" and stats.n_present > 0
             if robust:
-                lowest, low, mean, high, highest = np.quantile(present, [TAIL, 0.25, 0.5, 0.75, 1 - TAIL])
-                spread = float(high - low) or 0.5 * float(present.max() - present.min())
+                lowest, low, mean, high, highest = stats.quantiles
+                spread = float(high - low) or 0.5 * float(stats.maximum - stats.minimum)
             else:
-                mean = present.mean() if present.size else 0.0
-                spread = float(present.std()) if present.size else 0.0
+                mean, spread = stats.mean, stats.std
             scale = spread if spread > 0 and np.isfinite(spread) else 1.0
             features = (name,) + ((indicator,) if indicator else ())
-            column = Column(name, kind, features, mean=float(mean), scale=scale, missing_indicator=missing)
+            column = Column(name, stats.kind, features, mean=float(mean), scale=scale, missing_indicator=stats.missing)
             if robust:
                 column = replace(column, clip=CLIP, lower=float(lowest), upper=float(highest))
             columns.append(column)
@@ -482,6 +504,25 @@ class ColumnEncoding:
             column = np.full(len(codes), MISSING_LABEL, dtype=object)
             column[present] = labels[codes[present].astype(int)]
             out[c.name] = column
+        return out
+
+    def raw_frame(self, frame) -> dict[str, np.ndarray]:
+        """The model's raw inputs from a DataFrame of these columns (by name), as :meth:`raw_inputs` gives them.
+
+        For a dataset's batches, already checked (:func:`archguide.datasets.scan`): no typing, no
+        validation, categories mapped label by distinct label rather than row by row.
+        """
+        import pandas as pd
+
+        out = {}
+        for c in self.columns:
+            col = frame[c.name]
+            if c.kind != "categorical":
+                out[c.name] = col.to_numpy(dtype=np.float64, na_value=np.nan)
+                continue
+            codes, labels = pd.factorize(col, use_na_sentinel=True)
+            mapped = np.asarray([model_label(str(v)) for v in labels] + [MISSING_LABEL], dtype=object)
+            out[c.name] = mapped[np.where(codes < 0, len(labels), codes)]
         return out
 
     def check_kinds(self, table: Table, argument: str = "X") -> None:
