@@ -127,7 +127,11 @@ def _build_parser() -> argparse.ArgumentParser:
     fit = sub.add_parser(
         "fit", help="score, plan and train on a data file; write the model, scores, plan, history and a report"
     )
-    fit.add_argument("data", help="CSV or Parquet file with the features and the target")
+    fit.add_argument(
+        "data",
+        help="CSV or Parquet file with the features and the target, or a directory of Parquet files (streamed: "
+        "never read whole)",
+    )
     fit.add_argument("--target", help="name of the target column (or data.target in the config)")
     fit.add_argument("--out", required=True, metavar="DIR", help="run directory to write (see archguide.report)")
     fit.add_argument("--overwrite", action="store_true", help="replace DIR if it exists and is not empty")
@@ -145,20 +149,31 @@ def _build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--overwrite", action="store_true", help="replace DIR if it exists and is not empty")
     options(tune, "tuning.cv=5", "KerasTuner's progress and one line per epoch; tracebacks of errors")
 
-    predict = sub.add_parser("predict", help="predict with a saved model.keras (raw columns in, predictions out)")
-    predict.add_argument("model", help="a .keras file saved by an archguide estimator")
-    predict.add_argument("data", help="CSV or Parquet file (the model's columns, any order; extra ones ignored)")
-    predict.add_argument("--out", required=True, metavar="CSV", help="where to write the predictions")
-    predict.add_argument("--sep", default=",", help="CSV field separator of DATA (default ',')")
-    predict.add_argument(
-        "--id", metavar="COLUMN", help="a column of DATA written beside the predictions (default: the run's data.id)"
-    )
-    predict.add_argument("-v", "--verbose", action="store_true", help="show the traceback of an unexpected error")
+    _add_predict(sub)
 
     report = sub.add_parser("report", help="(re)build report.html and report.md of a run directory")
     report.add_argument("run", metavar="DIR", help="a run directory written by archguide fit")
     report.add_argument("-v", "--verbose", action="store_true", help="show the traceback of an unexpected error")
     return parser
+
+
+def _add_predict(sub) -> None:
+    """The ``predict`` command's arguments."""
+    predict = sub.add_parser("predict", help="predict with a saved model.keras (raw columns in, predictions out)")
+    predict.add_argument("model", help="a .keras file saved by an archguide estimator")
+    predict.add_argument(
+        "data",
+        help="CSV or Parquet file, or a directory of Parquet files, streamed (the model's columns, any order; extra "
+        "ones ignored)",
+    )
+    predict.add_argument(
+        "--out", required=True, metavar="FILE", help="where to write the predictions (.parquet or .pq: Parquet; CSV)"
+    )
+    predict.add_argument("--sep", default=",", help="CSV field separator of DATA (default ',')")
+    predict.add_argument(
+        "--id", metavar="COLUMN", help="a column of DATA written beside the predictions (default: the run's data.id)"
+    )
+    predict.add_argument("-v", "--verbose", action="store_true", help="show the traceback of an unexpected error")
 
 
 def plot_format(path: str) -> str:
@@ -380,6 +395,8 @@ def _run_predict(args) -> int:
     check_output_file(args.out, "--out", inputs=inputs, protected=[run] if run is not None else [])
     if not model_path.exists():
         raise DataError(f"Model file {args.model!r} does not exist.")
+    if Path(args.data).is_dir():
+        return _run_predict_streamed(args, run)
     frame = _read_table(args.data, args.sep)
     id_column, explicit = args.id, args.id is not None
     if id_column is None and run is not None:  # the run's data.id, when the model sits in its run directory
@@ -404,8 +421,33 @@ def _run_predict(args) -> int:
         out = pd.concat([out, proba], axis=1)
     if id_column:
         out.insert(0, id_column, frame[id_column].to_numpy())
-    write_files([(args.out, lambda p: out.to_csv(p, index=False))])
+    if Path(args.out).suffix.lower() in PARQUET_SUFFIXES:
+        write_files([(args.out, lambda p: out.to_parquet(p, index=False))])
+    else:
+        write_files([(args.out, lambda p: out.to_csv(p, index=False))])
     print(f"{len(out)} predictions written to {args.out}")
+    return 0
+
+
+def _run_predict_streamed(args, run) -> int:
+    """``archguide predict model.keras data_dir/``: predicted and written batch by batch (Parquet or CSV)."""
+    from archguide.datasets import open_dataset
+    from archguide.exceptions import DataError
+
+    id_column = args.id
+    if id_column is None and run is not None:
+        id_column = _run_id_column(run)
+        if id_column:
+            try:
+                open_dataset(args.data, columns=[id_column])
+            except DataError:
+                _warn(f"the run's id column {id_column!r} is not in {args.data!r}; predictions are written without it")
+                id_column = None
+    _import_keras()
+    from archguide.estimators import load, write_predictions
+
+    n = write_predictions(load(args.model), args.data, args.out, id_column=id_column)
+    print(f"{n} predictions written to {args.out}")
     return 0
 
 
@@ -455,6 +497,8 @@ def _run_fit(args, config, *, tune: bool = False) -> int:
     if role in (None, "chief"):  # a distributed search's workers write nothing
         inputs = [("input data file", args.data), ("config file", args.config)]
         check_run_directory(args.out, overwrite=args.overwrite, inputs=inputs)  # before the work, not after
+    if Path(args.data).is_dir():
+        return _run_fit_streamed(args, config, tune)
     data = config["data"]
     frame = _read_table(args.data, data["sep"], drop=data["drop"] or ())
     target = args.target or data["target"]
@@ -490,6 +534,78 @@ def _run_fit(args, config, *, tune: bool = False) -> int:
         config = with_estimator_params(config, estimator.get_params())
     save_run(
         estimator, args.out, X=X, y=y, config=config, data_path=args.data, target=target, fit_seconds=seconds,
+        overwrite=args.overwrite,
+    )  # fmt: skip
+    _print_fitted(estimator, Path(args.out), seconds, tune)
+    return 0
+
+
+def _streamed_source(path: str, config, target: str | None):
+    """The dataset in a directory, opened for ``fit``: the features are every column but the target and
+    ``data.drop`` and ``data.id`` (as the first file's schema lists them)."""
+    import pyarrow.dataset as ds
+
+    from archguide.datasets import open_dataset, parquet_files
+
+    data = config["data"]
+    if not target:
+        from archguide.exceptions import ConfigError
+
+        raise ConfigError("No target column given: pass --target NAME (or set data.target in the config).")
+    file = parquet_files(path, "data")[0][0]
+    try:
+        names = [str(n) for n in ds.dataset(file, format="parquet").schema.names]
+    except (OSError, ValueError) as exc:
+        from archguide.exceptions import DataError
+
+        raise DataError(f"Could not read {file!r} as Parquet: {exc}") from None
+    left_out = [target, *(data["drop"] or ()), *([data["id"]] if data["id"] else [])]
+    for key, name in [("--target", target), *[("data.drop", n) for n in data["drop"] or ()], ("data.id", data["id"])]:
+        if name and name not in names:
+            from archguide.exceptions import DataError
+
+            raise DataError(
+                f"{key} names {name!r}, which is not a column of {file!r}.{_nearest_hint(name, names)} "
+                f"Columns: {', '.join(repr(n) for n in names[:10])}{', ...' if len(names) > 10 else ''}."
+            )
+    return open_dataset(path, target=target, columns=[n for n in names if n not in left_out])
+
+
+def _run_fit_streamed(args, config, tune: bool) -> int:
+    """``archguide fit data_dir/``: the dataset in the directory is streamed (never read whole)."""
+    import time
+
+    from archguide.config import estimator_params
+    from archguide.exceptions import ConfigError
+    from archguide.report import save_run
+    from archguide.scoring.score import resolve_task
+
+    if tune:
+        raise ConfigError(
+            f"tune takes a data file: {args.data!r} is a directory (a dataset that is streamed, which only fit "
+            "takes). Tune on a file that holds a sample of it, then fit the best config.yaml on the directory."
+        )
+    target = args.target or config["data"]["target"]
+    source = _streamed_source(args.data, config, target)
+    _, head = next(source.batches(source.pieces[0], [target]))
+    task = resolve_task(config["scoring"]["task"], head[target].to_numpy())  # auto: from the first rows
+    _import_keras()
+    from archguide.estimators import ImportanceGuidedClassifier, ImportanceGuidedRegressor
+
+    cls = ImportanceGuidedRegressor if task == "regression" else ImportanceGuidedClassifier
+    estimator = cls(**estimator_params(config))
+    print(
+        f"archguide fit: {cls.__name__} on {source.n_rows:,} rows x {len(source.names)} columns of {args.data} "
+        f"({len(source.pieces)} row groups, streamed)"
+    )
+    start = time.perf_counter()
+    estimator.set_params(verbose=2 if args.verbose else 1)
+    estimator.fit(source)
+    seconds = time.perf_counter() - start
+    estimator.set_params(verbose=0)
+    config = {**config, "data": {**config["data"], "target": target}}
+    save_run(
+        estimator, args.out, X=None, y=None, config=config, data_path=args.data, target=target, fit_seconds=seconds,
         overwrite=args.overwrite,
     )  # fmt: skip
     _print_fitted(estimator, Path(args.out), seconds, tune)

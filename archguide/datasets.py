@@ -44,6 +44,7 @@ __all__ = [
     "among",
     "is_dataset",
     "open_dataset",
+    "parquet_files",
     "scan",
     "target_values",
     "validation_positions",
@@ -68,7 +69,7 @@ def is_dataset(X) -> bool:
     if isinstance(X, (list, tuple)) and X and all(isinstance(x, (str, os.PathLike)) for x in X):
         return True
     module = type(X).__module__
-    return module.startswith(("pyarrow._dataset", "pyarrow.dataset")) or _is_dask_frame(X)
+    return isinstance(X, Source) or module.startswith(("pyarrow._dataset", "pyarrow.dataset")) or _is_dask_frame(X)
 
 
 def _is_dask_frame(X) -> bool:
@@ -192,7 +193,7 @@ class _ParquetSource(Source):
             raise self._changed(piece, f"held {piece.n_rows} rows and now holds {seen}")
 
 
-def _parquet_files(X, argument: str) -> tuple[list[str], str]:
+def parquet_files(X, argument: str) -> tuple[list[str], str]:
     """The Parquet files a path, a list of paths or a pyarrow Dataset names, and how to describe them."""
     if isinstance(X, (str, os.PathLike)):
         path = Path(X)
@@ -230,7 +231,7 @@ def _open_parquet(X, target: str | None, argument: str, columns=None) -> Source:
         import pyarrow.dataset as ds
     except ImportError:  # pragma: no cover - pyarrow is a dependency of the parquet extra
         raise DataError(f"Reading {argument} as Parquet needs pyarrow: pip install 'archguide[parquet]'.") from None
-    files, description = _parquet_files(X, argument)
+    files, description = parquet_files(X, argument)
     schemas, fragments = {}, {}
     for path in files:
         try:
@@ -402,7 +403,7 @@ def open_dataset(X, y=None, *, target: str | None = None, columns=None, argument
     Args:
         X: A directory of Parquet files (files whose names start with ``.`` or ``_`` are left out, as
             pyarrow and Spark do), a Parquet file, a list of Parquet files, a ``pyarrow.dataset.Dataset``
-            of Parquet files, or a ``dask.dataframe.DataFrame``.
+            of Parquet files, or a ``dask.dataframe.DataFrame``. A :class:`Source` is returned as it is.
         y: The target: a column name (as ``target``), or with a dask ``X`` a dask Series with the
             same partitions. None at prediction.
         target: The target column's name (the same as passing it as ``y``).
@@ -415,6 +416,10 @@ def open_dataset(X, y=None, *, target: str | None = None, columns=None, argument
             whose column types change between them (both named), a target some file lacks, a
             column type archguide does not encode.
     """
+    if isinstance(X, Source):  # opened already (the command line chooses the columns itself)
+        if y is not None or target is not None:
+            raise DataError("An opened dataset carries its target; pass neither y nor target with it.")
+        return X
     if y is not None and target is not None:
         raise DataError(f"Pass the target once: y={y!r} or target={target!r}, not both.")
     if isinstance(y, str):
@@ -619,7 +624,7 @@ class _ScanState:
                 keys[chosen], positions[chosen], rows.iloc[chosen]
             )
         inside = np.flatnonzero(among(positions, self.validation))
-        if len(inside):
+        if len(inside) or not self.held:  # an empty first part keeps the columns, should no row be held
             self.held.append((positions[inside], rows.iloc[inside]))
 
     def _add_target(self, y_values: np.ndarray) -> None:
@@ -668,7 +673,7 @@ class _ScanState:
             )  # fmt: skip
         sample, sample_y, sample_positions = self._sample()
         held_positions = np.concatenate([p for p, _ in self.held]) if self.held else np.empty(0, np.int64)
-        held = pd.concat([r for _, r in self.held], ignore_index=True) if self.held else sample.iloc[:0]
+        held = pd.concat([r for _, r in self.held], ignore_index=True)
         return Scan(
             self.n_rows, statistics, self.kinds, self.target, sample[self.source.names], sample_y, sample_positions,
             held[self.source.names], held["\0target"].to_numpy(), held_positions,
