@@ -24,12 +24,17 @@ Commands:
   tuner, folds, search space), refit the best on all rows and write the same
   run directory as ``fit``, plus ``tuning.csv`` (one row per trial) and an
   "Architecture search" section in the report.
+- ``archguide fit data_dir/ --target y --out run`` and ``archguide predict
+  run/model.keras data_dir/ --out preds.parquet``: a directory of Parquet files
+  is a dataset bigger than memory, streamed by both (``archguide.datasets``);
+  ``tune`` takes a file.
 - ``archguide predict model.keras data.csv --out preds.csv``: predictions of a
-  saved estimator, from the model's columns in any order (other columns, such
-  as the target or an id, are ignored; a missing one is an error). For a
-  classifier: the predicted label and one probability column per class,
-  ``proba_<class>``. ``--id COLUMN`` (default: the run's ``data.id``, when the
-  model sits in its run directory) writes that column first, as the row key.
+  saved estimator (Parquet when ``--out`` ends in ``.parquet`` or ``.pq``), from
+  the model's columns in any order (other columns, such as the target or an
+  id, are ignored; a missing one is an error). For a classifier: the predicted
+  label and one probability column per class, ``proba_<class>``. ``--id
+  COLUMN`` (default: the run's ``data.id``, when the model sits in its run
+  directory) writes that column first, as the row key.
 - ``archguide report runs/a``: rebuild ``report.html``, ``report.md`` and the
   figures from a run directory's files (no data, no training).
 

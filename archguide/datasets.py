@@ -220,7 +220,12 @@ def parquet_files(X, argument: str) -> tuple[list[str], str]:
                 "array or a DataFrame.)"
             )
         return [str(x) for x in X], f"the {len(X)} Parquet files listed"
-    files = list(X.files)  # a pyarrow FileSystemDataset
+    files = list(getattr(X, "files", None) or [])  # a pyarrow FileSystemDataset
+    if getattr(X, "files", None) is None:
+        raise DataError(
+            f"{argument} is a pyarrow {type(X).__name__}; archguide streams datasets of Parquet files "
+            "(pyarrow.dataset.dataset('dir/', format='parquet')). For a table in memory pass X.to_table().to_pandas()."
+        )
     if not files:
         raise DataError(f"{argument} is a pyarrow dataset of no files (an empty dataset).")
     return files, f"the pyarrow dataset of {len(files)} files"
@@ -366,8 +371,8 @@ def _open_dask(frame, y, target: str | None, argument: str, columns=None) -> Sou
     names = [c for c in (wanted or columns) if c != target or y_series is not None]
     if not names:
         raise DataError(f"{argument} has no feature columns (only the target {target!r}).")
-    meta = frame._meta if hasattr(frame, "_meta") else frame.head(0)
-    kinds = {n: _dtype_kind(meta[n].dtype, n, argument) for n in names}
+    dtypes = dict(zip(columns, frame.dtypes))
+    kinds = {n: _dtype_kind(dtypes[n], n, argument) for n in names}
     (lengths,) = dask.compute(frame.map_partitions(len))
     pieces, start = [], 0
     for i, n in enumerate(int(v) for v in np.asarray(lengths)):

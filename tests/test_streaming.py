@@ -60,6 +60,18 @@ def test_a_dataset_lists_every_row_group_of_every_file_with_its_rows(tmp_path):
     pd.testing.assert_frame_equal(read, frame[[*source.names, "y"]], check_dtype=False)
 
 
+def test_a_list_of_files_and_a_pyarrow_dataset_are_datasets_too(tmp_path):
+    import pyarrow.dataset as ds
+
+    frame = _frame(n=120)
+    folder = _write(frame, tmp_path / "d", n_files=3)
+    files = sorted(str(p) for p in (tmp_path / "d").iterdir())
+    assert open_dataset(files[:2], target="y").n_rows == 80
+    assert open_dataset(ds.dataset(folder, format="parquet"), target="y").n_rows == 120
+    with pytest.raises(DataError, match="streams datasets of Parquet files"):
+        open_dataset(ds.dataset(pa.Table.from_pandas(frame)), target="y")
+
+
 def test_raw_frame_gives_what_raw_inputs_gives_for_a_table():
     frame = pd.DataFrame(
         {
@@ -78,10 +90,11 @@ def test_raw_frame_gives_what_raw_inputs_gives_for_a_table():
         np.testing.assert_array_equal(fast[name], slow[name], err_msg=name)
 
 
-@pytest.mark.parametrize("scaling", ["robust", "standard"])
-def test_the_streamed_encoding_equals_the_in_memory_one_on_the_same_rows(tmp_path, scaling):
+@pytest.mark.parametrize("scaling, city", [("robust", "str"), ("standard", "category")])
+def test_the_streamed_encoding_equals_the_in_memory_one_on_the_same_rows(tmp_path, scaling, city):
     frame = _frame(n=900)
     frame.loc[len(frame) - 1, "city"] = "zurich"  # only in the last file: after any sample, still a category
+    frame["city"] = frame["city"].astype(city)  # a category column is a dictionary in the files
     source = open_dataset(_write(frame.drop(columns="label"), tmp_path / "d", n_files=7, row_group=50), target="y")
     found = scan(source, classes=False, scaling=scaling, validation=np.arange(5), seed=0)
     streamed = ColumnEncoding.from_statistics(found.statistics, scaling=scaling)
@@ -196,6 +209,10 @@ def test_a_dask_frame_fits_a_classifier_with_string_labels_and_a_dask_series(tmp
     proba = est.predict_proba(X)
     assert proba.shape == (400, 2) and np.allclose(proba.sum(axis=1), 1.0)
     assert (est.predict(X) == frame["label"].to_numpy()).mean() > 0.75
+    assert ag.write_predictions(est, X, tmp_path / "p.parquet") == 400
+    written = pd.read_parquet(tmp_path / "p.parquet")
+    assert list(written.columns) == ["prediction", "proba_high", "proba_low"]
+    np.testing.assert_array_equal(written[["proba_high", "proba_low"]].to_numpy(), proba)
     by_name = ag.ImportanceGuidedClassifier(epochs=3, random_state=0).fit(
         dd.from_pandas(frame.drop(columns=["y"]), npartitions=6), "label"
     )
@@ -299,6 +316,20 @@ def test_the_target_and_the_arguments_are_checked(tmp_path):
     X = dd.from_pandas(frame.drop(columns=["y", "label"]), npartitions=4)
     with pytest.raises(DataError, match="same partitions"):
         ag.ImportanceGuidedRegressor().fit(X, dd.from_pandas(frame["y"], npartitions=3))
+
+
+def test_a_streamed_run_is_saved_from_its_own_pass_and_an_in_memory_one_needs_its_data(parquet_fit, tmp_path):
+    est, frame, _, _ = parquet_fit
+    import json
+
+    run = ag.save_run(est, tmp_path / "run", X=None, y=None)
+    data = json.loads((run / "run.json").read_text())["data"]
+    assert data["rows"] == len(frame) and data["kinds"] == {"boolean": 1, "categorical": 1, "numeric": 4}
+    assert data["target"]["mean"] == pytest.approx(frame["y"].mean())
+    assert data["missing"] == {"b": int(frame["b"].isna().sum())}
+    in_memory = ag.ImportanceGuidedRegressor(epochs=2, random_state=0).fit(frame[["a", "noise"]], frame["y"])
+    with pytest.raises(ag.ConfigError, match="save_run needs X and y"):
+        ag.save_run(in_memory, tmp_path / "run2", X=None, y=None)
 
 
 def test_predicting_a_dataset_without_a_model_column_names_it(parquet_fit, tmp_path):

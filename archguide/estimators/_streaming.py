@@ -265,7 +265,8 @@ def write_predictions(estimator, X, path, *, id_column: str | None = None) -> in
 
 def _prediction_frame(estimator, out: np.ndarray, kept) -> pd.DataFrame:
     if hasattr(estimator, "classes_"):
-        proba = out.astype(np.float64) if out.shape[1] > 1 else np.hstack([1.0 - out, out]).astype(np.float64)
+        proba = out.astype(np.float64)  # as predict_proba computes it
+        proba = proba if proba.shape[1] > 1 else np.hstack([1.0 - proba, proba])
         frame = pd.DataFrame({"prediction": estimator.classes_[np.argmax(proba, axis=1)]})
         frame = pd.concat([frame, pd.DataFrame(proba, columns=[f"proba_{c}" for c in estimator.classes_])], axis=1)
     else:
