@@ -496,7 +496,7 @@ def _estimator_for(config, y):
 def _run_fit(args, config, *, tune: bool = False) -> int:
     import time
 
-    from archguide.report import check_run_directory, save_run
+    from archguide.report import check_run_directory
 
     role = _tuning_role(args, config) if tune else None  # fit ignores the tuning section
     if role in (None, "chief"):  # a distributed search's workers write nothing
@@ -537,6 +537,14 @@ def _run_fit(args, config, *, tune: bool = False) -> int:
         from archguide.config import with_estimator_params
 
         config = with_estimator_params(config, estimator.get_params())
+    return _save_fitted(estimator, args, config, seconds, tune, X=X, y=y)
+
+
+def _save_fitted(estimator, args, config, seconds: float, tune: bool, *, X, y) -> int:
+    """Write the run directory of a fitted estimator and print what was fitted (X and y None: streamed)."""
+    from archguide.report import save_run
+
+    target = config["data"]["target"]
     save_run(
         estimator, args.out, X=X, y=y, config=config, data_path=args.data, target=target, fit_seconds=seconds,
         overwrite=args.overwrite,
@@ -582,7 +590,6 @@ def _run_fit_streamed(args, config, tune: bool) -> int:
 
     from archguide.config import estimator_params
     from archguide.exceptions import ConfigError
-    from archguide.report import save_run
     from archguide.scoring.score import resolve_task
 
     if tune:
@@ -609,12 +616,7 @@ def _run_fit_streamed(args, config, tune: bool) -> int:
     seconds = time.perf_counter() - start
     estimator.set_params(verbose=0)
     config = {**config, "data": {**config["data"], "target": target}}
-    save_run(
-        estimator, args.out, X=None, y=None, config=config, data_path=args.data, target=target, fit_seconds=seconds,
-        overwrite=args.overwrite,
-    )  # fmt: skip
-    _print_fitted(estimator, Path(args.out), seconds, tune)
-    return 0
+    return _save_fitted(estimator, args, config, seconds, tune, X=None, y=None)
 
 
 def _tuning_role(args, config) -> str | None:

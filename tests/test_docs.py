@@ -38,14 +38,15 @@ def site(tmp_path_factory):
 def test_every_page_of_the_site_is_built_and_the_api_reference_names_every_stage(site):
     for page in ["index", "quickstart", "api", "design", "development", "auto_examples/index"]:
         assert (site / f"{page}.html").exists(), page
-    stages = ["scoring", "planning", "building", "rescoring", "estimators", "tuning", "cli", "report"]
+    stages = ["scoring", "planning", "building", "rescoring", "estimators", "streaming", "tuning", "cli", "report"]
     for page in stages:
         assert (site / "user_guide" / f"{page}.html").exists(), page
     api = (site / "api.html").read_text()
     for name in ["score_features", "plan_architecture", "build_model", "ImportanceRescoring", "network_importance",
-                 "ImportanceGuidedRegressor", "ImportanceHyperModel", "load"]:  # fmt: skip
+                 "ImportanceGuidedRegressor", "ImportanceHyperModel", "load", "write_predictions"]:  # fmt: skip
         assert f'id="archguide.{name}"' in api, name
     assert "Table 6, with noise columns" in (site / "benchmarks" / "real_tables.html").read_text()
+    assert "streamed peak memory" in (site / "benchmarks" / "streaming.html").read_text()
 
 
 @pytest.mark.slow
