@@ -659,7 +659,7 @@ class _ScanState:
                 "them in; a column needs at least one value."
             )
         quantiles = {}
-        if self.numbers is not None:
+        if self.numbers is not None and self.numbers.parts:  # no number column: nothing was offered
             _, numbers = self.numbers.taken()
             numeric = [n for n in self.source.names if self.kinds[n] != "categorical"]
             for j, name in enumerate(numeric):

@@ -115,6 +115,13 @@ def test_the_streamed_encoding_equals_the_in_memory_one_on_the_same_rows(tmp_pat
     assert found.missing == {"b": int(frame["b"].isna().sum())}
 
 
+def test_a_dataset_of_categorical_columns_alone_is_scanned_with_robust_scaling(tmp_path):
+    frame = _frame(n=200)[["city", "y"]]
+    source = open_dataset(_write(frame, tmp_path / "d", n_files=2), target="y")
+    found = scan(source, classes=False, scaling="robust", validation=np.arange(3), seed=0)
+    assert dict(found.statistics["city"].counts) == frame["city"].value_counts().to_dict()
+
+
 def test_the_scoring_sample_is_stratified_and_the_validation_rows_are_held(tmp_path):
     frame = _frame(n=30_000)
     frame["label"] = np.where(np.arange(len(frame)) % 100 == 0, "rare", frame["label"])  # 1% of the rows
