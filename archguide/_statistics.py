@@ -45,19 +45,17 @@ class ColumnStatistics:
     counts: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
-    def numbers(cls, kind: str, n_rows: int, present: np.ndarray, *, robust: bool, quantiles=None):
-        """The statistics of a numeric or boolean column from its present values (float64).
-
-        ``quantiles`` (given by a streamed fit, from a sample) replaces the present values' own.
-        """
+    def numbers(cls, kind: str, n_rows: int, present: np.ndarray, *, robust: bool):
+        """The statistics of a numeric or boolean column from its present values (float64)."""
         if present.size == 0:
             return cls(kind, n_rows, n_rows > 0)
-        if robust and kind == "numeric" and quantiles is None:
+        quantiles = None
+        if robust and kind == "numeric":
             quantiles = tuple(float(q) for q in np.quantile(present, QUANTILES))
         return cls(
             kind, n_rows, present.size < n_rows, n_present=int(present.size), mean=float(present.mean()),
             std=float(present.std()), minimum=float(present.min()), maximum=float(present.max()),
-            quantiles=quantiles if kind == "numeric" else None,
+            quantiles=quantiles,
         )  # fmt: skip
 
     @classmethod

@@ -556,6 +556,7 @@ def _save_fitted(estimator, args, config, seconds: float, tune: bool, *, X, y) -
 def _streamed_source(path: str, config, target: str | None):
     """The dataset in a directory, opened for ``fit``: the features are every column but the target and
     ``data.drop`` and ``data.id`` (as the first file's schema lists them)."""
+    import pandas as pd
     import pyarrow.dataset as ds
 
     from archguide.datasets import open_dataset, parquet_files
@@ -572,15 +573,11 @@ def _streamed_source(path: str, config, target: str | None):
         from archguide.exceptions import DataError
 
         raise DataError(f"Could not read {file!r} as Parquet: {exc}") from None
-    left_out = [target, *(data["drop"] or ()), *([data["id"]] if data["id"] else [])]
-    for key, name in [("--target", target), *[("data.drop", n) for n in data["drop"] or ()], ("data.id", data["id"])]:
-        if name and name not in names:
-            from archguide.exceptions import DataError
-
-            raise DataError(
-                f"{key} names {name!r}, which is not a column of {file!r}.{_nearest_hint(name, names)} "
-                f"Columns: {', '.join(repr(n) for n in names[:10])}{', ...' if len(names) > 10 else ''}."
-            )
+    header = pd.DataFrame(columns=names)  # the column names alone, for the check every command uses
+    named = {"--target": [target], "data.drop": list(data["drop"] or ()), "data.id": [data["id"]] if data["id"] else []}
+    for key, given in named.items():
+        _check_columns(header, given, key, file)
+    left_out = [n for given in named.values() for n in given]
     return open_dataset(path, target=target, columns=[n for n in names if n not in left_out])
 
 

@@ -32,7 +32,7 @@ from pandas.api import types as ptypes
 
 from archguide._statistics import QUANTILES, ColumnStatistics
 from archguide.exceptions import DataError
-from archguide.schema import as_table, format_names
+from archguide.schema import Table, as_table, format_names
 
 __all__ = [
     "MAX_VALIDATION_ROWS",
@@ -178,15 +178,10 @@ class _ParquetSource(Source):
             raise self._changed(piece, "is gone") from None
         if (stat.st_size, stat.st_mtime_ns) != self._stamps[path]:
             raise self._changed(piece, "was rewritten")
-        present = set(fragment.physical_schema.names)
-        read = [c for c in columns if c in present]
-        position, seen = piece.start, 0
-        for batch in fragment.to_batches(columns=read, batch_size=BATCH_ROWS, use_threads=False):
+        position, seen = piece.start, 0  # every file holds every column read (_agreed_schema)
+        for batch in fragment.to_batches(columns=columns, batch_size=BATCH_ROWS, use_threads=False):
             frame = batch.to_pandas()
-            for c in columns:
-                if c not in present:  # a column of the null type in no file's data: all missing here
-                    frame[c] = np.nan
-            yield position, frame[columns]
+            yield position, frame
             position += len(frame)
             seen += len(frame)
         if seen != piece.n_rows:
@@ -246,17 +241,17 @@ def _open_parquet(X, target: str | None, argument: str, columns=None) -> Source:
             raise DataError(f"{argument}: could not read {path!r} as Parquet: {exc}") from None
         fragments[path] = fragment
     names, kinds = _agreed_schema(schemas, target, argument, columns)
-    stamps = {p: (os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in files}
-    pieces, readers = [], {}
+    stamps = {p: (stat.st_size, stat.st_mtime_ns) for p, stat in ((p, os.stat(p)) for p in files)}
+    pieces, readers, start = [], {}, 0
     for path in files:
         for group in fragments[path].split_by_row_group():
             n = sum(g.num_rows for g in group.row_groups)
             if n == 0:
                 continue
-            rg = group.row_groups[0].id
-            piece = Piece(len(pieces), f"file {path!r}, row group {rg}", n, sum(p.n_rows for p in pieces))
+            piece = Piece(len(pieces), f"file {path!r}, row group {group.row_groups[0].id}", n, start)
             readers[piece.index] = (group, path)
             pieces.append(piece)
+            start += n
     if not pieces:
         raise DataError(f"{argument}: {description} hold no rows (an empty dataset).")
     return _ParquetSource(readers, names, kinds, target, pieces, description, stamps)
@@ -347,7 +342,7 @@ def _open_dask(frame, y, target: str | None, argument: str, columns=None) -> Sou
         raise DataError(f"{argument} has duplicate column names; feature names must be unique.")
     y_series = None
     if y is not None and not isinstance(y, str):
-        if not _is_dask_frame(getattr(y, "to_frame", lambda: None)()) and type(y).__module__.split(".")[0] != "dask":
+        if not (type(y).__module__.startswith("dask") and hasattr(y, "npartitions")):
             raise DataError(
                 f"With a dask DataFrame {argument}, y is a column name or a dask Series with the same partitions. "
                 f"Received {type(y).__name__}."
@@ -379,7 +374,6 @@ def _open_dask(frame, y, target: str | None, argument: str, columns=None) -> Sou
         if n:
             pieces.append(Piece(i, f"partition {i}", n, start))
             start += n
-    pieces = [Piece(p.index, p.label, p.n_rows, p.start) for p in pieces]
     if not pieces:
         raise DataError(f"{argument} is a dask DataFrame with no rows (an empty dataset).")
     return _DaskSource(
@@ -477,12 +471,11 @@ class _Reservoir:
 
     def taken(self, size: int | None = None):
         """``(positions, rows)`` of the sample (of its ``size`` smallest keys), in position order."""
-        self._trim()
-        data = _concat(self.parts) if self.parts else None
+        self._trim()  # one part left
+        data = self.parts[0]
         keep = np.argsort(self.keys, kind="stable")[: self.size if size is None else size]
         keep = keep[np.argsort(self.positions[keep], kind="stable")]
-        rows = None if data is None else (data.iloc[keep] if isinstance(data, pd.DataFrame) else data[keep])
-        return self.positions[keep], rows
+        return self.positions[keep], data.iloc[keep] if isinstance(data, pd.DataFrame) else data[keep]
 
 
 def _concat(parts):
@@ -677,7 +670,7 @@ class _ScanState:
                 minimum=m.minimum, maximum=m.maximum, quantiles=quantiles.get(name),
             )  # fmt: skip
         sample, sample_y, sample_positions = self._sample()
-        held_positions = np.concatenate([p for p, _ in self.held]) if self.held else np.empty(0, np.int64)
+        held_positions = np.concatenate([p for p, _ in self.held])  # a part from the first batch at least
         held = pd.concat([r for _, r in self.held], ignore_index=True)
         return Scan(
             self.n_rows, statistics, self.kinds, self.target, sample[self.source.names], sample_y, sample_positions,
@@ -699,7 +692,7 @@ class _ScanState:
         return rows.drop(columns=["\0target"]), rows["\0target"].to_numpy(), positions
 
 
-def _checked(X: pd.DataFrame, piece: Piece, kinds: dict) -> object:
+def _checked(X: pd.DataFrame, piece: Piece, kinds: dict) -> Table:
     """The batch as a validated table (what ``as_table`` refuses in memory, refused here with the piece named)."""
     try:
         table = as_table(X, argument=piece.label, allow_missing_columns=True)

@@ -389,3 +389,5 @@ def test_the_command_line_fits_and_predicts_a_directory_streamed(tmp_path, capsy
     np.testing.assert_array_equal(written["prediction"], ag.load(out / "model.keras").predict(features))
     assert main(["tune", data, "--target", "y", "--out", str(tmp_path / "t")]) == 1
     assert "tune takes a data file" in capsys.readouterr().err
+    assert main(["fit", data, "--target", "Y", "--out", str(tmp_path / "u")]) == 1
+    assert "--target names 'Y', which is not a column of" in capsys.readouterr().err
